@@ -310,6 +310,7 @@ async def run_load(cfg: LoadConfig) -> dict[str, Any]:
     failed_connections = 0
     timed_out = False
     started_ns = ended_ns = 0
+    client_cpu_start = 0.0
     go = asyncio.Event()
     gate = asyncio.Semaphore(cfg.connect_concurrency)
     deadline = asyncio.get_running_loop().time() + cfg.timeout
@@ -342,11 +343,13 @@ async def run_load(cfg: LoadConfig) -> dict[str, Any]:
             if cfg.on_start is not None:
                 cfg.on_start()
             started_ns = time.perf_counter_ns()
+            client_cpu_start = time.process_time()
             go.set()
             await asyncio.gather(*(c.done.wait() for c in live))
     except TimeoutError:
         timed_out = True
     ended_ns = time.perf_counter_ns()
+    client_cpu = time.process_time() - client_cpu_start if started_ns else 0.0
     if cfg.on_end is not None:
         cfg.on_end()
     for c in conns:
@@ -392,6 +395,9 @@ async def run_load(cfg: LoadConfig) -> dict[str, Any]:
         },
         "error_samples": totals.error_samples,
         "server_pings": totals.server_pings,
+        # The generator shares the machine's cores with the server: when this nears
+        # 1e6/throughput, the client, not the server, is the bottleneck.
+        "client_cpu_us_per_msg": round(client_cpu * 1e6 / totals.ok, 1) if totals.ok else None,
     }
 
 

@@ -1,0 +1,165 @@
+"""Benchmark driver: start a server, run load scenarios against it, report speed, CPU and memory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import loadgen, targets  # noqa: E402
+from benchmarks.targets import Target, TargetError  # noqa: E402
+
+# Sized so each scenario lasts ~1 s against bare: CPU time is sampled in 10 ms ticks.
+DEFAULT_SCENARIOS = "1:1:5000,50:1:200,50:8:500"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """conns connections, each sending `messages` with `window` outstanding."""
+
+    conns: int
+    window: int
+    messages: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.conns}c W={self.window}"
+
+    @classmethod
+    def parse_list(cls, spec: str) -> list["Scenario"]:
+        """Parse `CONNS:WINDOW:MESSAGES_PER_CONN,...`."""
+        out = []
+        for part in spec.split(","):
+            conns, window, messages = (int(x) for x in part.strip().split(":"))
+            out.append(cls(conns, window, messages))
+        return out
+
+
+def run_scenario(target: Target, scenario: Scenario, base: loadgen.LoadConfig) -> dict[str, Any]:
+    """Run one scenario against a started target; return the loadgen report plus server costs."""
+    assert target.pid is not None and target.port is not None
+    pid = target.pid
+    cpu: dict[str, float] = {}
+
+    def on_start() -> None:
+        cpu["start"] = targets.cpu_seconds(pid)
+
+    def on_end() -> None:
+        cpu["end"] = targets.cpu_seconds(pid)
+
+    peak_was_reset = targets.reset_peak_rss(pid)
+    rss_before = targets.status_bytes(pid, "VmRSS")
+    cfg = loadgen.LoadConfig(
+        host="127.0.0.1",
+        port=target.port,
+        conns=scenario.conns,
+        messages=scenario.messages,
+        window=scenario.window,
+        secret=base.secret,
+        salt=base.salt,
+        bot=base.bot,
+        timeout=base.timeout,
+        per_source=base.per_source,
+        on_start=on_start,
+        on_end=on_end,
+    )
+    report = loadgen.run(cfg)
+    report["scenario"] = scenario.name
+    report["target"] = target.name
+    cpu_s = cpu.get("end", 0.0) - cpu.get("start", 0.0)
+    report["server_cpu_s"] = round(cpu_s, 3)
+    # Only the measured phase (all connections already handshaken) is charged.
+    report["server_cpu_us_per_msg"] = round(cpu_s * 1e6 / report["replies"], 1) if report["replies"] else None
+    report["server_rss_before_bytes"] = rss_before
+    report["server_rss_after_bytes"] = targets.status_bytes(pid, "VmRSS")
+    report["server_peak_rss_bytes"] = targets.status_bytes(pid, "VmHWM")
+    report["server_peak_rss_is_per_scenario"] = peak_was_reset
+    report["server_peak_rss_mib"] = round(report["server_peak_rss_bytes"] / 2**20, 1)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line; exit 0 if every scenario had 0 errors, 1 if any had errors, 2 on setup failure."""
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--target", choices=["bare", "kkobot", "external"], default="bare")
+    p.add_argument(
+        "--server-cmd",
+        default=targets.DEFAULT_KKOBOT_CMD,
+        help="kkobot command, a format string with {port} (also {python} {twistd} {repo} {workdir})",
+    )
+    p.add_argument("--server-cwd", default=None, help="kkobot's working dir (default: a fresh temp dir)")
+    p.add_argument("--pid", type=int, help="external target: server pid to sample")
+    p.add_argument("--port", type=int, help="external target: server port")
+    p.add_argument("--scenarios", default=DEFAULT_SCENARIOS, help="CONNS:WINDOW:MSGS_PER_CONN,...")
+    p.add_argument("--warmup", type=int, default=200, help="unreported messages first (1 conn, W=1)")
+    p.add_argument("--secret", default=os.environ.get("KKOBOT_BENCH_SECRET", "bench-secret"))
+    p.add_argument("--salt", default=os.environ.get("KKOBOT_BENCH_SALT", "bench-salt"))
+    p.add_argument("--bot", default="bench")
+    p.add_argument("--timeout", type=float, default=120.0, help="bound on each scenario, seconds")
+    p.add_argument("--startup-timeout", type=float, default=30.0)
+    p.add_argument("--per-source", type=int, default=40, help="conns per 127.0.0.x source (0: one source)")
+    p.add_argument("--json", action="store_true", help="JSON on stdout, the table on stderr")
+    a = p.parse_args(argv)
+
+    scenarios = Scenario.parse_list(a.scenarios)
+    loadgen.raise_nofile(max(s.conns for s in scenarios) + 256)
+    base = loadgen.LoadConfig(
+        secret=a.secret, salt=a.salt, bot=a.bot, timeout=a.timeout, per_source=a.per_source
+    )
+    reports: list[dict[str, Any]] = []
+    try:
+        target = targets.make_target(
+            a.target, server_cmd=a.server_cmd, server_cwd=a.server_cwd, pid=a.pid, port=a.port,
+            startup_timeout=a.startup_timeout,
+        )
+        target.start()
+    except TargetError as exc:
+        print(f"target {a.target} failed to start: {exc}", file=sys.stderr)
+        if a.json:
+            print(json.dumps({"target": a.target, "error": str(exc), "scenarios": []}, indent=2))
+        return 2
+    try:
+        if a.warmup > 0:
+            warm = run_scenario(target, Scenario(1, 1, a.warmup), base)
+            if warm["errors"]:
+                print(f"warm-up had errors: {warm['error_detail']} {warm['error_samples']}",
+                      file=sys.stderr)
+        for sc in scenarios:
+            reports.append(run_scenario(target, sc, base))
+            alive = getattr(target, "proc", None)
+            if alive is not None and alive.poll() is not None:
+                print(f"server exited (status {alive.returncode}) during {sc.name}", file=sys.stderr)
+                break
+    finally:
+        target.stop()
+
+    table = loadgen.format_table(
+        reports,
+        [
+            ("srv cpu us/msg", "server_cpu_us_per_msg"),
+            ("srv peak RSS MiB", "server_peak_rss_mib"),
+            ("loadgen cpu us/msg", "client_cpu_us_per_msg"),
+        ],
+    )
+    out = sys.stderr if a.json else sys.stdout
+    print(f"target: {target.describe()}", file=out)
+    print(table, file=out)
+    for r in reports:
+        if r["errors"]:
+            print(f"{r['scenario']}: {r['error_detail']}", file=out)
+            for s in r["error_samples"]:
+                print("  " + s, file=out)
+    if a.json:
+        print(json.dumps({"target": a.target, "scenarios": reports}, ensure_ascii=False, indent=2))
+    return 0 if reports and all(r["errors"] == 0 for r in reports) and len(reports) == len(scenarios) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
