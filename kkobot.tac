@@ -1,0 +1,14 @@
+"""Run kkobot with `twistd -ny kkobot.tac`; settings come from KKOBOT_* variables."""
+
+import sys
+
+from twisted.application.service import Application
+
+from kkobot.service import Settings, StartupError, makeService
+
+application = Application("kkobot")
+try:
+    makeService(Settings.fromEnvironment()).setServiceParent(application)
+except StartupError as e:
+    sys.stderr.write(f"kkobot: {e}\n")
+    raise SystemExit(1)

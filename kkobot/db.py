@@ -1,0 +1,199 @@
+"""Database access through twisted.enterprise.adbapi: MySQL/MariaDB (PyMySQL) or SQLite."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Sequence
+
+from twisted.enterprise import adbapi
+from twisted.internet import defer
+from kkobot.logs import Logger
+
+log = Logger()
+
+# MySQL error numbers that mean "the connection is gone, try again on a new one".
+GONE_AWAY = {2006, 2013, 2014, 2045, 2055}
+UNKNOWN_DATABASE = 1049
+
+MYSQL_CHAT_LOGS = """
+CREATE TABLE IF NOT EXISTS `kb_chat_logs` (
+  `id` int(11) NOT NULL AUTO_INCREMENT COMMENT 'primary key',
+  `channel_id` varchar(50) NOT NULL COMMENT 'KakaoTalk channel id (stable room id)',
+  `user_hash` varchar(100) NOT NULL COMMENT 'stable user id within the room',
+  `room_name` varchar(255) DEFAULT NULL COMMENT 'room name (may change)',
+  `sender` varchar(100) DEFAULT NULL COMMENT 'sender display name (may change)',
+  `message` text CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NOT NULL COMMENT 'message text',
+  `directive` varchar(30) DEFAULT NULL COMMENT 'command prefix, e.g. "# echo"',
+  `message_type` varchar(20) NOT NULL COMMENT 'normal, command, auto_replay, ...',
+  `is_meaningful` tinyint(1) NOT NULL DEFAULT 0 COMMENT 'meaningful message',
+  `bot_name` varchar(30) NOT NULL COMMENT 'bot name',
+  `is_mention` tinyint(1) NOT NULL DEFAULT 0 COMMENT 'mentions the bot',
+  `is_group_chat` tinyint(1) NOT NULL DEFAULT 0 COMMENT 'group chat',
+  `log_id` varchar(50) DEFAULT NULL COMMENT 'KakaoTalk message id',
+  `client_timestamp` datetime DEFAULT NULL COMMENT 'time the phone sent it',
+  `server_timestamp` datetime DEFAULT current_timestamp() COMMENT 'time the server received it',
+  `is_bot` tinyint(1) DEFAULT 0 COMMENT 'sender is a bot',
+  `is_our_bot_response` tinyint(1) NOT NULL DEFAULT 0 COMMENT 'a reply our bot sent',
+  `is_scheduled` tinyint(1) NOT NULL DEFAULT 0 COMMENT 'a scheduled message',
+  PRIMARY KEY (`id`),
+  KEY `idx_channel_user_time` (`channel_id`,`user_hash`,`server_timestamp`),
+  KEY `idx_meaningful` (`is_meaningful`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci COMMENT='KakaoTalk bot chat log'
+"""
+
+SQLITE_CHAT_LOGS = """
+CREATE TABLE IF NOT EXISTS kb_chat_logs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  channel_id TEXT NOT NULL,
+  user_hash TEXT NOT NULL,
+  room_name TEXT DEFAULT NULL,
+  sender TEXT DEFAULT NULL,
+  message TEXT NOT NULL,
+  directive TEXT DEFAULT NULL,
+  message_type TEXT NOT NULL,
+  is_meaningful INTEGER NOT NULL DEFAULT 0,
+  bot_name TEXT NOT NULL,
+  is_mention INTEGER NOT NULL DEFAULT 0,
+  is_group_chat INTEGER NOT NULL DEFAULT 0,
+  log_id TEXT DEFAULT NULL,
+  client_timestamp TEXT DEFAULT NULL,
+  server_timestamp TEXT DEFAULT CURRENT_TIMESTAMP,
+  is_bot INTEGER DEFAULT 0,
+  is_our_bot_response INTEGER NOT NULL DEFAULT 0,
+  is_scheduled INTEGER NOT NULL DEFAULT 0
+)
+"""
+
+SQLITE_CHAT_LOGS_INDEX = (
+    "CREATE INDEX IF NOT EXISTS idx_channel_user_time "
+    "ON kb_chat_logs (channel_id, user_hash, server_timestamp)"
+)
+
+
+def isGoneAway(error: BaseException) -> bool:
+    """True for errors after which the same query may succeed on a fresh connection."""
+    args = getattr(error, "args", ())
+    return bool(args) and args[0] in GONE_AWAY
+
+
+class Database:
+    """
+    One adbapi connection pool plus the dialect differences kkobot cares about.
+
+    SQL is written with C{%s} placeholders (PyMySQL's style); for SQLite they are
+    rewritten to C{?}.
+    """
+
+    def __init__(self, settings: Any, reactor: Any = None) -> None:
+        self.settings = settings
+        self.engine = getattr(settings, "engine", "mysql") or "mysql"
+        self._reactor = reactor
+        self._schemaStatements: list[str] = []
+        self._closed = False
+        self.pool = self._makePool()
+
+    def describe(self) -> str:
+        """Where the data goes, for logs (never the password)."""
+        s = self.settings
+        if self.engine == "sqlite":
+            return f"sqlite:{s.path}"
+        return f"mysql://{s.user}@{s.host}:{s.port}/{s.name}"
+
+    def _makePool(self, withDatabase: bool = True) -> adbapi.ConnectionPool:
+        s = self.settings
+        extra: dict[str, Any] = {}
+        if self._reactor is not None:
+            extra["cp_reactor"] = self._reactor
+        if self.engine == "sqlite":
+            directory = os.path.dirname(os.path.abspath(s.path))
+            os.makedirs(directory, exist_ok=True)
+            # sqlite3 connections belong to one thread: a pool of exactly one.
+            return adbapi.ConnectionPool(
+                "sqlite3",
+                s.path,
+                check_same_thread=False,
+                cp_min=1,
+                cp_max=1,
+                cp_openfun=_sqliteOpen,
+                **extra,
+            )
+        kwargs: dict[str, Any] = dict(
+            host=s.host,
+            port=int(s.port),
+            user=s.user,
+            password=s.password or "",
+            charset="utf8mb4",
+            autocommit=False,
+            connect_timeout=5,
+        )
+        if withDatabase:
+            kwargs["database"] = s.name
+        return adbapi.ConnectionPool(
+            "pymysql", cp_min=1, cp_max=3, cp_reconnect=True, **kwargs, **extra
+        )
+
+    def sql(self, statement: str) -> str:
+        if self.engine == "sqlite":
+            return statement.replace("%s", "?")
+        return statement
+
+    def addSchema(self, mysql: str, sqlite: Sequence[str] | str) -> None:
+        """Register DDL that L{ensureSchema} runs (for tables other parts add)."""
+        if self.engine == "sqlite":
+            self._schemaStatements.extend([sqlite] if isinstance(sqlite, str) else sqlite)
+        else:
+            self._schemaStatements.append(mysql)
+
+    @defer.inlineCallbacks
+    def ensureSchema(self):
+        """Create the database (MySQL) and the tables when missing."""
+        if self.engine == "sqlite":
+            statements = [SQLITE_CHAT_LOGS, SQLITE_CHAT_LOGS_INDEX]
+        else:
+            statements = [MYSQL_CHAT_LOGS]
+        statements += self._schemaStatements
+        try:
+            yield self.pool.runInteraction(_execute, statements)
+        except Exception as e:
+            if self.engine != "mysql" or getattr(e, "args", (None,))[0] != UNKNOWN_DATABASE:
+                raise
+            yield self._createDatabase()
+            yield self.pool.runInteraction(_execute, statements)
+
+    @defer.inlineCallbacks
+    def _createDatabase(self):
+        name = self.settings.name
+        log.info("[DB] creating database {name}", name=name)
+        pool = self._makePool(withDatabase=False)
+        try:
+            yield pool.runOperation(
+                f"CREATE DATABASE IF NOT EXISTS `{name.replace('`', '``')}` "
+                "CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
+            )
+        finally:
+            pool.close()
+
+    def runInteraction(self, func: Callable[..., Any], *args: Any, **kw: Any) -> defer.Deferred:
+        return self.pool.runInteraction(func, *args, **kw)
+
+    def runQuery(self, statement: str, *args: Any) -> defer.Deferred:
+        return self.pool.runQuery(self.sql(statement), *args)
+
+    def runOperation(self, statement: str, *args: Any) -> defer.Deferred:
+        return self.pool.runOperation(self.sql(statement), *args)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.pool.close()
+
+
+def _sqliteOpen(conn: Any) -> None:
+    # WAL lets the admin CLI read while the server writes.
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+
+
+def _execute(txn: Any, statements: Sequence[str]) -> None:
+    for statement in statements:
+        txn.execute(statement)

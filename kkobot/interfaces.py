@@ -1,0 +1,94 @@
+"""The zope.interface contracts between kkobot's parts (protocol, commands, chat log, auth)."""
+
+from zope.interface import Attribute, Interface
+
+
+class ICommand(Interface):
+    """
+    A chat command, found as a plugin through C{twisted.plugin.getPlugins}.
+
+    A module in C{kkobot.plugins} or in the drop-in folder makes a command by holding
+    an object that provides both C{IPlugin} and C{ICommand}.
+    """
+
+    name = Attribute("Trigger word: 'echo' answers '# echo ...' (case-insensitive).")
+    aliases = Attribute("Other trigger words (a sequence of str, may be empty).")
+    description = Attribute("One line for '# help'.")
+    usage = Attribute("Usage text, e.g. '# echo {내용}'.")
+
+    def run(context):
+        """
+        Answer one invocation.
+
+        @param context: an L{ICommandContext}.
+        @return: a reply (str or L{kkobot.commands.Reply}), a list of replies, None,
+            or a Deferred or coroutine of one of those.
+        """
+
+
+class ICommandContext(Interface):
+    """What a command knows about the message that invoked it."""
+
+    room = Attribute("Room name (what the phone addresses replies by).")
+    channelId = Attribute("Stable room id, or None.")
+    sender = Attribute("Display name of the sender (spoofable: never use for permissions).")
+    userHash = Attribute("Stable sender id within the room, or None.")
+    botName = Attribute("The bot that saw the message.")
+    isGroupChat = Attribute("True in group chats.")
+    isMention = Attribute("True when the message mentions the bot.")
+    text = Attribute("The whole message text.")
+    command = Attribute("The trigger word used (lower-case).")
+    args = Attribute("The text after the trigger word, stripped.")
+    now = Attribute("Server time, seconds since the epoch (from the service's clock).")
+
+
+class IChatLog(Interface):
+    """Where chat rows go; never blocks and never fails the caller."""
+
+    def log(row):
+        """
+        Queue one L{kkobot.chatlog.ChatRow} for writing.
+
+        Must return quickly: writing happens later, in batches.
+        """
+
+    def flush():
+        """Write everything queued so far; return a Deferred that fires when done."""
+
+
+class IMessageHandler(Interface):
+    """What the protocol hands a decoded chat message to."""
+
+    def handleMessage(client, message):
+        """
+        Log and answer one message.
+
+        @param client: the L{kkobot.registry.ClientInfo} of the connection.
+        @param message: a L{kkobot.wire.ChatMessage}.
+        @return: a Deferred firing with a list of L{kkobot.commands.Reply}.
+        """
+
+    def handlePing(client, ping, rttMillis):
+        """
+        Record one client ping (its C{monitoring} / C{client_status}).
+
+        @param rttMillis: the round trip of our ping it answers, or None.
+        """
+
+
+class IAuthenticator(Interface):
+    """Decides who may talk to the server."""
+
+    def checkHello(hello, address):
+        """
+        Decide about a handshake.
+
+        @return: a Deferred firing with an L{kkobot.auth.Admission}.
+        """
+
+    def verifyEvent(client, auth):
+        """
+        Check the C{auth} object of one event on an admitted connection.
+
+        @return: None when it is good, else a human-readable reason.
+        """

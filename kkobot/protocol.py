@@ -1,0 +1,439 @@
+"""One bridge connection: JSON lines in, handshake, chat messages, pings, error events out."""
+
+from __future__ import annotations
+
+from operator import itemgetter
+from typing import Any
+
+from twisted.internet import defer, task
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import Factory
+from kkobot.logs import Logger
+from twisted.protocols.basic import LineReceiver
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+
+from kkobot import __version__, wire
+from kkobot.auth import Admission, OpenAuthenticator
+from kkobot.commands import Reply
+from kkobot.registry import ClientInfo, ClientRegistry
+
+log = Logger()
+
+# After a deliberate close, a peer that does not read gets this long to take our
+# last line before the socket is aborted.
+ABORT_AFTER = 5.0
+
+# Our recent ping timestamps are remembered to tell an answer from an unprompted ping.
+PINGS_REMEMBERED = 4
+
+
+class BridgeProtocol(LineReceiver, TimeoutMixin):
+    """
+    The server side of one MessengerBotR bridge connection.
+
+    Reading pauses (L{pauseProducing}) for several independent reasons at once:
+    the transport's send buffer is full (the client does not read), a handshake is
+    being decided, or the chat log asks for backpressure. Reading resumes when the
+    last reason is gone.
+    """
+
+    delimiter = b"\n"
+    factory: BridgeFactory
+    client: ClientInfo | None = None
+
+    def __init__(self) -> None:
+        self._pauseReasons: set[str] = set()
+        self._roomTails: dict[str, defer.Deferred[None]] = {}
+        self._pingsSent: list[int] = []
+        self._pinger: task.LoopingCall | None = None
+        self._handshaking = False
+        self._closing = False
+        self._gone = False
+        self.address = "?"
+
+    # -- connection lifecycle
+
+    def connectionMade(self) -> None:
+        factory = self.factory
+        peer = self.transport.getPeer()
+        self.address = getattr(peer, "host", str(peer))
+        self.MAX_LENGTH = factory.maxLineBytes
+        self.callLater = factory.clock.callLater  # TimeoutMixin's clock
+        self.transport.registerProducer(self, True)
+        refusal = factory.admitConnection(self)
+        if refusal is not None:
+            log.warn(
+                "[CLIENT] refused connection from {address}: {reason}",
+                address=self.address,
+                reason=refusal,
+            )
+            self.sendError(wire.TOO_MANY_CONNECTIONS, refusal)
+            self.disconnect()
+            return
+        factory.connections.add(self)
+        self.setTimeout(factory.handshakeTimeout)
+        log.info("[CLIENT] connection from {address}", address=self.address)
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self._gone = True
+        self.setTimeout(None)
+        if self._pinger is not None and self._pinger.running:
+            self._pinger.stop()
+        self.factory.connections.discard(self)
+        if self.client is not None:
+            self.factory.registry.remove(self.client)
+            log.info(
+                "[CLIENT] {bot} ({device}) from {address} disconnected",
+                bot=self.client.botName,
+                device=self.client.deviceID,
+                address=self.address,
+            )
+            self.client = None
+
+    def timeoutConnection(self) -> None:
+        if self.client is None:
+            code, why = wire.HANDSHAKE_TIMEOUT, "no handshake in time"
+        else:
+            code, why = wire.IDLE_TIMEOUT, "no line from the client in time"
+        log.info("[CLIENT] closing {address}: {why}", address=self.address, why=why)
+        self.sendError(code, why)
+        self.disconnect()
+
+    def disconnect(self) -> None:
+        """Close after what was written; abort if the peer does not take it."""
+        if self._closing:
+            return
+        self._closing = True
+        # A registered producer keeps loseConnection from ever finishing.
+        self.transport.unregisterProducer()
+        self.transport.loseConnection()
+        self.factory.clock.callLater(ABORT_AFTER, self._abortIfOpen)
+
+    def _abortIfOpen(self) -> None:
+        if not self._gone:
+            self.transport.abortConnection()
+
+    # -- reading, with several independent reasons to pause
+
+    def pause(self, reason: str) -> None:
+        self._pauseReasons.add(reason)
+        if not self.paused:
+            LineReceiver.pauseProducing(self)
+
+    def resume(self, reason: str) -> None:
+        self._pauseReasons.discard(reason)
+        if not self._pauseReasons and self.paused and not self._closing:
+            LineReceiver.resumeProducing(self)
+
+    def pauseProducing(self) -> None:
+        # Called by the transport when our replies pile up unread.
+        self.pause("send-buffer")
+
+    def resumeProducing(self) -> None:
+        self.resume("send-buffer")
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._closing:
+            return
+        LineReceiver.dataReceived(self, data)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        log.warn(
+            "[CLIENT] {address} sent a line over {limit} bytes; disconnecting",
+            address=self.address,
+            limit=self.MAX_LENGTH,
+        )
+        self.sendError(
+            wire.LINE_TOO_LONG, f"a line may be at most {self.MAX_LENGTH} bytes"
+        )
+        self.disconnect()
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._closing:
+            return
+        self.resetTimeout()
+        if not line.strip():
+            return
+        try:
+            event = wire.decode(line)
+        except wire.WireError as e:
+            self.badLine(e.code, e.message)
+            return
+        try:
+            self.dispatch(event)
+        except Exception:
+            log.failure("[CLIENT] error handling a line from {address}", address=self.address)
+            self.sendError(wire.INTERNAL_ERROR, "the server failed on this line")
+
+    def badLine(self, code: str, message: str) -> None:
+        if code == wire.UNKNOWN_EVENT:
+            log.warn("[MSG] {address}: {message}", address=self.address, message=message)
+        else:
+            log.info(
+                "[MSG] bad line from {address}: {code} {message}",
+                address=self.address,
+                code=code,
+                message=message,
+            )
+        self.sendError(code, message)
+
+    # -- writing
+
+    def nowMillis(self) -> int:
+        return int(self.factory.clock.seconds() * 1000)
+
+    def sendEvent(self, event: str, data: dict[str, Any]) -> None:
+        if not self._closing and not self._gone:
+            self.transport.write(wire.encode(event, data))
+
+    def sendError(self, code: str, message: str) -> None:
+        if not self._closing and not self._gone:
+            self.transport.write(wire.errorLine(code, message, self.nowMillis()))
+
+    def sendLine(self, line: bytes) -> None:
+        """Deliver one already-encoded server line (used by L{ClientInfo.send})."""
+        if not self._closing and not self._gone:
+            self.transport.write(line)
+
+    # -- events
+
+    def dispatch(self, event: wire.Event) -> None:
+        if isinstance(event, wire.Hello):
+            if self.client is not None:
+                # A bridge that re-sends its handshake just gets the answer again.
+                self._answerHandshake(Admission(True, self.client.approved))
+                return
+            self.handshake(event)
+            return
+        auth = event.auth
+        if self.client is None:
+            if isinstance(event, wire.ChatMessage):
+                # Some bridges start with `analyze`: the event itself introduces them.
+                self.handshake(_helloFromEvent(event), pending=event)
+                return
+            self.sendError(wire.HANDSHAKE_REQUIRED, "send the handshake first")
+            return
+        reason = self.factory.authenticator.verifyEvent(self.client, auth)
+        if reason is not None:
+            self.authFailed(reason)
+            return
+        if isinstance(event, wire.ChatMessage):
+            self.chatMessage(event)
+        else:
+            self.ping(event)
+
+    def authFailed(self, reason: str) -> None:
+        log.warn(
+            "[CLIENT] auth failed for {bot} from {address}: {reason}",
+            bot=self.client.botName if self.client else None,
+            address=self.address,
+            reason=reason,
+        )
+        self.sendError(wire.AUTH_FAILED, reason)
+        if self.factory.authFailed(self):
+            self.disconnect()
+
+    def handshake(self, hello: wire.Hello, pending: wire.ChatMessage | None = None) -> None:
+        if self._handshaking:
+            # Lines are paused during a handshake; this cannot normally happen.
+            return
+        self._handshaking = True
+        self.pause("handshake")
+        d = self.factory.authenticator.checkHello(hello, self.address)
+        d.addCallback(self._admitted, hello, pending)
+        d.addErrback(self._handshakeFailed)
+
+    def _handshakeFailed(self, failure: Failure) -> None:
+        log.failure("[CLIENT] handshake of {address} failed", failure, address=self.address)
+        self._handshaking = False
+        self._answerHandshake(Admission(False, False, "server error, try again later"))
+        self.disconnect()
+
+    def _admitted(
+        self, admission: Admission, hello: wire.Hello, pending: wire.ChatMessage | None
+    ) -> None:
+        self._handshaking = False
+        if self._closing or self._gone:
+            return
+        if not admission.accepted:
+            log.warn(
+                "[CLIENT] handshake of {bot} ({device}) from {address} refused: {why}",
+                bot=hello.botName,
+                device=hello.deviceID,
+                address=self.address,
+                why=admission.message,
+            )
+            self._answerHandshake(admission)
+            self.disconnect()
+            return
+        factory = self.factory
+        self.client = ClientInfo(
+            botName=hello.botName,
+            version=hello.version,
+            clientType=hello.clientType,
+            deviceID=hello.deviceID,
+            deviceInfo=hello.deviceInfo,
+            address=self.address,
+            connectedSince=factory.clock.seconds(),
+            approved=admission.approved,
+            send=self.sendLine,
+        )
+        factory.registry.add(self.client)
+        log.info(
+            "[CLIENT] {bot} v{version} ({device}) from {address} handshake ok{pending}",
+            bot=hello.botName,
+            version=hello.version,
+            device=hello.deviceID,
+            address=self.address,
+            pending="" if admission.approved else " (device pending approval)",
+        )
+        self._answerHandshake(admission)
+        self.setTimeout(factory.idleTimeout)
+        self._pinger = task.LoopingCall(self.sendPing)
+        self._pinger.clock = factory.clock
+        self._pinger.start(factory.pingInterval, now=False)
+        if pending is not None:
+            self.dispatch(pending)
+        self.resume("handshake")
+
+    def _answerHandshake(self, admission: Admission) -> None:
+        self.sendEvent(
+            "handshakeComplete",
+            {
+                "success": admission.accepted,
+                "approved": admission.approved,
+                "message": admission.message,
+                "server_version": __version__,
+            },
+        )
+
+    def chatMessage(self, message: wire.ChatMessage) -> None:
+        assert self.client is not None
+        d = self.factory.handler.handleMessage(self.client, message)
+        # Replies leave in the order their messages came, per room.
+        key = message.channelId or message.room
+        tail = self._roomTails.get(key)
+        if tail is not None:
+            d = defer.gatherResults([tail, d], consumeErrors=True)
+            d.addCallback(itemgetter(1))
+        d.addCallback(self._sendReplies, message)
+        d.addErrback(self._replyFailed, message)
+        if d.called:
+            self._roomTails.pop(key, None)
+        else:
+            self._roomTails[key] = d
+            d.addBoth(self._roomDone, key, d)
+
+    def _roomDone(self, result: None, key: str, d: defer.Deferred[None]) -> None:
+        if self._roomTails.get(key) is d:
+            del self._roomTails[key]
+
+    def _sendReplies(self, replies: list[Reply], message: wire.ChatMessage) -> None:
+        for reply in replies:
+            data: dict[str, Any] = {
+                "room": message.room,
+                "text": reply.text,
+                "channel_id": message.channelId,
+            }
+            if reply.mediaWaitTime is not None:
+                data["media_wait_time"] = reply.mediaWaitTime
+            self.sendEvent("messageResponse", data)
+
+    def _replyFailed(self, failure: Failure, message: wire.ChatMessage) -> None:
+        log.failure("[MSG] could not answer a message in {room}", failure, room=message.room)
+
+    # -- pings
+
+    def sendPing(self) -> None:
+        assert self.client is not None
+        stamp = self.nowMillis()
+        self._pingsSent = (self._pingsSent + [stamp])[-PINGS_REMEMBERED:]
+        self.sendEvent(
+            "ping", {"bot_name": self.client.botName, "server_timestamp": stamp}
+        )
+
+    def ping(self, ping: wire.Ping) -> None:
+        assert self.client is not None
+        client = self.client
+        rtt = None
+        if ping.server_timestamp is not None and ping.server_timestamp in self._pingsSent:
+            rtt = self.nowMillis() - ping.server_timestamp
+            client.lastRttMillis = rtt
+        client.lastPingAt = self.factory.clock.seconds()
+        status = ping.monitoring if ping.monitoring is not None else ping.client_status
+        if status is not None:
+            client.monitoring = status
+        log.debug(
+            "[PING] {bot} from {address} rtt={rtt}ms",
+            bot=client.botName,
+            address=self.address,
+            rtt=rtt,
+        )
+        self.factory.handler.handlePing(client, ping, rtt)
+        if rtt is None:
+            # Older bridges ping on their own and expect a ping back.
+            self.sendPing()
+
+
+def _helloFromEvent(message: wire.ChatMessage) -> wire.Hello:
+    auth = message.auth or {}
+
+    def field(name: str) -> str | None:
+        value = auth.get(name)
+        return value if isinstance(value, str) else None
+
+    return wire.Hello(
+        botName=message.botName or field("botName") or "unknown",
+        version=field("version") or "unknown",
+        clientType=message.clientType or field("clientType") or "MessengerBotR",
+        deviceID=field("deviceID") or field("deviceUUID"),
+        deviceIP=field("ipAddress"),
+    )
+
+
+class BridgeFactory(Factory):
+    """Builds L{BridgeProtocol}s and holds what they share: settings, registry, handler."""
+
+    protocol = BridgeProtocol
+    noisy = False
+
+    def __init__(
+        self,
+        handler: Any,
+        registry: ClientRegistry | None = None,
+        authenticator: Any = None,
+        clock: IReactorTime | None = None,
+        pingInterval: float = 30.0,
+        idleTimeout: float | None = None,
+        handshakeTimeout: float = 30.0,
+        maxLineBytes: int = wire.DEFAULT_MAX_LINE_BYTES,
+    ) -> None:
+        if clock is None:
+            from twisted.internet import reactor as clock  # type: ignore[assignment]
+        self.handler = handler
+        self.registry = registry if registry is not None else ClientRegistry()
+        self.authenticator = authenticator or OpenAuthenticator()
+        self.clock = clock
+        self.pingInterval = pingInterval
+        # A client silent for three ping intervals is gone.
+        self.idleTimeout = idleTimeout if idleTimeout is not None else 3 * pingInterval
+        self.handshakeTimeout = handshakeTimeout
+        self.maxLineBytes = maxLineBytes
+        self.connections: set[BridgeProtocol] = set()
+
+    def admitConnection(self, proto: BridgeProtocol) -> str | None:
+        """A reason to refuse a new connection, or None to take it."""
+        return None
+
+    def authFailed(self, proto: BridgeProtocol) -> bool:
+        """Count an auth failure; True when the connection should be dropped."""
+        return False
+
+    def pauseAll(self, reason: str) -> None:
+        for proto in list(self.connections):
+            proto.pause(reason)
+
+    def resumeAll(self, reason: str) -> None:
+        for proto in list(self.connections):
+            proto.resume(reason)

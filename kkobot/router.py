@@ -1,0 +1,93 @@
+"""Where a chat message goes next: into the chat log, to its command, and its replies back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+from kkobot.logs import Logger
+from zope.interface import implementer
+
+from kkobot.chatlog import ChatRow
+from kkobot.commands import (
+    CommandContext,
+    CommandRegistry,
+    Reply,
+    directiveFor,
+    parseInvocation,
+    runCommand,
+)
+from kkobot.interfaces import IChatLog, IMessageHandler
+from kkobot.registry import ClientInfo
+from kkobot.wire import ChatMessage, Ping
+
+log = Logger()
+
+
+@implementer(IMessageHandler)
+class MessageRouter:
+    """Logs every message, runs the command it names, and logs the bot's replies."""
+
+    def __init__(self, commands: CommandRegistry, chatlog: IChatLog, clock: IReactorTime):
+        self.commands = commands
+        self.chatlog = chatlog
+        self.clock = clock
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock.seconds())
+
+    def handleMessage(self, client: ClientInfo, message: ChatMessage) -> defer.Deferred[list[Reply]]:
+        invocation = parseInvocation(message.text)
+        command = self.commands.lookup(invocation[0]) if invocation else None
+        directive = directiveFor(command.name) if command is not None else None
+        self.chatlog.log(ChatRow.fromMessage(message, client.botName, directive, self._now()))
+        log.info(
+            "[MSG] {bot} | {room} | {sender}{command}",
+            bot=client.botName,
+            room=message.room,
+            sender=message.sender,
+            command=f" | {directive}" if directive else "",
+        )
+        log.debug("[MSG] text: {text}", text=message.text)
+        if command is None or not client.approved:
+            return defer.succeed([])
+        assert invocation is not None
+        context = CommandContext(
+            room=message.room,
+            channelId=message.channelId,
+            sender=message.sender,
+            userHash=message.userHash,
+            botName=client.botName,
+            isGroupChat=message.isGroupChat,
+            isMention=message.isMention,
+            text=message.text,
+            command=invocation[0],
+            args=invocation[1],
+            now=self.clock.seconds(),
+        )
+        d = runCommand(command, context)
+        d.addCallback(self._logReplies, client, message, directive)
+        return d
+
+    def _logReplies(
+        self, replies: list[Reply], client: ClientInfo, message: ChatMessage, directive: str | None
+    ) -> list[Reply]:
+        sent = self._now()
+        for reply in replies:
+            self.chatlog.log(
+                ChatRow.forReply(
+                    reply.text,
+                    botName=client.botName,
+                    room=message.room,
+                    channelId=message.channelId,
+                    isGroupChat=message.isGroupChat,
+                    directive=directive,
+                    sent=sent,
+                )
+            )
+        return replies
+
+    def handlePing(self, client: ClientInfo, ping: Ping, rttMillis: Any) -> None:
+        pass

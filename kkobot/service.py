@@ -1,0 +1,261 @@
+"""Assembles the running server from settings: config, database, chat log, commands, port."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.application import strports
+from twisted.application.service import MultiService, Service
+from twisted.internet import defer
+
+from kkobot import __version__, config, logs
+from kkobot.auth import OpenAuthenticator
+from kkobot.chatlog import ChatLog
+from kkobot.commands import CommandRegistry
+from kkobot.db import Database
+from kkobot.logs import Logger
+from kkobot.protocol import BridgeFactory
+from kkobot.registry import ClientRegistry
+from kkobot.router import MessageRouter
+
+log = Logger()
+
+DEFAULT_PORT = 1490
+MODES = ("test", "prod")
+
+
+@dataclass
+class Settings:
+    """What the command line (or the environment, for the .tac) asked for."""
+
+    port: str | None = None
+    mode: str = "test"
+    configDir: str = config.DEFAULT_DIR
+    logLevel: str = "info"
+    logDir: str | None = "logs"
+    varDir: str = "var"
+    dropinDir: str | None = None
+
+    @classmethod
+    def fromEnvironment(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        return cls(
+            port=env.get("KKOBOT_PORT") or None,
+            mode=env.get("KKOBOT_MODE") or "test",
+            configDir=env.get("KKOBOT_CONFIG") or config.DEFAULT_DIR,
+            logLevel=env.get("KKOBOT_LOG_LEVEL") or "info",
+            dropinDir=env.get("KKOBOT_PLUGINS") or None,
+        )
+
+
+class StartupError(Exception):
+    """The server cannot start; the message says why and what to do."""
+
+
+@dataclass
+class Resolved:
+    """Settings combined with the config file: everything the parts are built from."""
+
+    settings: Settings
+    cfg: dict[str, Any] | None
+    endpoint: str
+    db: Any
+    dropinDir: str
+    authRequired: bool
+    notes: list[str] = field(default_factory=list)
+
+    def get(self, key: str, default: Any) -> Any:
+        if self.cfg is None:
+            return default
+        return config.setting(self.cfg, key, default)
+
+
+def endpointFor(port: str | None, interface: str) -> str:
+    """A port number becomes a TCP endpoint on C{interface}; endpoint strings pass."""
+    port = (port or str(DEFAULT_PORT)).strip()
+    if port.isdigit():
+        return f"tcp:{port}:interface={interface}"
+    return port
+
+
+def resolve(settings: Settings) -> Resolved:
+    """Read the config (if any) and decide every setting; raise L{StartupError}."""
+    if settings.mode not in MODES:
+        raise StartupError(f"unknown mode {settings.mode!r}: use --mode test or --mode prod")
+    try:
+        logs.setLevel(settings.logLevel)
+    except ValueError as e:
+        raise StartupError(str(e))
+    notes: list[str] = []
+    try:
+        if config.exists(settings.configDir):
+            cfg = config.load(settings.configDir)
+            config.validate(cfg)
+            db = config.db_settings(cfg, settings.mode)
+            interface = config.setting(cfg, "SERVER.server_ip", "127.0.0.1") or "127.0.0.1"
+            dropin = settings.dropinDir or config.setting(cfg, "plugins.dropin_dir", "plugins")
+            authRequired = settings.mode == "prod" or config.setting(cfg, "auth.required", True)
+            notes.append(f"[CONFIG] loaded {os.path.abspath(settings.configDir)}")
+        elif settings.mode == "prod":
+            raise StartupError(
+                f"prod mode needs a config, and {settings.configDir}/ has none: create it "
+                f"with `kkobot-config --dir {settings.configDir} init`, then set "
+                "DBs.kkobot_prod"
+            )
+        else:
+            cfg = None
+            db = config.DBSettings(
+                engine="sqlite",
+                host="",
+                port=0,
+                user="",
+                password="",
+                name="kkobot_test",
+                path=os.path.join(settings.varDir, "kkobot_test.sqlite3"),
+            )
+            interface = "127.0.0.1"
+            dropin = settings.dropinDir or "plugins"
+            authRequired = False
+            notes.append(
+                f"[CONFIG] no config in {settings.configDir}/: embedded default "
+                f"(SQLite at {db.path}, loopback only, no authentication)"
+            )
+    except config.ConfigError as e:
+        raise StartupError(f"config {settings.configDir}: {e}")
+    return Resolved(
+        settings=settings,
+        cfg=cfg,
+        endpoint=endpointFor(settings.port, interface),
+        db=db,
+        dropinDir=dropin,
+        authRequired=authRequired,
+        notes=notes,
+    )
+
+
+class DatabaseService(Service):
+    """Owns the connection pool: closed after every part that writes has stopped."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def stopService(self) -> None:
+        Service.stopService(self)
+        self.database.close()
+
+
+class CommandsService(Service):
+    """Discovers the command plugins when the server starts."""
+
+    def __init__(self, commands: CommandRegistry) -> None:
+        self.commands = commands
+
+    def startService(self) -> None:
+        Service.startService(self)
+        self.commands.load()
+
+
+class BridgeServerService(MultiService):
+    """The listening port; on stop, it also closes the open client connections."""
+
+    def __init__(self, endpoint: str, factory: BridgeFactory, reactor: Any = None) -> None:
+        MultiService.__init__(self)
+        self.endpoint = endpoint
+        self.factory = factory
+        self.listener = strports.service(endpoint, factory, reactor=reactor)
+        self.listener.setServiceParent(self)
+
+    def startService(self) -> None:
+        MultiService.startService(self)
+        log.info("[SERVER] listening on {endpoint}", endpoint=self.endpoint)
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        yield MultiService.stopService(self)
+        log.info(
+            "[SHUTDOWN] stopped listening; closing {count} client connection(s)",
+            count=len(self.factory.connections),
+        )
+        for proto in list(self.factory.connections):
+            proto.disconnect()
+
+
+class KkobotService(MultiService):
+    """The whole server. Children start in order and stop in reverse order."""
+
+    def __init__(self, resolved: Resolved, reactor: Any = None) -> None:
+        MultiService.__init__(self)
+        if reactor is None:
+            from twisted.internet import reactor
+        self.resolved = resolved
+        self.reactor = reactor
+        settings = resolved.settings
+        # Not a child: it starts before and stops after everything else, so the
+        # whole startup and shutdown is in the file.
+        self.fileLog = logs.FileLogService(settings.logDir) if settings.logDir else None
+        self.database = Database(resolved.db, reactor=reactor)
+        DatabaseService(self.database).setServiceParent(self)
+        self.chatlog = ChatLog(
+            self.database,
+            reactor,
+            batchSize=resolved.get("chatlog.batch_size", 200),
+            flushInterval=resolved.get("chatlog.flush_interval", 0.05),
+        )
+        self.chatlog.setServiceParent(self)
+        self.commands = CommandRegistry(resolved.dropinDir)
+        CommandsService(self.commands).setServiceParent(self)
+        self.registry = ClientRegistry()
+        self.router = MessageRouter(self.commands, self.chatlog, reactor)
+        pingInterval = resolved.get("server.ping_interval", 30)
+        self.factory = BridgeFactory(
+            self.router,
+            registry=self.registry,
+            authenticator=OpenAuthenticator(),
+            clock=reactor,
+            pingInterval=pingInterval,
+            idleTimeout=resolved.get("server.idle_timeout", 3 * pingInterval),
+            handshakeTimeout=resolved.get("server.handshake_timeout", 30),
+            maxLineBytes=resolved.get("server.max_line_bytes", 1024 * 1024),
+        )
+        self.server = BridgeServerService(resolved.endpoint, self.factory, reactor=reactor)
+        self.server.setServiceParent(self)
+
+    def startService(self) -> None:
+        if self.fileLog is not None:
+            self.fileLog.startService()
+        log.info(
+            "[STARTUP] kkobot {version} starting: mode {mode}, database {db}",
+            version=__version__,
+            mode=self.resolved.settings.mode,
+            db=self.database.describe(),
+        )
+        for note in self.resolved.notes:
+            log.info(note)
+        if not self.resolved.authRequired:
+            log.warn("[STARTUP] authentication is OFF: every client is answered")
+        MultiService.startService(self)
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        log.info("[SHUTDOWN] stopping")
+        Service.stopService(self)
+        # One child at a time, last started first: the port closes before the chat
+        # log flushes, and the pool closes only after that.
+        for child in reversed(list(self)):
+            try:
+                yield defer.maybeDeferred(child.stopService)
+            except Exception:
+                log.failure("[SHUTDOWN] {child} failed to stop", child=type(child).__name__)
+        log.info(
+            "[SHUTDOWN] done: {written} chat row(s) written this run",
+            written=self.chatlog.rowsWritten,
+        )
+        if self.fileLog is not None:
+            self.fileLog.stopService()
+
+
+def makeService(settings: Settings, reactor: Any = None) -> KkobotService:
+    """Build the server; L{StartupError} when the settings or config are unusable."""
+    return KkobotService(resolve(settings), reactor=reactor)

@@ -1,0 +1,50 @@
+"""`twistd kkobot`: command-line options and the service maker."""
+
+from __future__ import annotations
+
+import sys
+
+from twisted.python import usage
+
+from kkobot.service import MODES, Settings, StartupError, makeService as _makeService
+
+
+class Options(usage.Options):
+    synopsis = "[--port N|ENDPOINT] [--mode test|prod] [--config DIR] [--log-level L]"
+    longdesc = (
+        "Serve MessengerBotR bridges. With no config directory, runs on the embedded "
+        "default: SQLite under ./var/, 127.0.0.1 only, no authentication."
+    )
+    optParameters = [
+        ["port", "p", None, "Port number or Twisted endpoint (default 1490).", str],
+        ["mode", "m", "test", "test or prod: picks DBs.kkobot_test / DBs.kkobot_prod."],
+        ["config", "c", ".cfg", "Config directory (.kkobot.key + .kkobot.enc)."],
+        ["log-level", None, "info", "debug, info, warn or error (chat text is debug)."],
+        ["plugins", None, None, "Drop-in plugin folder (default: plugins.dropin_dir or ./plugins)."],
+        ["logs", None, "logs", "Directory of server.log."],
+        ["var", None, "var", "Directory for the embedded SQLite database."],
+    ]
+
+    def postOptions(self) -> None:
+        if self["mode"] not in MODES:
+            raise usage.UsageError("--mode must be test or prod")
+
+    def settings(self) -> Settings:
+        return Settings(
+            port=self["port"],
+            mode=self["mode"],
+            configDir=self["config"],
+            logLevel=self["log-level"],
+            logDir=self["logs"] or None,
+            varDir=self["var"],
+            dropinDir=self["plugins"],
+        )
+
+
+def makeService(options: Options):
+    try:
+        return _makeService(options.settings())
+    except StartupError as e:
+        # One clear line instead of a traceback from inside twistd.
+        sys.stderr.write(f"kkobot: {e}\n")
+        raise SystemExit(1)

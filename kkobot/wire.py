@@ -1,0 +1,254 @@
+"""The MessengerBotR bridge wire format: JSON lines in, typed events out, and back."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+# Error codes of the `error` event (short upper-case words, see PROTOCOL.md).
+BAD_ENCODING = "BAD_ENCODING"
+BAD_JSON = "BAD_JSON"
+BAD_EVENT = "BAD_EVENT"
+BAD_FIELD = "BAD_FIELD"
+UNKNOWN_EVENT = "UNKNOWN_EVENT"
+LINE_TOO_LONG = "LINE_TOO_LONG"
+HANDSHAKE_REQUIRED = "HANDSHAKE_REQUIRED"
+HANDSHAKE_TIMEOUT = "HANDSHAKE_TIMEOUT"
+IDLE_TIMEOUT = "IDLE_TIMEOUT"
+AUTH_FAILED = "AUTH_FAILED"
+TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"
+INTERNAL_ERROR = "INTERNAL_ERROR"
+
+# Chat text from a bridge is at most 65,000 characters; anything near this is hostile.
+DEFAULT_MAX_LINE_BYTES = 1024 * 1024
+
+# json.loads recurses per nesting level; a deep line must not reach the interpreter's
+# recursion limit (which would raise RecursionError from deep inside the parser).
+MAX_NESTING = 64
+
+
+class WireError(Exception):
+    """A line that cannot be accepted; `code` goes into the `error` event."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Hello:
+    """The handshake: who the bridge on the other end is."""
+
+    botName: str
+    version: str
+    clientType: str = "MessengerBotR"
+    deviceID: str | None = None
+    deviceIP: str | None = None
+    deviceInfo: str | None = None
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One `analyze` event: a chat message seen by the phone."""
+
+    room: str
+    text: str
+    sender: str
+    isGroupChat: bool = False
+    isMention: bool = False
+    channelId: str | None = None
+    logId: str | None = None
+    userHash: str | None = None
+    timestamp: str | None = None
+    botName: str | None = None
+    clientType: str | None = None
+    auth: Mapping[str, Any] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Ping:
+    """A `ping` from the client: an answer to ours (with `server_timestamp`) or its own."""
+
+    server_timestamp: int | None = None
+    bot_name: str | None = None
+    monitoring: Mapping[str, Any] | None = None
+    client_status: Mapping[str, Any] | None = None
+    is_manual: bool = False
+    auth: Mapping[str, Any] | None = field(default=None, repr=False)
+
+
+Event = Hello | ChatMessage | Ping
+
+
+def encode(event: str, data: Mapping[str, Any]) -> bytes:
+    """One server line: compact JSON, raw UTF-8, ended by a single newline."""
+    return (
+        json.dumps(
+            {"event": event, "data": data}, ensure_ascii=False, separators=(",", ":")
+        ).encode("utf-8")
+        + b"\n"
+    )
+
+
+def errorLine(code: str, message: str, nowMillis: int) -> bytes:
+    return encode("error", {"code": code, "message": message, "timestamp": nowMillis})
+
+
+def _nestingTooDeep(text: str) -> bool:
+    depth = 0
+    inString = False
+    escaped = False
+    for ch in text:
+        if inString:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                inString = False
+        elif ch == '"':
+            inString = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
+
+
+def _parseObject(line: bytes) -> dict[str, Any]:
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise WireError(BAD_ENCODING, f"line is not valid UTF-8 (byte {e.start})")
+    # Only scan for nesting when the cheap check says there is a lot of it.
+    if text.count("[") + text.count("{") > MAX_NESTING and _nestingTooDeep(text):
+        raise WireError(BAD_JSON, f"JSON nested deeper than {MAX_NESTING} levels")
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise WireError(BAD_JSON, f"not valid JSON: {e}")
+    if not isinstance(obj, dict):
+        raise WireError(BAD_JSON, "a line must be a JSON object")
+    return obj
+
+
+def _str(data: Mapping[str, Any], name: str, required: bool = False) -> str | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise WireError(BAD_FIELD, f"missing field '{name}'")
+        return None
+    # Some bridges send numeric ids as numbers; the string form is what we store.
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise WireError(BAD_FIELD, f"field '{name}' must be a string")
+    return value if isinstance(value, str) else str(value)
+
+
+def _bool(data: Mapping[str, Any], name: str) -> bool:
+    value = data.get(name)
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise WireError(BAD_FIELD, f"field '{name}' must be a boolean")
+
+
+def _obj(data: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise WireError(BAD_FIELD, f"field '{name}' must be an object")
+    return value
+
+
+def _int(data: Mapping[str, Any], name: str) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise WireError(BAD_FIELD, f"field '{name}' must be a number")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit() and len(value) < 20:
+        return int(value)
+    raise WireError(BAD_FIELD, f"field '{name}' must be a number")
+
+
+def parseHello(data: Mapping[str, Any]) -> Hello:
+    """The handshake fields, in any of the bridge generations' forms."""
+    return Hello(
+        botName=_str(data, "botName", required=True) or "",
+        version=_str(data, "version", required=True) or "",
+        clientType=_str(data, "clientType") or "MessengerBotR",
+        deviceID=_str(data, "deviceID"),
+        deviceIP=_str(data, "deviceIP"),
+        deviceInfo=_str(data, "deviceInfo"),
+    )
+
+
+def parseChatMessage(data: Mapping[str, Any]) -> ChatMessage:
+    return ChatMessage(
+        room=_str(data, "room", required=True) or "",
+        text=_str(data, "text", required=True) or "",
+        sender=_str(data, "sender") or "",
+        isGroupChat=_bool(data, "isGroupChat"),
+        isMention=_bool(data, "isMention"),
+        channelId=_str(data, "channelId"),
+        logId=_str(data, "logId"),
+        userHash=_str(data, "userHash"),
+        timestamp=_str(data, "timestamp"),
+        botName=_str(data, "botName"),
+        clientType=_str(data, "clientType"),
+        auth=_obj(data, "auth"),
+    )
+
+
+def parsePing(data: Mapping[str, Any]) -> Ping:
+    return Ping(
+        server_timestamp=_int(data, "server_timestamp"),
+        bot_name=_str(data, "bot_name"),
+        monitoring=_obj(data, "monitoring"),
+        client_status=_obj(data, "client_status"),
+        is_manual=_bool(data, "is_manual"),
+        auth=_obj(data, "auth"),
+    )
+
+
+_PARSERS = {"handshake": parseHello, "analyze": parseChatMessage, "ping": parsePing}
+
+
+def decode(line: bytes) -> Event:
+    """
+    Turn one received line into an event, or raise L{WireError}.
+
+    A bare object with no `event` key is the legacy handshake of 2.9.x-3.2.x bridges.
+    Unknown extra fields are ignored, as PROTOCOL.md asks.
+    """
+    obj = _parseObject(line)
+    name = obj.get("event")
+    if name is None:
+        if "botName" in obj or "version" in obj:
+            return parseHello(obj)
+        raise WireError(BAD_EVENT, "missing field 'event'")
+    if not isinstance(name, str):
+        raise WireError(BAD_EVENT, "field 'event' must be a string")
+    parser = _PARSERS.get(name)
+    if parser is None:
+        raise WireError(UNKNOWN_EVENT, f"unknown event '{name[:40]}'")
+    data = obj.get("data")
+    if not isinstance(data, dict):
+        raise WireError(BAD_EVENT, f"'{name}' needs an object in 'data'")
+    return parser(data)
