@@ -1,0 +1,159 @@
+"""Shared test helpers: scratch MySQL databases, bridge lines, signing."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import uuid
+from typing import Any
+
+from twisted.trial.unittest import SkipTest
+
+from kkobot.config import DBSettings
+
+MYSQL_HOST = os.environ.get("KKOBOT_TEST_MYSQL_HOST", "127.0.0.1")
+MYSQL_PORT = int(os.environ.get("KKOBOT_TEST_MYSQL_PORT", "3306"))
+MYSQL_USER = os.environ.get("KKOBOT_TEST_MYSQL_USER", "root")
+MYSQL_PASSWORD = os.environ.get("KKOBOT_TEST_MYSQL_PASSWORD", "")
+# CI sets this: there a missing MySQL is a failure, not a skip.
+REQUIRE_MYSQL = os.environ.get("KKOBOT_REQUIRE_MYSQL") == "1"
+
+SHARED_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
+KB_CHAT_LOGS_SQL = os.path.join(SHARED_DIR, "kb_chat_logs.sql")
+
+
+def mysqlConnect(database: str | None = None):
+    """A blocking PyMySQL connection for test setup and assertions (never in the server)."""
+    import pymysql
+
+    return pymysql.connect(
+        host=MYSQL_HOST,
+        port=MYSQL_PORT,
+        user=MYSQL_USER,
+        password=MYSQL_PASSWORD,
+        database=database,
+        charset="utf8mb4",
+        autocommit=True,
+        connect_timeout=3,
+    )
+
+
+def requireMysql() -> None:
+    """Skip (on a laptop) or fail (in CI) when the MySQL server is unreachable."""
+    try:
+        mysqlConnect().close()
+    except Exception as e:
+        reason = f"MySQL at {MYSQL_HOST}:{MYSQL_PORT} is unreachable ({e})"
+        if REQUIRE_MYSQL:
+            raise AssertionError(reason + "; KKOBOT_REQUIRE_MYSQL=1 makes this a failure")
+        raise SkipTest(reason)
+
+
+class ScratchMysql:
+    """A fresh database for one test, dropped by L{drop}."""
+
+    def __init__(self, create: bool = True) -> None:
+        requireMysql()
+        self.name = f"kkobot_t_{uuid.uuid4().hex[:12]}"
+        if create:
+            self.execute(None, f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4")
+
+    def settings(self) -> DBSettings:
+        return DBSettings(
+            engine="mysql",
+            host=MYSQL_HOST,
+            port=MYSQL_PORT,
+            user=MYSQL_USER,
+            password=MYSQL_PASSWORD,
+            name=self.name,
+        )
+
+    def execute(self, database: str | None, statement: str, *args: Any) -> None:
+        conn = mysqlConnect(database)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(statement, args or None)
+        finally:
+            conn.close()
+
+    def query(self, statement: str, *args: Any) -> list[tuple]:
+        conn = mysqlConnect(self.name)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(statement, args or None)
+                return list(cur.fetchall())
+        finally:
+            conn.close()
+
+    def createOperatorTable(self) -> None:
+        """kb_chat_logs exactly as operators have it (../shared/kb_chat_logs.sql)."""
+        with open(KB_CHAT_LOGS_SQL, encoding="utf-8") as f:
+            ddl = "\n".join(
+                line for line in f.read().splitlines() if not line.startswith("--")
+            )
+        self.execute(self.name, ddl.strip().rstrip(";"))
+
+    def drop(self) -> None:
+        self.execute(None, f"DROP DATABASE IF EXISTS `{self.name}`")
+
+
+def line(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
+def sign(secret: str, salt: str, auth: dict[str, Any]) -> str:
+    """The bridge's signature (PROTOCOL.md, Auth), computed independently of kkobot."""
+    fields = [
+        auth.get("clientType", ""),
+        auth.get("botName", ""),
+        auth.get("deviceUUID", ""),
+        auth.get("macAddress", ""),
+        auth.get("ipAddress", ""),
+        str(auth.get("timestamp", "")),
+        salt,
+    ]
+    message = "|".join(str(f) for f in fields)
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+HELLO_320 = {
+    "clientType": "MessengerBotR",
+    "botName": "kkobot",
+    "version": "3.2.0",
+    "deviceID": "5f3c2a1b9d8e7f60",
+    "deviceIP": "127.0.0.1",
+    "deviceInfo": "samsung SM-S911N (Android 14, API 34)",
+}
+HELLO_314 = {"botName": "kkobot", "version": "3.1.4", "deviceID": "5f3c2a1b9d8e7f60"}
+HELLO_290 = {"botName": "kkobot", "version": "2.9.0c"}
+
+
+def analyze(
+    text: str,
+    room: str = "테스트방",
+    channelId: str | None = "18398338829933568",
+    userHash: str | None = "a1b2c3",
+    botName: str = "kkobot",
+    auth: dict[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """An `analyze` event as a 3.2.0 bridge sends it."""
+    data = {
+        "room": room,
+        "text": text,
+        "sender": "홍길동",
+        "isGroupChat": True,
+        "channelId": channelId,
+        "logId": "3371984461207437313",
+        "userHash": userHash,
+        "isMention": False,
+        "timestamp": "2026-11-25 19:25:10",
+        "botName": botName,
+        "clientType": "MessengerBotR",
+    }
+    if auth is not None:
+        data["auth"] = auth
+    data.update(extra)
+    return {"event": "analyze", "data": data}
