@@ -1,0 +1,247 @@
+"""Fast checks that the benchmark tooling signs, speaks and counts exactly as intended."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import selectors
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks import loadgen, run, signing, targets  # noqa: E402
+
+# Copied verbatim from PROTOCOL.md, "Lines exactly as a 3.2.0 bridge sends them".
+DOC_HELLO = (
+    '{"clientType":"MessengerBotR","botName":"kkobot","version":"3.2.0",'
+    '"deviceID":"5f3c2a1b9d8e7f60","deviceIP":"127.0.0.1",'
+    '"deviceInfo":"samsung SM-S911N (Android 14, API 34)"}'
+)
+DOC_ANALYZE = (
+    '{"event":"analyze","data":{"room":"테스트방","text":"# echo 안녕하세요","sender":"홍길동",'
+    '"isGroupChat":true,"channelId":"18398338829933568","logId":"3371984461207437313",'
+    '"userHash":"a1b2c3","isMention":false,"timestamp":"2026-11-25 19:25:10","botName":"kkobot",'
+    '"clientType":"MessengerBotR","auth":{"clientType":"MessengerBotR","botName":"kkobot",'
+    '"deviceUUID":"5f3c2a1b9d8e7f60","deviceID":"5f3c2a1b9d8e7f60",'
+    '"macAddress":"02:00:00:00:00:00","ipAddress":"127.0.0.1","timestamp":1795602310517,'
+    '"version":"3.2.0","signature":"…64 hex…"}}}'
+)
+DOC_PING = (
+    '{"event":"ping","data":{"bot_name":"kkobot","server_timestamp":1795602311302,'
+    '"monitoring":{"total_memory":6028,"memory_usage":8,"memory_percent":0.1,'
+    '"message_queue_size":0,"active_rooms":1},"auth":{"clientType":"MessengerBotR",'
+    '"botName":"kkobot","deviceUUID":"5f3c2a1b9d8e7f60","deviceID":"5f3c2a1b9d8e7f60",'
+    '"macAddress":"02:00:00:00:00:00","ipAddress":"127.0.0.1","timestamp":1795602311310,'
+    '"version":"3.2.0","signature":"…64 hex…"}}}'
+)
+SECRET, SALT = "secret-비밀", "salt-솔트"
+DEVICE = "5f3c2a1b9d8e7f60"
+
+
+def _independent_signature(fields: list[str], secret: str, salt: str) -> str:
+    msg = "|".join(fields + [salt]).encode("utf-8")
+    return hmac.new(secret.encode("utf-8"), msg, hashlib.sha256).hexdigest()
+
+
+def _with_signature(doc_line: str, signature: str) -> str:
+    return doc_line.replace("…64 hex…", signature)
+
+
+def test_sign_matches_known_vector() -> None:
+    fields = ["MessengerBotR", "kkobot", DEVICE, "02:00:00:00:00:00", "127.0.0.1", "1795602310517"]
+    expected = _independent_signature(fields, SECRET, SALT)
+    assert expected == "28fb68909b322bf6c773622f6d95c4418f5f412d947ae34b7d05c599387f8eba"
+    assert signing.sign(SECRET, SALT, *fields[:5], 1795602310517) == expected
+
+
+def test_make_auth_shape_and_signature() -> None:
+    auth = signing.make_auth("kkobot", DEVICE, SECRET, SALT, 1795602310517)
+    doc_auth = json.loads(DOC_ANALYZE)["data"]["auth"]
+    assert list(auth) == list(doc_auth)
+    assert {k: v for k, v in auth.items() if k != "signature"} == {
+        k: v for k, v in doc_auth.items() if k != "signature"
+    }
+    assert len(auth["signature"]) == 64
+    assert auth["signature"] == _independent_signature(
+        ["MessengerBotR", "kkobot", DEVICE, "02:00:00:00:00:00", "127.0.0.1", "1795602310517"],
+        SECRET, SALT,
+    )
+
+
+def test_hello_is_the_3_2_0_line() -> None:
+    assert signing.hello("kkobot", DEVICE) == DOC_HELLO + "\n"
+
+
+def test_analyze_is_the_3_2_0_line() -> None:
+    line = signing.analyze(
+        "kkobot", DEVICE, SECRET, SALT, "테스트방", "# echo 안녕하세요", 1795602310517,
+        log_id="3371984461207437313", timestamp="2026-11-25 19:25:10",
+    )
+    assert line.endswith("\n") and "\n" not in line[:-1]
+    sig = json.loads(line)["data"]["auth"]["signature"]
+    assert line == _with_signature(DOC_ANALYZE, sig) + "\n"
+    parsed, doc = json.loads(line), json.loads(DOC_ANALYZE)
+    assert list(parsed["data"]) == list(doc["data"])
+    assert list(parsed["data"]["auth"]) == list(doc["data"]["auth"])
+
+
+def test_analyze_default_timestamp_is_local_phone_time() -> None:
+    line = signing.analyze("b", DEVICE, SECRET, SALT, "r", "t", 1795602310517)
+    stamp = json.loads(line)["data"]["timestamp"]
+    assert len(stamp) == 19 and stamp[4] == "-" and stamp[10] == " " and stamp[13] == ":"
+
+
+def test_ping_is_the_3_2_0_line() -> None:
+    line = signing.ping("kkobot", DEVICE, SECRET, SALT, 1795602311302, 1795602311310)
+    sig = json.loads(line)["data"]["auth"]["signature"]
+    assert line == _with_signature(DOC_PING, sig) + "\n"
+
+
+def test_doc_lines_still_match_protocol_md() -> None:
+    for candidate in (REPO.parent / "shared" / "PROTOCOL.md", Path("/work/shared/PROTOCOL.md")):
+        if candidate.exists():
+            doc = candidate.read_text(encoding="utf-8")
+            break
+    else:
+        pytest.skip("PROTOCOL.md is not beside this checkout")
+    for line in (DOC_HELLO, DOC_ANALYZE, DOC_PING):
+        assert line in doc
+
+
+def test_loadgen_refuses_non_loopback() -> None:
+    for host in ("10.0.0.1", "192.168.1.10", "8.8.8.8", "example.com"):
+        with pytest.raises(loadgen.LoopbackOnly):
+            loadgen.check_loopback(host)
+    for host in ("127.0.0.1", "127.3.2.1", "::1", "localhost"):
+        loadgen.check_loopback(host)
+
+
+def test_source_addresses_stay_on_loopback() -> None:
+    assert loadgen.source_address("127.0.0.1", 0, 40) == "127.0.0.1"
+    assert loadgen.source_address("127.0.0.1", 40, 40) == "127.0.0.2"
+    assert loadgen.source_address("127.0.0.1", 254 * 40, 40) == "127.0.1.1"
+    assert loadgen.source_address("localhost", 500, 40) is None
+    assert loadgen.source_address("127.0.0.1", 500, 0) is None
+
+
+@pytest.fixture
+def bare_server():
+    pytest.importorskip("twisted")
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "benchmarks" / "bare_echo.py"), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            assert sel.select(30), "bare_echo.py printed nothing in 30 s"
+        line = proc.stdout.readline().decode()
+        assert line.startswith("listening on "), line
+        yield int(line.split()[-1])
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_loadgen_against_bare_echo(bare_server: int) -> None:
+    report = loadgen.run(
+        loadgen.LoadConfig(port=bare_server, conns=2, messages=20, window=4, timeout=30)
+    )
+    assert report["errors"] == 0, report
+    assert report["replies"] == 40
+    assert report["messages"] == 40
+    assert report["latency_ms"]["max"] >= report["latency_ms"]["p50"] > 0
+    assert report["db_text_like"] == f"# echo {report['run_id']}:%"
+
+
+def test_bare_echo_answers_like_kkobot(bare_server: int) -> None:
+    async def talk() -> list[dict]:
+        reader, writer = await loadgen.open_bridge("127.0.0.1", bare_server, "kkobot", DEVICE)
+        for text in ("# echo 안녕하세요", "# echo", "그냥 잡담"):
+            writer.write(signing.analyze("kkobot", DEVICE, SECRET, SALT, "테스트방", text,
+                                         loadgen.now_ms()).encode())
+        writer.write(signing.ping("kkobot", DEVICE, SECRET, SALT, None, loadgen.now_ms()).encode())
+        await writer.drain()
+        got = [json.loads(await asyncio.wait_for(reader.readline(), 10)) for _ in range(3)]
+        writer.close()
+        return got
+
+    echo, usage, pong = asyncio.run(talk())
+    assert echo == {"event": "messageResponse", "data": {
+        "room": "테스트방", "text": "에코: 안녕하세요", "channel_id": "18398338829933568"}}
+    assert usage["data"]["text"] == "사용법: # echo {내용}"
+    assert pong["event"] == "ping" and pong["data"]["bot_name"] == "kkobot"
+
+
+def test_loadgen_counts_missing_and_wrong_replies() -> None:
+    """A server that drops every 5th reply and garbles every 7th is caught, within the timeout."""
+
+    async def scenario() -> dict:
+        count = 0
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal count
+            await reader.readline()
+            writer.write(b'{"event":"handshakeComplete","data":{"success":true}}\n')
+            while line := await reader.readline():
+                count += 1
+                data = json.loads(line)["data"]
+                reply = {"room": data["room"], "text": "에코: " + data["text"][len("# echo "):],
+                         "channel_id": data["channelId"]}
+                if count % 5 == 0:
+                    continue
+                if count % 7 == 0:
+                    reply["room"] = "elsewhere"
+                writer.write(signing.encode({"event": "messageResponse", "data": reply}).encode())
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await loadgen.run_load(
+                loadgen.LoadConfig(port=port, conns=1, messages=35, window=35, timeout=1.0)
+            )
+
+    report = asyncio.run(scenario())
+    detail = report["error_detail"]
+    assert detail["missing"] == 7  # 5, 10, ..., 35
+    assert detail["wrong"] == 4  # 7, 14, 21, 28 (35 was dropped)
+    assert report["replies"] == 24
+    assert report["errors"] == 11
+    assert detail["timed_out"] is True
+
+
+def test_driver_runs_a_scenario_against_bare() -> None:
+    pytest.importorskip("twisted")
+    with targets.bare_target() as target:
+        report = run.run_scenario(
+            target, run.Scenario(conns=2, window=2, messages=10), loadgen.LoadConfig(timeout=30)
+        )
+    assert report["errors"] == 0 and report["replies"] == 20
+    assert report["server_peak_rss_bytes"] > 0 and report["server_cpu_s"] >= 0
+    assert target.proc is not None and target.proc.returncode is not None
+
+
+def test_kkobot_target_failure_is_reported_not_raised_raw(tmp_path: Path) -> None:
+    target = targets.kkobot_target(
+        f"{sys.executable} -c 'import sys; sys.exit(3)' {{port}}", cwd=str(tmp_path),
+        startup_timeout=10,
+    )
+    try:
+        with pytest.raises(targets.TargetError, match="exited with status 3"):
+            target.start()
+    finally:
+        # A failed start keeps its log for the post-mortem; the test needs no post-mortem.
+        shutil.rmtree(target.log_dir, ignore_errors=True)
