@@ -20,6 +20,7 @@ from kkobot.commands import (
     runCommand,
 )
 from kkobot.interfaces import IChatLog, IMessageHandler
+from kkobot.permissions import Permissions
 from kkobot.registry import ClientInfo
 from kkobot.wire import ChatMessage, Ping
 
@@ -30,10 +31,17 @@ log = Logger()
 class MessageRouter:
     """Logs every message, runs the command it names, and logs the bot's replies."""
 
-    def __init__(self, commands: CommandRegistry, chatlog: IChatLog, clock: IReactorTime):
+    def __init__(
+        self,
+        commands: CommandRegistry,
+        chatlog: IChatLog,
+        clock: IReactorTime,
+        permissions: Permissions | None = None,
+    ):
         self.commands = commands
         self.chatlog = chatlog
         self.clock = clock
+        self.permissions = permissions or Permissions()
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds())
@@ -67,7 +75,17 @@ class MessageRouter:
             args=invocation[1],
             now=self.clock.seconds(),
         )
-        d = runCommand(command, context)
+        refusal = self.permissions.check(command, context)
+        if refusal is not None:
+            log.info(
+                "[MSG] {directive} refused for {user} in {room}",
+                directive=directive,
+                user=message.userHash,
+                room=message.room,
+            )
+            d = defer.succeed([Reply(refusal)])
+        else:
+            d = runCommand(command, context)
         d.addCallback(self._logReplies, client, message, directive)
         return d
 

@@ -16,6 +16,8 @@ from kkobot.chatlog import ChatLog
 from kkobot.commands import CommandRegistry
 from kkobot.db import Database
 from kkobot.logs import Logger
+from kkobot.outbound import Outbound
+from kkobot.permissions import Permissions
 from kkobot.protocol import BridgeFactory
 from kkobot.registry import ClientRegistry
 from kkobot.router import MessageRouter
@@ -207,7 +209,9 @@ class KkobotService(MultiService):
         self.commands = CommandRegistry(resolved.dropinDir)
         CommandsService(self.commands).setServiceParent(self)
         self.registry = ClientRegistry()
-        self.router = MessageRouter(self.commands, self.chatlog, reactor)
+        self.permissions = Permissions(resolved.cfg)
+        self.router = MessageRouter(self.commands, self.chatlog, reactor, self.permissions)
+        self.outbound = Outbound(self.registry, self.chatlog, reactor)
         pingInterval = resolved.get("server.ping_interval", 30)
         self.factory = BridgeFactory(
             self.router,

@@ -1,0 +1,67 @@
+"""Who may run which command where: room admins (by userHash) and per-room disabled commands."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+# Short Korean replies for refused commands (a refusal is never silent).
+ADMIN_ONLY_REPLY = "관리자만 사용할 수 있는 명령입니다."
+DISABLED_REPLY = "이 방에서는 사용할 수 없는 명령입니다."
+
+
+class Permissions:
+    """
+    Permissions from the config.
+
+    - C{admins}: userHash values that are admins in every room;
+    - C{rooms.<channelId>.admins}: userHash values that are admins in that room;
+    - C{rooms.<channelId>.disabled_commands}: command names refused in that room.
+
+    Display names are spoofable, so only C{userHash} (with C{channelId}) counts.
+    """
+
+    def __init__(self, cfg: Mapping[str, Any] | None = None) -> None:
+        cfg = cfg or {}
+        self.globalAdmins = frozenset(_strings(cfg.get("admins")))
+        rooms = cfg.get("rooms") if isinstance(cfg.get("rooms"), dict) else {}
+        self.roomAdmins = {
+            str(room): frozenset(_strings(entry.get("admins")))
+            for room, entry in rooms.items()
+            if isinstance(entry, dict)
+        }
+        self.roomDisabled = {
+            str(room): frozenset(n.lower() for n in _strings(entry.get("disabled_commands")))
+            for room, entry in rooms.items()
+            if isinstance(entry, dict)
+        }
+
+    def isAdmin(self, channelId: str | None, userHash: str | None) -> bool:
+        if not userHash:
+            return False
+        if userHash in self.globalAdmins:
+            return True
+        return channelId is not None and userHash in self.roomAdmins.get(channelId, ())
+
+    def isEnabled(self, commandName: str, channelId: str | None) -> bool:
+        if channelId is None:
+            return True
+        return commandName.lower() not in self.roomDisabled.get(channelId, ())
+
+    def check(self, command: Any, context: Any) -> str | None:
+        """A Korean refusal for this invocation, or None when it may run."""
+        if not self.isEnabled(command.name, context.channelId):
+            return DISABLED_REPLY
+        if getattr(command, "adminOnly", False) and not self.isAdmin(
+            context.channelId, context.userHash
+        ):
+            return ADMIN_ONLY_REPLY
+        return None
+
+    def allowed(self, command: Any, context: Any) -> bool:
+        return self.check(command, context) is None
+
+
+def _strings(value: Any) -> list[str]:
+    if not isinstance(value, (list, tuple)):
+        return []
+    return [str(v) for v in value if v is not None]
