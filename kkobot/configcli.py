@@ -41,6 +41,15 @@ def _save(args: argparse.Namespace, data: dict[str, Any]) -> None:
     config.save(args.dir, data)
 
 
+_SECRET_LEAVES = ("password", "passwd", "secret", "salt", "token", "api_key", "apikey")
+
+
+def _is_secret_leaf(leaf: str) -> bool:
+    # Narrower than config.is_secret_key (which masks generously): `max_tokens` is a number.
+    lower = leaf.lower()
+    return lower in _SECRET_LEAVES or lower.endswith(tuple("_" + w for w in _SECRET_LEAVES))
+
+
 def _show_value(key: str, value: Any) -> str:
     leaf = config.split_key(key)[-1]
     shown = config.masked({leaf: value})[leaf]
@@ -77,7 +86,7 @@ def cmd_set(args: argparse.Namespace) -> int:
     value = config.parse_value(args.value)
     leaf = config.split_key(args.key)[-1]
     # A numeric password such as 123456 is still a password: keep what was typed.
-    if config.is_secret_key(leaf) and isinstance(value, (bool, int, float)):
+    if _is_secret_leaf(leaf) and isinstance(value, (bool, int, float)):
         value = args.value
     config.set_dotted(data, args.key, value)
     _save(args, data)

@@ -126,6 +126,10 @@ class TestSet:
         assert "123456" not in out
         assert config.load(cfg)["DBs"]["kkobot_prod"]["PASSWORD"] == "123456"
         assert config.db_settings(config.load(cfg), "prod").password == "123456"
+        run.ok("set", "bots.b.salt", "42")
+        run.ok("set", "limits.max_tokens", "5")  # a count, not a secret
+        data = config.load(cfg)
+        assert (data["bots"]["b"]["salt"], data["limits"]["max_tokens"]) == ("42", 5)
 
     def test_dotted_creates_sections(self, cfg: Path, run: Run) -> None:
         out = run.ok("set", "server.ping_interval", "15")
