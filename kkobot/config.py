@@ -57,8 +57,8 @@ DEFAULTS: dict[str, Any] = {
     "server.max_line_bytes": 1048576,
     "server.handshake_timeout": 30,
     "plugins.dropin_dir": "plugins",
-    "chatlog.batch_size": 100,
-    "chatlog.flush_interval": 1.0,
+    "chatlog.batch_size": 200,
+    "chatlog.flush_interval": 0.05,
 }
 
 _SECRET_WORDS = ("password", "passwd", "secret", "token", "salt", "api_key", "apikey",
@@ -580,6 +580,8 @@ def validate(data: dict[str, Any]) -> None:
     """Check the keys kkobot knows (DEFAULTS) so a typo fails now, not at startup."""
     for key in DEFAULTS:
         setting(data, key)
+    # Its default follows ping_interval (3x), so it has no fixed entry in DEFAULTS.
+    setting(data, "server.idle_timeout", 0)
     dbs = data.get("DBs")
     if dbs is not None and not isinstance(dbs, dict):
         raise ConfigError("DBs must be an object; fix it with `kkobot-config edit`")
@@ -587,3 +589,26 @@ def validate(data: dict[str, Any]) -> None:
     if bots is not None and not isinstance(bots, dict):
         raise ConfigError("bots must be an object of {name: {secret, salt}}; "
                           "fix it with `kkobot-config edit`")
+    # A lone string here would be silently ignored by the permission checks.
+    _check_list(data.get("admins"), "admins", '["a1b2c3"]')
+    rooms = data.get("rooms")
+    if rooms is not None:
+        if not isinstance(rooms, dict):
+            raise ConfigError("rooms must be an object keyed by channelId; "
+                              "fix it with `kkobot-config edit`")
+        for room, entry in rooms.items():
+            where = f"rooms.{_join([str(room)])}"
+            if entry is None:
+                continue
+            if not isinstance(entry, dict):
+                raise ConfigError(f"{where} must be an object with admins / disabled_commands; "
+                                  f"fix it with `kkobot-config edit`")
+            _check_list(entry.get("admins"), f"{where}.admins", '["a1b2c3"]')
+            _check_list(entry.get("disabled_commands"), f"{where}.disabled_commands",
+                        '["echo"]')
+
+
+def _check_list(value: Any, key: str, example: str) -> None:
+    if value is not None and not isinstance(value, list):
+        raise ConfigError(f"{key} must be a JSON array; fix it with "
+                          f"`kkobot-config set {key} '{example}'`")

@@ -442,3 +442,13 @@ class TestTypedViews:
         config.validate(ORIGINAL)
         with pytest.raises(ConfigError):
             config.validate({"auth": {"auto_approve": 1}})
+        with pytest.raises(ConfigError):
+            config.validate({"server": {"idle_timeout": "long"}})
+        config.validate({"admins": ["h1"], "rooms": {"123": {"admins": ["h2"],
+                                                             "disabled_commands": ["echo"]}}})
+        with pytest.raises(ConfigError) as exc:
+            config.validate({"admins": "h1"})
+        assert "set admins '[" in one_line(exc)
+        with pytest.raises(ConfigError) as exc:
+            config.validate({"rooms": {"123": {"disabled_commands": "echo"}}})
+        assert "rooms.123.disabled_commands" in one_line(exc)
