@@ -59,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "plugins.dropin_dir": "plugins",
     "chatlog.batch_size": 200,
     "chatlog.flush_interval": 0.05,
+    "log.summary_interval": 60,
 }
 
 _SECRET_WORDS = ("password", "passwd", "secret", "token", "salt", "api_key", "apikey",

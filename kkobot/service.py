@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.application import strports
+from twisted.application.internet import TimerService
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 
@@ -212,6 +213,9 @@ class KkobotService(MultiService):
         self.permissions = Permissions(resolved.cfg)
         self.router = MessageRouter(self.commands, self.chatlog, reactor, self.permissions)
         self.outbound = Outbound(self.registry, self.chatlog, reactor)
+        summary = TimerService(resolved.get("log.summary_interval", 60), self.router.logSummary)
+        summary.clock = reactor
+        summary.setServiceParent(self)
         pingInterval = resolved.get("server.ping_interval", 30)
         self.factory = BridgeFactory(
             self.router,
