@@ -182,7 +182,8 @@ def _int(data: Mapping[str, Any], name: str) -> int | None:
         return int(value)
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.isdigit() and len(value) < 20:
+    # isdigit() alone also admits digits like "²" that int() rejects.
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 20:
         return int(value)
     raise WireError(BAD_FIELD, f"field '{name}' must be a number")
 
