@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -26,6 +27,12 @@ DEFAULT_MAX_LINE_BYTES = 1024 * 1024
 # json.loads recurses per nesting level; a deep line must not reach the interpreter's
 # recursion limit (which would raise RecursionError from deep inside the parser).
 MAX_NESTING = 64
+
+# JSON may carry a lone UTF-16 surrogate as an escape ("\ud83d": an emoji cut in
+# half by a truncation). Python keeps it in the str, and such a str cannot be
+# encoded as UTF-8: not into a reply, not into the database (failing a whole batch).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class WireError(Exception):
@@ -135,7 +142,20 @@ def _parseObject(line: bytes) -> dict[str, Any]:
         raise WireError(BAD_JSON, f"not valid JSON: {e}")
     if not isinstance(obj, dict):
         raise WireError(BAD_JSON, "a line must be a JSON object")
+    if _SURROGATE_ESCAPE.search(text):
+        obj = _replaceSurrogates(obj)
     return obj
+
+
+def _replaceSurrogates(value: Any) -> Any:
+    """Lone surrogates become U+FFFD (pairs were already joined by json.loads)."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_replaceSurrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_replaceSurrogates(k): _replaceSurrogates(v) for k, v in value.items()}
+    return value
 
 
 def _str(data: Mapping[str, Any], name: str, required: bool = False) -> str | None:
