@@ -167,14 +167,16 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
             self.sendError(wire.INTERNAL_ERROR, "the server failed on this line")
 
     def badLine(self, code: str, message: str) -> None:
+        # Not `message=`: legacy log observers (trial's, twistd's) own that key and
+        # blank it in the shared event, so the reason would log as "()".
         if code == wire.UNKNOWN_EVENT:
-            log.warn("[MSG] {address}: {message}", address=self.address, message=message)
+            log.warn("[MSG] {address}: {why}", address=self.address, why=message)
         else:
             log.info(
-                "[MSG] bad line from {address}: {code} {message}",
+                "[MSG] bad line from {address}: {code} {why}",
                 address=self.address,
                 code=code,
-                message=message,
+                why=message,
             )
         self.sendError(code, message)
 
