@@ -50,6 +50,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         self._handshaking = False
         self._closing = False
         self._gone = False
+        self._abortCall: Any = None
         self.address = "?"
 
     # -- connection lifecycle
@@ -78,6 +79,8 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self._gone = True
         self.setTimeout(None)
+        if self._abortCall is not None and self._abortCall.active():
+            self._abortCall.cancel()
         if self._pinger is not None and self._pinger.running:
             self._pinger.stop()
         self.factory.connections.discard(self)
@@ -108,7 +111,8 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         # A registered producer keeps loseConnection from ever finishing.
         self.transport.unregisterProducer()
         self.transport.loseConnection()
-        self.factory.clock.callLater(ABORT_AFTER, self._abortIfOpen)
+        if not self._gone:
+            self._abortCall = self.factory.clock.callLater(ABORT_AFTER, self._abortIfOpen)
 
     def _abortIfOpen(self) -> None:
         if not self._gone:
