@@ -156,7 +156,9 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
     def lineReceived(self, line: bytes) -> None:
         if self._closing:
             return
-        self.resetTimeout()
+        # Before the handshake the timer is a deadline: junk lines do not extend it.
+        if self.client is not None:
+            self.resetTimeout()
         if not line.strip():
             return
         try:
