@@ -226,6 +226,9 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         if reason is not None:
             self.authFailed(reason)
             return
+        if self.client.deviceID is None:
+            # 2.9.x handshakes carry no deviceID: the device is its events' deviceUUID.
+            self.client.deviceID = _authDevice(auth)
         if isinstance(event, wire.ChatMessage):
             self.chatMessage(event)
         else:
@@ -384,6 +387,15 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
             self.sendPing()
 
 
+def _authDevice(auth: Any) -> str | None:
+    """The device an event's C{auth} names, if it names one."""
+    for name in ("deviceID", "deviceUUID"):
+        value = (auth or {}).get(name)
+        if isinstance(value, str) and value and value != "unknown":
+            return value
+    return None
+
+
 def _helloFromEvent(message: wire.ChatMessage) -> wire.Hello:
     auth = message.auth or {}
 
@@ -395,7 +407,7 @@ def _helloFromEvent(message: wire.ChatMessage) -> wire.Hello:
         botName=message.botName or field("botName") or "unknown",
         version=field("version") or "unknown",
         clientType=message.clientType or field("clientType") or "MessengerBotR",
-        deviceID=field("deviceID") or field("deviceUUID"),
+        deviceID=_authDevice(auth),
         deviceIP=field("ipAddress"),
     )
 
