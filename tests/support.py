@@ -157,3 +157,53 @@ def analyze(
         data["auth"] = auth
     data.update(extra)
     return {"event": "analyze", "data": data}
+
+
+def captureLogs(testcase: Any) -> list[dict[str, Any]]:
+    """Every log event published while the test runs (kkobot's level gate applies)."""
+    from twisted.logger import globalLogPublisher
+
+    events: list[dict[str, Any]] = []
+
+    def observer(event: dict[str, Any]) -> None:
+        events.append(event)
+
+    globalLogPublisher.addObserver(observer)
+    testcase.addCleanup(globalLogPublisher.removeObserver, observer)
+    return events
+
+
+def logText(events: list[dict[str, Any]]) -> str:
+    """The captured events as text, one event per line (tracebacks included)."""
+    from twisted.logger import formatEvent
+
+    out = []
+    for event in events:
+        text = formatEvent(event)
+        failure = event.get("log_failure")
+        if failure is not None:
+            text += "\n" + failure.getTraceback()
+        out.append(text)
+    return "\n".join(out)
+
+
+def forgetDropins(testcase: Any, directory: str) -> None:
+    """
+    After the test, take a drop-in folder off C{kkobot.plugins.__path__} again and
+    forget the modules imported from it, so one test's plugins never reach another.
+    """
+    import sys
+
+    import kkobot.plugins
+
+    directory = os.path.abspath(directory)
+
+    def forget() -> None:
+        while directory in kkobot.plugins.__path__:
+            kkobot.plugins.__path__.remove(directory)
+        for name, module in list(sys.modules.items()):
+            path = getattr(module, "__file__", None) or ""
+            if name.startswith("kkobot.plugins.") and path.startswith(directory + os.sep):
+                del sys.modules[name]
+
+    testcase.addCleanup(forget)
