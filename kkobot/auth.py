@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from kkobot.interfaces import IAuthenticator
+from kkobot.logs import Logger
 from kkobot.wire import Hello
+
+log = Logger()
+
+# The window is never narrower than this: queued events arrive up to ~30 s late, and
+# phone clocks drift.
+MIN_WINDOW_SECONDS = 120.0
+DEFAULT_WINDOW_SECONDS = 300.0
+
+# 2.9.x and 3.1.x bridges sign this literal first, whatever `clientType` they send.
+LEGACY_CLIENT_TYPE = "MessengerBotR"
+
+# Fields of `auth` that are signed, in order; the bot's salt follows them.
+SIGNED_FIELDS = ("clientType", "botName", "deviceUUID", "macAddress", "ipAddress", "timestamp")
+
+REFUSED_STATUSES = ("denied", "revoked", "blocked")
+
+Credentials = Callable[[str], "tuple[str, str] | None"]
 
 
 @dataclass(frozen=True)
@@ -30,3 +53,244 @@ class OpenAuthenticator:
 
     def verifyEvent(self, client: Any, auth: Mapping[str, Any] | None) -> str | None:
         return None
+
+
+def signedField(value: Any) -> str:
+    """A field as the bridge puts it into the signed string ("" when missing)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    # JavaScript prints an integral number without ".0".
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def signature(secret: str, salt: str, auth: Mapping[str, Any], clientType: str | None = None) -> str:
+    """hex(HMAC-SHA256(secret, "clientType|botName|deviceUUID|macAddress|ipAddress|timestamp|salt"))."""
+    parts = [signedField(auth.get(name)) for name in SIGNED_FIELDS]
+    if clientType is not None:
+        parts[0] = clientType
+    parts.append(salt)
+    message = "|".join(parts).encode("utf-8")
+    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+def signatureMatches(secret: str, salt: str, auth: Mapping[str, Any], given: str) -> bool:
+    """Constant-time check of C{given}, with the sent clientType and the legacy literal first."""
+    givenBytes = given.lower().encode("ascii", "replace")
+    good = False
+    candidates = {signedField(auth.get("clientType")), LEGACY_CLIENT_TYPE}
+    for clientType in sorted(candidates):
+        expected = signature(secret, salt, auth, clientType).encode("ascii")
+        # No early exit: every candidate is computed and compared.
+        good = hmac.compare_digest(expected, givenBytes) | good
+    return good
+
+
+def timestampMillis(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.isdigit() and len(value) < 20:
+        return int(value)
+    return None
+
+
+class ReplayGuard:
+    """
+    Remembers which connection first used each signature.
+
+    A signature is a replay when it shows up on a different connection; on its own
+    connection a repeat is normal (two events in one millisecond sign the same).
+    Entries are forgotten once their timestamp has left the window, so memory is
+    bounded by the number of signatures a window can hold.
+    """
+
+    def __init__(self, clock: IReactorTime, window: float) -> None:
+        self.clock = clock
+        self.window = window
+        self._seen: OrderedDict[str, tuple[int, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def _expire(self, now: float) -> None:
+        seen = self._seen
+        while seen:
+            _, (_, forgetAt) = next(iter(seen.items()))
+            if forgetAt > now:
+                break
+            seen.popitem(last=False)
+
+    def firstUse(self, sig: str, connectionId: int, stampSeconds: float) -> bool:
+        """True when C{sig} is new or was first seen on C{connectionId}."""
+        now = self.clock.seconds()
+        self._expire(now)
+        entry = self._seen.get(sig)
+        if entry is not None:
+            return entry[0] == connectionId
+        # Past stamp + window the timestamp check refuses the signature anyway;
+        # measuring from "now" at the latest keeps insertion order the expiry order.
+        self._seen[sig] = (connectionId, max(stampSeconds, now) + self.window)
+        return True
+
+
+@implementer(IAuthenticator)
+class HmacAuthenticator:
+    """
+    Checks every event's HMAC signature and each device's approval.
+
+    @param credentials: bot name -> (secret, salt), or None for an unknown bot.
+    @param devices: a L{kkobot.devices.DeviceStore} (status cache plus registration).
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        devices: Any,
+        clock: IReactorTime,
+        window: float = DEFAULT_WINDOW_SECONDS,
+    ) -> None:
+        if window < MIN_WINDOW_SECONDS:
+            log.warn(
+                "[AUTH] auth.window_seconds {window} is below {floor}; using {floor} "
+                "(queued events arrive up to 30 s late)",
+                window=window,
+                floor=MIN_WINDOW_SECONDS,
+            )
+            window = MIN_WINDOW_SECONDS
+        self.credentials = credentials
+        self.devices = devices
+        self.clock = clock
+        self.window = window
+        self.replays = ReplayGuard(clock, window)
+
+    # -- handshake
+
+    def checkHello(self, hello: Hello, address: str) -> defer.Deferred[Admission]:
+        if self.credentials(hello.botName) is None:
+            reason = (
+                f"unknown bot '{hello.botName[:40]}': the server has no credentials "
+                "for it (kkobot-config add-bot)"
+            )
+            return defer.succeed(Admission(False, False, reason))
+        if not hello.deviceID:
+            # 2.9.0c names its device only inside each event's auth (deviceUUID).
+            return defer.succeed(
+                Admission(True, False, "device id arrives with the first signed event")
+            )
+        d = self.devices.register(
+            hello.botName,
+            hello.deviceID,
+            clientType=hello.clientType,
+            version=hello.version,
+            address=address,
+            deviceInfo=hello.deviceInfo,
+        )
+        d.addErrback(self._registerFailed, hello)
+        d.addCallback(self._admission, hello)
+        return d
+
+    def _registerFailed(self, failure: Failure, hello: Hello) -> str | None:
+        log.error(
+            "[AUTH] could not record device {device} of {bot}: {error}",
+            device=hello.deviceID,
+            bot=hello.botName,
+            error=failure.getErrorMessage(),
+        )
+        # The cache still knows devices seen before the database went away.
+        return self.devices.status(hello.botName, hello.deviceID)
+
+    def _admission(self, status: str | None, hello: Hello) -> Admission:
+        return admissionFor(status, hello.botName, hello.deviceID or "")
+
+    # -- every later event
+
+    def verifyEvent(self, client: Any, auth: Mapping[str, Any] | None) -> str | None:
+        # The protocol logs the refusal ([AUTH], with address, bot and this reason).
+        reason = self._verify(client, auth)
+        if reason is not None:
+            return reason
+        assert auth is not None
+        return self._deviceCheck(client, auth)
+
+    def _verify(self, client: Any, auth: Mapping[str, Any] | None) -> str | None:
+        if not isinstance(auth, Mapping):
+            return "the event has no auth object: set SECRET_KEY in the bridge script"
+        sig = auth.get("signature")
+        if not isinstance(sig, str) or not sig:
+            return "the event is not signed (auth.signature is missing)"
+        bot = auth.get("botName")
+        if bot != client.botName:
+            return (
+                f"auth.botName '{str(bot)[:40]}' is not the bot this connection "
+                f"introduced ('{client.botName[:40]}')"
+            )
+        creds = self.credentials(client.botName)
+        if creds is None:
+            return f"the server has no credentials for bot '{client.botName[:40]}'"
+        secret, salt = creds
+        if not signatureMatches(secret, salt, auth, sig):
+            return (
+                f"bad signature: SECRET_KEY / BOT_SPECIFIC_SALT of bot "
+                f"'{client.botName[:40]}' differ from the server's, or the event was altered"
+            )
+        stamp = timestampMillis(auth.get("timestamp"))
+        if stamp is None:
+            return "auth.timestamp is missing or not a number of milliseconds"
+        skew = stamp / 1000.0 - self.clock.seconds()
+        if abs(skew) > self.window:
+            direction = "ahead of" if skew > 0 else "behind"
+            return (
+                f"auth.timestamp is {abs(skew):.0f} s {direction} the server's clock "
+                f"(allowed: {self.window:.0f} s); set the phone's clock automatically"
+            )
+        if not self.replays.firstUse(sig.lower(), client.connectionId, stamp / 1000.0):
+            return "replayed signature: it was first used on another connection"
+        return None
+
+    def _deviceCheck(self, client: Any, auth: Mapping[str, Any]) -> str | None:
+        if not client.deviceID:
+            device = auth.get("deviceUUID") or auth.get("deviceID")
+            if not isinstance(device, str) or not device:
+                return None
+            client.deviceID = device
+            # Known from now on; the status arrives with a later event or refresh.
+            d = self.devices.register(
+                client.botName,
+                device,
+                clientType=client.clientType,
+                version=client.version,
+                address=client.address,
+                deviceInfo=client.deviceInfo,
+            )
+            d.addErrback(lambda f: log.error("[AUTH] could not record a device: {e}",
+                                             e=f.getErrorMessage()))
+        status = self.devices.status(client.botName, client.deviceID)
+        if status in REFUSED_STATUSES:
+            return f"device {client.deviceID} of bot '{client.botName}' is {status}"
+        if status is not None:
+            # An approval (or a step back to pending) takes effect on the next event.
+            client.approved = status == "approved"
+        return None
+
+
+def admissionFor(status: str | None, bot: str, device: str) -> Admission:
+    """The handshake answer for a device in C{status}."""
+    if status == "approved":
+        return Admission(True, True)
+    if status in REFUSED_STATUSES:
+        return Admission(False, False, f"device {device} is {status} on this server")
+    if status is None:
+        return Admission(False, False, "server error, try again later")
+    return Admission(
+        True,
+        False,
+        f"device {device} is waiting for approval: on the server run "
+        f"`kkobot-admin devices approve {bot} {device}`",
+    )

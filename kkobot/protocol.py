@@ -236,7 +236,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
 
     def authFailed(self, reason: str) -> None:
         log.warn(
-            "[CLIENT] auth failed for {bot} from {address}: {reason}",
+            "[AUTH] refused an event of {bot} from {address}: {reason}",
             bot=self.client.botName if self.client else None,
             address=self.address,
             reason=reason,
@@ -269,7 +269,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
             return
         if not admission.accepted:
             log.warn(
-                "[CLIENT] handshake of {bot} ({device}) from {address} refused: {why}",
+                "[AUTH] handshake of {bot} ({device}) from {address} refused: {why}",
                 bot=hello.botName,
                 device=hello.deviceID,
                 address=self.address,

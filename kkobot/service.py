@@ -12,10 +12,12 @@ from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 
 from kkobot import __version__, config, logs
-from kkobot.auth import OpenAuthenticator
+from kkobot.auth import HmacAuthenticator, OpenAuthenticator
 from kkobot.chatlog import ChatLog
 from kkobot.commands import CommandRegistry
 from kkobot.db import Database
+from kkobot.devices import DeviceStore, applyDeviceStatus
+from kkobot.limits import ConnectionLimits, LimitedBridgeFactory
 from kkobot.logs import Logger
 from kkobot.outbound import Outbound
 from kkobot.permissions import Permissions
@@ -100,6 +102,8 @@ def resolve(settings: Settings) -> Resolved:
             interface = config.setting(cfg, "SERVER.server_ip", "127.0.0.1") or "127.0.0.1"
             dropin = settings.dropinDir or config.setting(cfg, "plugins.dropin_dir", "plugins")
             authRequired = settings.mode == "prod" or config.setting(cfg, "auth.required", True)
+            if authRequired:
+                notes.extend(_checkCredentials(cfg, settings.mode))
             notes.append(f"[CONFIG] loaded {os.path.abspath(settings.configDir)}")
         elif settings.mode == "prod":
             raise StartupError(
@@ -136,6 +140,24 @@ def resolve(settings: Settings) -> Resolved:
         authRequired=authRequired,
         notes=notes,
     )
+
+
+def _checkCredentials(cfg: dict[str, Any], mode: str) -> list[str]:
+    """Fail now on a malformed bot entry; notes for what the operator should know."""
+    notes = []
+    if mode == "prod" and config.setting(cfg, "auth.required", True) is False:
+        notes.append("[AUTH] auth.required=false is ignored in prod mode")
+    bots = cfg.get("bots") or {}
+    for name in bots:
+        config.bot_credentials(cfg, name)
+    if not bots:
+        notes.append(
+            "[AUTH] no bot credentials configured: every bridge will be refused; "
+            "add one with `kkobot-config add-bot NAME`"
+        )
+    else:
+        notes.append(f"[AUTH] authentication on for bot(s): {', '.join(sorted(bots))}")
+    return notes
 
 
 class DatabaseService(Service):
@@ -207,6 +229,33 @@ class KkobotService(MultiService):
             flushInterval=resolved.get("chatlog.flush_interval", 0.05),
         )
         self.chatlog.setServiceParent(self)
+        authenticator: Any = OpenAuthenticator()
+        self.devices: DeviceStore | None = None
+        if resolved.authRequired:
+            DeviceStore.addSchema(self.database)
+            self.devices = DeviceStore(
+                self.database,
+                reactor,
+                autoApprove=resolved.get("auth.auto_approve", False),
+                refreshInterval=resolved.get("auth.device_refresh_interval", 2.0),
+            )
+            # After the chat log, whose start creates the tables.
+            self.devices.setServiceParent(self)
+            cfg = resolved.cfg or {}
+            authenticator = HmacAuthenticator(
+                lambda bot: config.bot_credentials(cfg, bot),
+                self.devices,
+                reactor,
+                window=resolved.get("auth.window_seconds", 300),
+            )
+        self.limits = ConnectionLimits(
+            reactor,
+            maxConnections=resolved.get("server.max_connections", 5000),
+            maxPerAddress=resolved.get("server.max_connections_per_address", 100),
+            maxFailures=resolved.get("auth.max_failures", 10),
+            failureWindow=resolved.get("auth.failure_window", 60),
+            banSeconds=resolved.get("auth.ban_seconds", 300),
+        )
         self.commands = CommandRegistry(resolved.dropinDir)
         CommandsService(self.commands).setServiceParent(self)
         self.registry = ClientRegistry()
@@ -217,16 +266,20 @@ class KkobotService(MultiService):
         summary.clock = reactor
         summary.setServiceParent(self)
         pingInterval = resolved.get("server.ping_interval", 30)
-        self.factory = BridgeFactory(
+        self.factory = LimitedBridgeFactory(
             self.router,
+            self.limits,
             registry=self.registry,
-            authenticator=OpenAuthenticator(),
+            authenticator=authenticator,
             clock=reactor,
             pingInterval=pingInterval,
             idleTimeout=resolved.get("server.idle_timeout", 3 * pingInterval),
             handshakeTimeout=resolved.get("server.handshake_timeout", 30),
             maxLineBytes=resolved.get("server.max_line_bytes", 1024 * 1024),
         )
+        if self.devices is not None:
+            self.devices.onChange(lambda bot, device, status: applyDeviceStatus(
+                self.factory, bot, device, status))
         self.server = BridgeServerService(resolved.endpoint, self.factory, reactor=reactor)
         self.server.setServiceParent(self)
 
