@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -78,10 +79,13 @@ def signature(secret: str, salt: str, auth: Mapping[str, Any], clientType: str |
 
 
 def signatureMatches(secret: str, salt: str, auth: Mapping[str, Any], given: str) -> bool:
-    """Constant-time check of C{given}, with the sent clientType and the legacy literal first."""
+    """Constant-time check of C{given} against what the bridge signed."""
     givenBytes = given.lower().encode("ascii", "replace")
     good = False
-    candidates = {signedField(auth.get("clientType")), LEGACY_CLIENT_TYPE}
+    candidates = {signedField(auth.get("clientType"))}
+    if auth.get("clientType") is None:
+        # Older bridges may leave clientType out yet sign the literal.
+        candidates.add(LEGACY_CLIENT_TYPE)
     for clientType in sorted(candidates):
         expected = signature(secret, salt, auth, clientType).encode("ascii")
         # No early exit: every candidate is computed and compared.
@@ -169,6 +173,8 @@ class HmacAuthenticator:
         self.clock = clock
         self.window = window
         self.replays = ReplayGuard(clock, window)
+        # Connections whose device has been recorded (a ClientInfo lives as long as one).
+        self._recorded: weakref.WeakSet[Any] = weakref.WeakSet()
 
     # -- handshake
 
@@ -181,33 +187,32 @@ class HmacAuthenticator:
             return defer.succeed(Admission(False, False, reason))
         if not hello.deviceID:
             # 2.9.0c names its device only inside each event's auth (deviceUUID).
-            return defer.succeed(
-                Admission(True, False, "device id arrives with the first signed event")
-            )
-        d = self.devices.register(
-            hello.botName,
-            hello.deviceID,
-            clientType=hello.clientType,
-            version=hello.version,
-            address=address,
-            deviceInfo=hello.deviceInfo,
-        )
-        d.addErrback(self._registerFailed, hello)
+            return defer.succeed(self._newDevice(hello.botName, None))
+        # The handshake is not signed: it only reads. A device is recorded with its
+        # first signed event, so strangers cannot fill kb_bot_devices.
+        d = self.devices.lookup(hello.botName, hello.deviceID)
+        d.addErrback(self._lookupFailed, hello)
         d.addCallback(self._admission, hello)
         return d
 
-    def _registerFailed(self, failure: Failure, hello: Hello) -> str | None:
+    def _lookupFailed(self, failure: Failure, hello: Hello) -> str:
         log.error(
-            "[AUTH] could not record device {device} of {bot}: {error}",
+            "[AUTH] could not read the status of device {device} of {bot}: {error}",
             device=hello.deviceID,
             bot=hello.botName,
             error=failure.getErrorMessage(),
         )
-        # The cache still knows devices seen before the database went away.
-        return self.devices.status(hello.botName, hello.deviceID)
+        return "unavailable"
 
     def _admission(self, status: str | None, hello: Hello) -> Admission:
+        if status is None:
+            return self._newDevice(hello.botName, hello.deviceID)
         return admissionFor(status, hello.botName, hello.deviceID or "")
+
+    def _newDevice(self, bot: str, device: str | None) -> Admission:
+        if self.devices.autoApprove:
+            return Admission(True, True)
+        return admissionFor("pending", bot, device or "(sent with each event)")
 
     # -- every later event
 
@@ -255,29 +260,34 @@ class HmacAuthenticator:
         return None
 
     def _deviceCheck(self, client: Any, auth: Mapping[str, Any]) -> str | None:
-        if not client.deviceID:
-            device = auth.get("deviceUUID") or auth.get("deviceID")
-            if not isinstance(device, str) or not device:
-                return None
-            client.deviceID = device
-            # Known from now on; the status arrives with a later event or refresh.
-            d = self.devices.register(
-                client.botName,
-                device,
-                clientType=client.clientType,
-                version=client.version,
-                address=client.address,
-                deviceInfo=client.deviceInfo,
-            )
-            d.addErrback(lambda f: log.error("[AUTH] could not record a device: {e}",
-                                             e=f.getErrorMessage()))
+        if client not in self._recorded:
+            self._recorded.add(client)
+            if not client.deviceID:
+                device = auth.get("deviceUUID") or auth.get("deviceID")
+                client.deviceID = device if isinstance(device, str) and device else None
+            if client.deviceID:
+                # Once per connection: first/last seen, address, version.
+                d = self.devices.register(
+                    client.botName,
+                    client.deviceID,
+                    clientType=client.clientType,
+                    version=client.version,
+                    address=client.address,
+                    deviceInfo=client.deviceInfo,
+                )
+                d.addErrback(self._registerFailed)
         status = self.devices.status(client.botName, client.deviceID)
+        if status is None:
+            # New and being recorded right now.
+            status = "approved" if self.devices.autoApprove else "pending"
         if status in REFUSED_STATUSES:
             return f"device {client.deviceID} of bot '{client.botName}' is {status}"
-        if status is not None:
-            # An approval (or a step back to pending) takes effect on the next event.
-            client.approved = status == "approved"
+        # An approval (or a step back to pending) takes effect on the next event.
+        client.approved = status == "approved"
         return None
+
+    def _registerFailed(self, failure: Failure) -> None:
+        log.error("[AUTH] could not record a device: {error}", error=failure.getErrorMessage())
 
 
 def admissionFor(status: str | None, bot: str, device: str) -> Admission:
@@ -286,7 +296,7 @@ def admissionFor(status: str | None, bot: str, device: str) -> Admission:
         return Admission(True, True)
     if status in REFUSED_STATUSES:
         return Admission(False, False, f"device {device} is {status} on this server")
-    if status is None:
+    if status not in ("pending",):
         return Admission(False, False, "server error, try again later")
     return Admission(
         True,

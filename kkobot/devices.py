@@ -119,7 +119,7 @@ class DeviceStore(Service):
         Service.startService(self)
         self._loop = task.LoopingCall(self.refresh)
         self._loop.clock = self.clock
-        self._loop.start(self.refreshInterval, now=False)
+        self._loop.start(self.refreshInterval, now=True)
 
     def stopService(self) -> None:
         Service.stopService(self)
@@ -137,6 +137,22 @@ class DeviceStore(Service):
         if device is None:
             return None
         return self._cache.get((bot, device))
+
+    def lookup(self, bot: str, device: str) -> defer.Deferred[str | None]:
+        """The status from the cache, else from the database (None: never seen)."""
+        cached = self.status(bot, device)
+        if cached is not None:
+            return defer.succeed(cached)
+        d = self.database.runQuery(_SELECT_STATUS, bot, device)
+
+        def found(rows: list[tuple[str]]) -> str | None:
+            if not rows:
+                return None
+            self._cache[(bot, device)] = rows[0][0]
+            return rows[0][0]
+
+        d.addCallback(found)
+        return d
 
     def refresh(self) -> defer.Deferred[None]:
         """Reload every status; never fails (the loop must keep running)."""
