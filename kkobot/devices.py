@@ -143,7 +143,7 @@ class DeviceStore(Service):
         cached = self.status(bot, device)
         if cached is not None:
             return defer.succeed(cached)
-        d = self.database.runQuery(_SELECT_STATUS, bot, device)
+        d = self.database.runQuery(_SELECT_STATUS, (bot, device))
 
         def found(rows: list[tuple[str]]) -> str | None:
             if not rows:
@@ -266,7 +266,7 @@ class DeviceStore(Service):
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY bot_name, last_seen DESC"
-        d = self.database.runQuery(sql, *args)
+        d = self.database.runQuery(sql, tuple(args))
         d.addCallback(lambda rows: [Device(*row) for row in rows])
         return d
 
