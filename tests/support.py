@@ -207,3 +207,16 @@ def forgetDropins(testcase: Any, directory: str) -> None:
                 del sys.modules[name]
 
     testcase.addCleanup(forget)
+
+
+def tempDir(testcase: Any) -> str:
+    """
+    A fresh directory removed after the test. (trial's C{mktemp} is relative to the
+    working directory, which under pytest is the checkout itself.)
+    """
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="kkobot-test-")
+    testcase.addCleanup(shutil.rmtree, path, True)
+    return path
