@@ -13,6 +13,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from kkobot.logs import Logger
 from zope.interface import implementer
 
+from kkobot.events import NO_EVENTS, IServerEvents
 from kkobot.interfaces import IChatLog
 
 log = Logger()
@@ -198,8 +199,10 @@ class ChatLog(Service):
         batchSize: int = 200,
         flushInterval: float = 0.05,
         retryInterval: float = 5.0,
+        events: IServerEvents = NO_EVENTS,
     ) -> None:
         self.database = database
+        self.events = events
         self.retryInterval = retryInterval
         self.ready = False
         self._retry: IDelayedCall | None = None
@@ -264,12 +267,15 @@ class ChatLog(Service):
         d = self.database.runInteraction(
             insertRows, self._statement, batch, self.database.engine == "sqlite"
         )
-        d.addCallbacks(self._written, self._failed, callbackArgs=(batch,), errbackArgs=(batch,))
+        d.addCallbacks(
+            self._written, self._failed, callbackArgs=(batch, self.clock.seconds()), errbackArgs=(batch,)
+        )
         d.addBoth(self._batchDone)
         return d
 
-    def _written(self, _: Any, batch: list[ChatRow]) -> None:
+    def _written(self, _: Any, batch: list[ChatRow], started: float) -> None:
         self.rowsWritten += len(batch)
+        self.events.rowsWritten(len(batch), self.clock.seconds() - started)
         log.debug("[DB] wrote {count} chat row(s)", count=len(batch))
 
     def _failed(self, failure: Any, batch: list[ChatRow]) -> None:

@@ -9,6 +9,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from kkobot import wire
 from kkobot.chatlog import ChatRow
+from kkobot.events import NO_EVENTS, IServerEvents
 from kkobot.interfaces import IChatLog
 from kkobot.logs import Logger
 from kkobot.registry import ClientRegistry
@@ -19,10 +20,17 @@ log = Logger()
 class Outbound:
     """Sends `messageResponse` lines not prompted by a message, and logs them."""
 
-    def __init__(self, registry: ClientRegistry, chatlog: IChatLog, clock: IReactorTime):
+    def __init__(
+        self,
+        registry: ClientRegistry,
+        chatlog: IChatLog,
+        clock: IReactorTime,
+        events: IServerEvents = NO_EVENTS,
+    ):
         self.registry = registry
         self.chatlog = chatlog
         self.clock = clock
+        self.events = events
 
     def send(
         self,
@@ -59,4 +67,5 @@ class Outbound:
                 scheduled=scheduled,
             )
         )
+        self.events.messageOut(botName, room, channelId, "scheduled" if scheduled else "outbound")
         return True

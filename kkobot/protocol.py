@@ -16,6 +16,7 @@ from twisted.python.failure import Failure
 from kkobot import __version__, wire
 from kkobot.auth import Admission, OpenAuthenticator
 from kkobot.commands import Reply
+from kkobot.events import NO_EVENTS, IServerEvents
 from kkobot.registry import ClientInfo, ClientRegistry
 
 log = Logger()
@@ -198,6 +199,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
     def sendError(self, code: str, message: str) -> None:
         if not self._closing and not self._gone:
             self.transport.write(wire.errorLine(code, message, self.nowMillis()))
+            self.factory.events.errorSent(code)
 
     def sendLine(self, line: bytes) -> None:
         """Deliver one already-encoded server line (used by L{ClientInfo.send})."""
@@ -241,6 +243,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
             address=self.address,
             reason=reason,
         )
+        self.factory.events.authFailed(self.client.botName if self.client else None)
         self.sendError(wire.AUTH_FAILED, reason)
         if self.factory.authFailed(self):
             self.disconnect()
@@ -275,6 +278,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
                 address=self.address,
                 why=admission.message,
             )
+            self.factory.events.authFailed(hello.botName)
             self._answerHandshake(admission)
             self.disconnect()
             return
@@ -428,6 +432,7 @@ class BridgeFactory(Factory):
         idleTimeout: float | None = None,
         handshakeTimeout: float = 30.0,
         maxLineBytes: int = wire.DEFAULT_MAX_LINE_BYTES,
+        events: IServerEvents = NO_EVENTS,
     ) -> None:
         if clock is None:
             from twisted.internet import reactor as clock  # type: ignore[assignment]
@@ -440,6 +445,7 @@ class BridgeFactory(Factory):
         self.idleTimeout = idleTimeout if idleTimeout is not None else 3 * pingInterval
         self.handshakeTimeout = handshakeTimeout
         self.maxLineBytes = maxLineBytes
+        self.events = events
         self.connections: set[BridgeProtocol] = set()
 
     def admitConnection(self, proto: BridgeProtocol) -> str | None:

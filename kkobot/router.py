@@ -19,6 +19,7 @@ from kkobot.commands import (
     parseInvocation,
     runCommand,
 )
+from kkobot.events import NO_EVENTS, IServerEvents
 from kkobot.interfaces import IChatLog, IMessageHandler
 from kkobot.permissions import Permissions
 from kkobot.registry import ClientInfo
@@ -37,6 +38,7 @@ class MessageRouter:
         chatlog: IChatLog,
         clock: IReactorTime,
         permissions: Permissions | None = None,
+        events: IServerEvents = NO_EVENTS,
     ):
         self.commands = commands
         self.chatlog = chatlog
@@ -45,6 +47,7 @@ class MessageRouter:
         self.messagesSeen = 0
         self.repliesSent = 0
         self._summarized = (0, 0)
+        self.events = events
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds())
@@ -55,6 +58,8 @@ class MessageRouter:
         directive = directiveFor(command.name) if command is not None else None
         self.chatlog.log(ChatRow.fromMessage(message, client.botName, directive, self._now()))
         self.messagesSeen += 1
+        name = command.name if command is not None else None
+        self.events.messageIn(client.botName, message.room, message.channelId, name)
         # Per message at debug: formatting a line per message would cost a third of
         # the server's CPU at load; logSummary() gives the info-level picture.
         log.debug(
@@ -92,7 +97,8 @@ class MessageRouter:
             d = defer.succeed([Reply(refusal)])
         else:
             d = runCommand(command, context)
-        d.addCallback(self._logReplies, client, message, directive)
+            d.addCallback(self._timed, name, self.clock.seconds())
+        d.addCallback(self._logReplies, client, message, directive, name)
         return d
 
     def logSummary(self) -> None:
@@ -107,8 +113,17 @@ class MessageRouter:
                 replies=replies,
             )
 
+    def _timed(self, replies: list[Reply], name: str, started: float) -> list[Reply]:
+        self.events.commandTimed(name, self.clock.seconds() - started)
+        return replies
+
     def _logReplies(
-        self, replies: list[Reply], client: ClientInfo, message: ChatMessage, directive: str | None
+        self,
+        replies: list[Reply],
+        client: ClientInfo,
+        message: ChatMessage,
+        directive: str | None,
+        name: str | None = None,
     ) -> list[Reply]:
         self.repliesSent += len(replies)
         sent = self._now()
@@ -124,6 +139,7 @@ class MessageRouter:
                     sent=sent,
                 )
             )
+            self.events.messageOut(client.botName, message.room, message.channelId, name)
         return replies
 
     def handlePing(self, client: ClientInfo, ping: Ping, rttMillis: Any) -> None:

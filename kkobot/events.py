@@ -1,0 +1,98 @@
+"""The hook contract parts report server events through (metrics, message rates), and its no-op default."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from zope.interface import Interface, implementer
+
+from kkobot.logs import Logger
+
+log = Logger()
+
+
+class IServerEvents(Interface):
+    """
+    Called by the protocol, router, outbound sender and chat log as things happen.
+
+    Every method must return quickly and never raise into the caller: they run on
+    the reactor thread, in the middle of handling a line.
+    """
+
+    def messageIn(botName, room, channelId, command):
+        """A chat message arrived (C{command} is the directive, or None)."""
+
+    def messageOut(botName, room, channelId, command):
+        """The bot sent one message (C{command} is the directive, 'outbound' for the API)."""
+
+    def commandTimed(command, seconds):
+        """A command finished after C{seconds}."""
+
+    def errorSent(code):
+        """An C{error} event with C{code} went to a client."""
+
+    def authFailed(botName):
+        """An event's or handshake's authentication failed."""
+
+    def rowsWritten(count, seconds):
+        """C{count} chat rows reached the database in one batch taking C{seconds}."""
+
+    def rowsSpooled(count):
+        """C{count} chat rows went to the local spool (the database was unavailable)."""
+
+    def rowsReplayed(count):
+        """C{count} spooled rows were written to the database."""
+
+
+@implementer(IServerEvents)
+class NoEvents:
+    """Ignores everything: the default where nobody is watching (and in unit tests)."""
+
+    def messageIn(self, botName: str, room: str, channelId: str | None, command: str | None) -> None:
+        pass
+
+    def messageOut(self, botName: str, room: str, channelId: str | None, command: str | None) -> None:
+        pass
+
+    def commandTimed(self, command: str, seconds: float) -> None:
+        pass
+
+    def errorSent(self, code: str) -> None:
+        pass
+
+    def authFailed(self, botName: str | None) -> None:
+        pass
+
+    def rowsWritten(self, count: int, seconds: float) -> None:
+        pass
+
+    def rowsSpooled(self, count: int) -> None:
+        pass
+
+    def rowsReplayed(self, count: int) -> None:
+        pass
+
+
+NO_EVENTS = NoEvents()
+
+
+@implementer(IServerEvents)
+class EventFanout:
+    """Passes every event to several sinks; one failing sink does not stop the others."""
+
+    def __init__(self, sinks: Iterable[IServerEvents]) -> None:
+        self.sinks = list(sinks)
+
+    def __getattr__(self, name: str):
+        if name not in IServerEvents:
+            raise AttributeError(name)
+
+        def call(*args: object) -> None:
+            for sink in self.sinks:
+                try:
+                    getattr(sink, name)(*args)
+                except Exception:
+                    # A broken observer must not break the line being handled.
+                    log.failure("[SERVER] event hook {name} failed", name=name)
+
+        return call

@@ -1,0 +1,127 @@
+"""Prometheus metrics: counters fed by the server's event hooks, gauges read from the registry at scrape time."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from zope.interface import implementer
+
+from kkobot.events import IServerEvents
+from kkobot.registry import ClientRegistry
+
+# Commands answer in milliseconds; a slow plugin (HTTP lookups) can take seconds.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+FLUSH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class ClientsCollector(Collector):
+    """Connected clients and their last ping RTT, read from the registry when scraped."""
+
+    def __init__(self, registry: ClientRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        connected = GaugeMetricFamily(
+            "kkobot_clients_connected",
+            "Handshaken bridge connections, by bot and client version.",
+            labels=["bot", "version"],
+        )
+        rtt = GaugeMetricFamily(
+            "kkobot_ping_rtt_seconds",
+            "Round trip of the last answered server ping, by bot and device.",
+            labels=["bot", "device"],
+        )
+        counts: dict[tuple[str, str], int] = {}
+        for client in self.registry:
+            key = (client.botName, client.version)
+            counts[key] = counts.get(key, 0) + 1
+            if client.lastRttMillis is not None:
+                rtt.add_metric(
+                    [client.botName, client.deviceID or f"conn-{client.connectionId}"],
+                    client.lastRttMillis / 1000.0,
+                )
+        for (bot, version), n in sorted(counts.items()):
+            connected.add_metric([bot, version], n)
+        yield connected
+        yield rtt
+
+
+@implementer(IServerEvents)
+class Metrics:
+    """
+    kkobot's metrics in a registry of its own (not prometheus_client's global one),
+    so every service, and every test, counts from zero.
+    """
+
+    def __init__(self, clients: ClientRegistry | None = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.messagesIn = Counter(
+            "kkobot_messages_received", "Chat messages received, by bot and command.",
+            ["bot", "command"], registry=r,
+        )
+        self.messagesOut = Counter(
+            "kkobot_messages_sent", "Messages the bot sent, by bot and command.",
+            ["bot", "command"], registry=r,
+        )
+        self.commandLatency = Histogram(
+            "kkobot_command_duration_seconds", "Time from a command's message to its replies.",
+            ["command"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.errors = Counter(
+            "kkobot_errors", "error events sent to clients, by code.", ["code"], registry=r,
+        )
+        self.authFailures = Counter(
+            "kkobot_auth_failures", "Failed handshake or event authentications, by bot.",
+            ["bot"], registry=r,
+        )
+        self.rowsWrittenTotal = Counter(
+            "kkobot_chatlog_rows_written", "Chat-log rows written to the database.", registry=r,
+        )
+        self.rowsSpooledTotal = Counter(
+            "kkobot_chatlog_rows_spooled", "Chat-log rows written to the local spool.", registry=r,
+        )
+        self.rowsReplayedTotal = Counter(
+            "kkobot_chatlog_rows_replayed", "Spooled chat-log rows replayed into the database.",
+            registry=r,
+        )
+        self.flushLatency = Histogram(
+            "kkobot_chatlog_flush_duration_seconds", "Time to write one chat-log batch.",
+            buckets=FLUSH_BUCKETS, registry=r,
+        )
+        if clients is not None:
+            r.register(ClientsCollector(clients))
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of everything above."""
+        return generate_latest(self.registry)
+
+    # -- IServerEvents
+
+    def messageIn(self, botName: str, room: str, channelId: str | None, command: str | None) -> None:
+        self.messagesIn.labels(botName, command or "").inc()
+
+    def messageOut(self, botName: str, room: str, channelId: str | None, command: str | None) -> None:
+        self.messagesOut.labels(botName, command or "").inc()
+
+    def commandTimed(self, command: str, seconds: float) -> None:
+        self.commandLatency.labels(command).observe(seconds)
+
+    def errorSent(self, code: str) -> None:
+        self.errors.labels(code).inc()
+
+    def authFailed(self, botName: str | None) -> None:
+        self.authFailures.labels(botName or "").inc()
+
+    def rowsWritten(self, count: int, seconds: float) -> None:
+        self.rowsWrittenTotal.inc(count)
+        self.flushLatency.observe(seconds)
+
+    def rowsSpooled(self, count: int) -> None:
+        self.rowsSpooledTotal.inc(count)
+
+    def rowsReplayed(self, count: int) -> None:
+        self.rowsReplayedTotal.inc(count)

@@ -1,0 +1,125 @@
+"""Messages per room over the last hour and per minute, in memory and bounded."""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+from twisted.internet.interfaces import IReactorTime
+from zope.interface import implementer
+
+from kkobot.events import NoEvents, IServerEvents
+
+BUCKET_SECONDS = 60
+WINDOW_BUCKETS = 60  # one hour of minutes
+# Rooms beyond this are forgotten least-recently-active first, so a flood of new
+# rooms cannot grow memory without bound.
+MAX_ROOMS = 1000
+
+
+@dataclass
+class _Series:
+    """Per-minute (in, out) counts; old minutes fall off as new ones are recorded."""
+
+    buckets: deque[list[int]] = field(default_factory=deque)  # [minute, in, out]
+
+    def add(self, minute: int, inbound: int, outbound: int) -> None:
+        if self.buckets and self.buckets[-1][0] == minute:
+            bucket = self.buckets[-1]
+        else:
+            bucket = [minute, 0, 0]
+            self.buckets.append(bucket)
+        bucket[1] += inbound
+        bucket[2] += outbound
+        self.trim(minute)
+
+    def trim(self, minute: int) -> None:
+        while self.buckets and self.buckets[0][0] <= minute - WINDOW_BUCKETS:
+            self.buckets.popleft()
+
+    def totals(self, minute: int) -> tuple[int, int]:
+        self.trim(minute)
+        return sum(b[1] for b in self.buckets), sum(b[2] for b in self.buckets)
+
+
+@dataclass(frozen=True)
+class RoomActivity:
+    """One room's traffic in the last hour."""
+
+    botName: str
+    room: str
+    channelId: str | None
+    received: int
+    sent: int
+    lastAt: float
+
+
+@dataclass
+class _Room:
+    name: str
+    channelId: str | None
+    series: _Series
+    lastAt: float
+
+
+@implementer(IServerEvents)
+class MessageRates(NoEvents):
+    """
+    Listens to message events; answers "how busy is each room" for the status page,
+    and "what is the room name of this channel id" for the outbound API.
+    """
+
+    def __init__(self, clock: IReactorTime, maxRooms: int = MAX_ROOMS) -> None:
+        self.clock = clock
+        self.maxRooms = maxRooms
+        self._all = _Series()
+        # Keyed by channel id where the bridge sends one: room names can change.
+        self._rooms: OrderedDict[tuple[str, str], _Room] = OrderedDict()
+
+    def _minute(self) -> int:
+        return int(self.clock.seconds() // BUCKET_SECONDS)
+
+    def _record(
+        self, botName: str, room: str, channelId: str | None, inbound: int, outbound: int
+    ) -> None:
+        minute = self._minute()
+        self._all.add(minute, inbound, outbound)
+        key = (botName, f"c:{channelId}" if channelId else f"n:{room}")
+        entry = self._rooms.pop(key, None) or _Room(room, channelId, _Series(), 0.0)
+        entry.name = room
+        entry.series.add(minute, inbound, outbound)
+        entry.lastAt = self.clock.seconds()
+        self._rooms[key] = entry
+        while len(self._rooms) > self.maxRooms:
+            self._rooms.popitem(last=False)
+
+    def messageIn(self, botName: str, room: str, channelId: str | None, command: str | None) -> None:
+        self._record(botName, room, channelId, 1, 0)
+
+    def messageOut(self, botName: str, room: str, channelId: str | None, command: str | None) -> None:
+        self._record(botName, room, channelId, 0, 1)
+
+    def roomName(self, botName: str, channelId: str) -> str | None:
+        """The latest name seen for a channel of this bot (the phone addresses rooms by name)."""
+        entry = self._rooms.get((botName, f"c:{channelId}"))
+        return entry.name if entry is not None else None
+
+    def perMinute(self) -> list[tuple[int, int]]:
+        """(received, sent) for each of the last 60 minutes, oldest first; the last is now."""
+        minute = self._minute()
+        self._all.trim(minute)
+        byMinute = {b[0]: (b[1], b[2]) for b in self._all.buckets}
+        return [byMinute.get(m, (0, 0)) for m in range(minute - WINDOW_BUCKETS + 1, minute + 1)]
+
+    def rooms(self) -> list[RoomActivity]:
+        """Rooms with traffic in the last hour, busiest first."""
+        minute = self._minute()
+        out = []
+        for (botName, _), entry in self._rooms.items():
+            received, sent = entry.series.totals(minute)
+            if received or sent:
+                out.append(
+                    RoomActivity(botName, entry.name, entry.channelId, received, sent, entry.lastAt)
+                )
+        out.sort(key=lambda r: (-(r.received + r.sent), r.botName, r.room))
+        return out
