@@ -17,13 +17,17 @@ from kkobot.chatlog import ChatLog
 from kkobot.commands import CommandRegistry
 from kkobot.db import Database
 from kkobot.devices import DeviceStore, applyDeviceStatus
+from kkobot.events import EventFanout
 from kkobot.limits import ConnectionLimits, LimitedBridgeFactory
 from kkobot.logs import Logger
+from kkobot.metrics import Metrics
 from kkobot.outbound import Outbound
 from kkobot.permissions import Permissions
 from kkobot.protocol import BridgeFactory
+from kkobot.rates import MessageRates
 from kkobot.registry import ClientRegistry
 from kkobot.router import MessageRouter
+from kkobot.web.settings import AdminConfigError, AdminSettings, adminSettings
 
 log = Logger()
 
@@ -42,6 +46,7 @@ class Settings:
     logDir: str | None = "logs"
     varDir: str = "var"
     dropinDir: str | None = None
+    adminPort: str | None = None
 
     @classmethod
     def fromEnvironment(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -52,6 +57,7 @@ class Settings:
             configDir=env.get("KKOBOT_CONFIG") or config.DEFAULT_DIR,
             logLevel=env.get("KKOBOT_LOG_LEVEL") or "info",
             dropinDir=env.get("KKOBOT_PLUGINS") or None,
+            adminPort=env.get("KKOBOT_ADMIN_PORT") or None,
         )
 
 
@@ -70,6 +76,7 @@ class Resolved:
     dropinDir: str
     authRequired: bool
     notes: list[str] = field(default_factory=list)
+    admin: AdminSettings | None = None
 
     def get(self, key: str, default: Any) -> Any:
         if self.cfg is None:
@@ -129,7 +136,10 @@ def resolve(settings: Settings) -> Resolved:
                 f"[CONFIG] no config in {settings.configDir}/: embedded default "
                 f"(SQLite at {db.path}, loopback only, no authentication)"
             )
+        admin = adminSettings(cfg, settings.adminPort)
     except config.ConfigError as e:
+        raise StartupError(f"config {settings.configDir}: {e}")
+    except AdminConfigError as e:
         raise StartupError(f"config {settings.configDir}: {e}")
     return Resolved(
         settings=settings,
@@ -139,6 +149,7 @@ def resolve(settings: Settings) -> Resolved:
         dropinDir=dropin,
         authRequired=authRequired,
         notes=notes,
+        admin=admin,
     )
 
 
@@ -222,11 +233,17 @@ class KkobotService(MultiService):
         self.fileLog = logs.FileLogService(settings.logDir) if settings.logDir else None
         self.database = Database(resolved.db, reactor=reactor)
         DatabaseService(self.database).setServiceParent(self)
+        self.registry = ClientRegistry()
+        # Metrics and the status page's message rates watch the parts through one hook.
+        self.metrics = Metrics(self.registry)
+        self.rates = MessageRates(reactor)
+        self.events = EventFanout([self.metrics, self.rates])
         self.chatlog = ChatLog(
             self.database,
             reactor,
             batchSize=resolved.get("chatlog.batch_size", 200),
             flushInterval=resolved.get("chatlog.flush_interval", 0.05),
+            events=self.events,
         )
         self.chatlog.setServiceParent(self)
         authenticator: Any = OpenAuthenticator()
@@ -258,10 +275,11 @@ class KkobotService(MultiService):
         )
         self.commands = CommandRegistry(resolved.dropinDir)
         CommandsService(self.commands).setServiceParent(self)
-        self.registry = ClientRegistry()
         self.permissions = Permissions(resolved.cfg)
-        self.router = MessageRouter(self.commands, self.chatlog, reactor, self.permissions)
-        self.outbound = Outbound(self.registry, self.chatlog, reactor)
+        self.router = MessageRouter(
+            self.commands, self.chatlog, reactor, self.permissions, events=self.events
+        )
+        self.outbound = Outbound(self.registry, self.chatlog, reactor, events=self.events)
         summary = TimerService(resolved.get("log.summary_interval", 60), self.router.logSummary)
         summary.clock = reactor
         summary.setServiceParent(self)
@@ -276,12 +294,23 @@ class KkobotService(MultiService):
             idleTimeout=resolved.get("server.idle_timeout", 3 * pingInterval),
             handshakeTimeout=resolved.get("server.handshake_timeout", 30),
             maxLineBytes=resolved.get("server.max_line_bytes", 1024 * 1024),
+            events=self.events,
         )
         if self.devices is not None:
             self.devices.onChange(lambda bot, device, status: applyDeviceStatus(
                 self.factory, bot, device, status))
         self.server = BridgeServerService(resolved.endpoint, self.factory, reactor=reactor)
         self.server.setServiceParent(self)
+        self.admin = None
+        if resolved.admin is not None:
+            from kkobot.web.site import AdminParts, AdminService
+
+            parts = AdminParts(
+                registry=self.registry, outbound=self.outbound, metrics=self.metrics,
+                rates=self.rates, factory=self.factory, chatlog=self.chatlog, clock=reactor,
+            )
+            self.admin = AdminService(resolved.admin.endpoint, parts, resolved.admin.token, reactor)
+            self.admin.setServiceParent(self)
 
     def startService(self) -> None:
         if self.fileLog is not None:

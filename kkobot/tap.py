@@ -10,7 +10,7 @@ from kkobot.service import MODES, Settings, StartupError, makeService as _makeSe
 
 
 class Options(usage.Options):
-    synopsis = "[--port N|ENDPOINT] [--mode test|prod] [--config DIR] [--log-level L]"
+    synopsis = "[--port N|ENDPOINT] [--mode test|prod] [--config DIR] [--log-level L] [--admin-port N|ENDPOINT]"
     longdesc = (
         "Serve MessengerBotR bridges. With no config directory, runs on the embedded "
         "default: SQLite under ./var/, 127.0.0.1 only, no authentication."
@@ -23,6 +23,8 @@ class Options(usage.Options):
         ["plugins", None, None, "Drop-in plugin folder (default: plugins.dropin_dir or ./plugins)."],
         ["logs", None, "logs", "Directory of server.log."],
         ["var", None, "var", "Directory for the embedded SQLite database."],
+        ["admin-port", None, None,
+         "Admin web port or endpoint (default: admin.port; off unless set; needs admin.token)."],
     ]
 
     def postOptions(self) -> None:
@@ -38,6 +40,7 @@ class Options(usage.Options):
             logDir=self["logs"] or None,
             varDir=self["var"],
             dropinDir=self["plugins"],
+            adminPort=self["admin-port"],
         )
 
 

@@ -1,0 +1,51 @@
+"""/healthz (the process answers) and /readyz (listening, database reachable or spooling, backlog)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.web.iweb import IRequest
+from twisted.web.resource import Resource
+
+from kkobot.web.jsonio import jsonBody
+
+
+class Healthz(Resource):
+    isLeaf = True
+
+    def render_GET(self, request: IRequest) -> bytes:
+        return jsonBody(request, 200, {"status": "ok"})
+
+
+def readiness(factory: Any, chatlog: Any) -> dict[str, Any]:
+    """
+    What /readyz reports. C{factory.numPorts} counts the ports the bridge factory
+    listens on. A chat log that spools when the database is away (the durable chat
+    log) exposes C{spooling} and C{spoolBacklog}; without them both read as off / 0.
+    """
+    listening = factory.numPorts > 0
+    database = bool(getattr(chatlog, "ready", False))
+    spooling = bool(getattr(chatlog, "spooling", False))
+    return {
+        "ready": listening and (database or spooling),
+        "listening": listening,
+        "database": "ok" if database else "unavailable",
+        "spooling": spooling,
+        "backlog": {
+            "buffered": int(getattr(chatlog, "pending", 0)),
+            "spooled": int(getattr(chatlog, "spoolBacklog", 0)),
+        },
+    }
+
+
+class Readyz(Resource):
+    isLeaf = True
+
+    def __init__(self, factory: Any, chatlog: Any) -> None:
+        Resource.__init__(self)
+        self.factory = factory
+        self.chatlog = chatlog
+
+    def render_GET(self, request: IRequest) -> bytes:
+        state = readiness(self.factory, self.chatlog)
+        return jsonBody(request, 200 if state["ready"] else 503, state)

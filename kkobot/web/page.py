@@ -1,0 +1,49 @@
+"""The HTML shell every admin page shares: head, phone-friendly CSS."""
+
+from __future__ import annotations
+
+from twisted.web.template import Tag, tags
+
+CSS = """
+:root { color-scheme: light dark; --line: #8884; --accent: #2a7de1; }
+* { box-sizing: border-box; }
+body { font: 15px/1.45 system-ui, "Apple SD Gothic Neo", "Noto Sans KR", sans-serif;
+       margin: 0 auto; padding: 12px; max-width: 1100px; }
+h1 { font-size: 1.3em; margin: .2em 0 .6em; } h2 { font-size: 1.1em; margin: 1.2em 0 .4em; }
+table { border-collapse: collapse; width: 100%; }
+th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--line); }
+th { font-weight: 600; white-space: nowrap; }
+.num { text-align: right; font-variant-numeric: tabular-nums; }
+.muted { opacity: .65; } .error { color: #d33; }
+.ok { color: #1a8f3a; } .pending { color: #c77700; }
+.summary { display: flex; gap: 16px; flex-wrap: wrap; margin-bottom: .4em; }
+.summary div { border: 1px solid var(--line); border-radius: 8px; padding: 6px 12px; }
+.summary b { display: block; font-size: 1.3em; }
+svg.chart { width: 100%; height: auto; display: block; }
+svg.chart .in { fill: var(--accent); } svg.chart .out { fill: #1a8f3a; }
+svg.chart text { font-size: 11px; fill: currentColor; opacity: .7; }
+form.login { display: grid; gap: 8px; max-width: 360px; }
+input, button { font: inherit; padding: 8px; }
+.top { display: flex; justify-content: space-between; align-items: baseline; gap: 8px; }
+/* Phones: every table row becomes a card, each cell labelled by its column. */
+@media (max-width: 700px) {
+  table, tbody, tr, td { display: block; width: 100%; }
+  thead { display: none; }
+  tr { border: 1px solid var(--line); border-radius: 8px; margin-bottom: 10px; padding: 4px 0; }
+  td { border: 0; padding: 3px 10px; display: flex; justify-content: space-between; gap: 12px; }
+  td::before { content: attr(data-label); font-weight: 600; opacity: .75; }
+  .num { text-align: right; }
+}
+"""
+
+
+def page(title: str, *body: object, refresh: int | None = None) -> Tag:
+    head = tags.head(
+        tags.meta(charset="utf-8"),
+        tags.meta(name="viewport", content="width=device-width, initial-scale=1"),
+        tags.title(title),
+        tags.style(CSS),
+    )
+    if refresh:
+        head(tags.meta(**{"http-equiv": "refresh", "content": str(refresh)}))
+    return tags.html(head, tags.body(*body), lang="ko")
