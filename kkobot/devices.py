@@ -143,7 +143,7 @@ class DeviceStore(Service):
         cached = self.status(bot, device)
         if cached is not None:
             return defer.succeed(cached)
-        d = self.database.runQuery(_SELECT_STATUS, (bot, device))
+        d = self._withSchema(self.database.runQuery, _SELECT_STATUS, (bot, device))
 
         def found(rows: list[tuple[str]]) -> str | None:
             if not rows:
@@ -152,6 +152,19 @@ class DeviceStore(Service):
             return rows[0][0]
 
         d.addCallback(found)
+        return d
+
+    def _withSchema(self, call: Callable[..., defer.Deferred], *args: Any) -> defer.Deferred:
+        """C{call(*args)}; when it fails, create missing tables and try once more."""
+        # A handshake can arrive while the chat log is still creating the tables.
+        d = call(*args)
+
+        def retry(failure: Any) -> defer.Deferred:
+            again = self.database.ensureSchema()
+            again.addCallback(lambda _: call(*args))
+            return again
+
+        d.addErrback(retry)
         return d
 
     def refresh(self) -> defer.Deferred[None]:
@@ -209,7 +222,7 @@ class DeviceStore(Service):
             now=now if self.database.engine != "sqlite" else now.isoformat(" "),
             initial="approved" if self.autoApprove else "pending",
         )
-        d = self.database.runInteraction(self._register, values)
+        d = self._withSchema(self.database.runInteraction, self._register, values)
         d.addCallback(self._registered, bot, device)
         return d
 
