@@ -70,7 +70,7 @@ class Resolved:
     """Settings combined with the config file: everything the parts are built from."""
 
     settings: Settings
-    cfg: dict[str, Any] | None
+    cfg: dict[str, Any] | None = field(repr=False)
     endpoint: str
     db: Any
     dropinDir: str

@@ -167,3 +167,8 @@ class WhenAuthIsOn(SynchronousTestCase):
         service = KkobotService(embedded)
         self.addCleanup(service.database.close)
         self.assertIsInstance(service.factory.authenticator, OpenAuthenticator)
+
+    def test_secrets_stay_out_of_repr(self) -> None:
+        resolved = resolve(Settings(configDir=makeConfig(), logDir=None))
+        self.assertNotIn("s" * 32, repr(resolved))
+        self.assertNotIn("s" * 32, repr(config.db_settings(resolved.cfg, "test")))
