@@ -312,6 +312,11 @@ class ChatLog(Service):
         if pending:
             log.info("[SHUTDOWN] writing {count} pending chat row(s)", count=pending)
         yield self.flush()
+        if self._timer is not None:
+            # Rows the database never took leave a flush timer behind; stopped is stopped.
+            if self._timer.active():
+                self._timer.cancel()
+            self._timer = None
         if self._buffer:
             log.error(
                 "[SHUTDOWN] {count} chat row(s) not written: {db} is not available",
