@@ -220,3 +220,18 @@ def tempDir(testcase: Any) -> str:
     path = tempfile.mkdtemp(prefix="kkobot-test-")
     testcase.addCleanup(shutil.rmtree, path, True)
     return path
+
+
+def waitUntil(predicate: Any, what: str, timeout: float = 10.0) -> Any:
+    """A Deferred that fires once C{predicate()} is true (polled on the real reactor)."""
+    from twisted.internet import defer, reactor, task
+
+    @defer.inlineCallbacks
+    def wait() -> Any:
+        deadline = reactor.seconds() + timeout  # type: ignore[attr-defined]
+        while not predicate():
+            if reactor.seconds() > deadline:  # type: ignore[attr-defined]
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            yield task.deferLater(reactor, 0.005, lambda: None)
+
+    return wait()
