@@ -1,0 +1,249 @@
+"""Property-based fuzzing of the wire decoder: any input is an event or a WireError, never more."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from kkobot import wire
+from tests.fuzzing import FUZZ, WRONG, allWrongValues, jsonLine, jsonValues, storable
+from tests.support import HELLO_320, analyze
+
+PING = {"event": "ping", "data": {"bot_name": "kkobot", "server_timestamp": 1737354645000}}
+
+
+def decodeOrError(line: bytes) -> wire.Event | wire.WireError:
+    """The decoder's contract: an event or a WireError; anything else fails the test."""
+    try:
+        event = wire.decode(line)
+    except wire.WireError as e:
+        # The error goes back to the client, so it must be encodable.
+        wire.errorLine(e.code, e.message, 0)
+        return e
+    return event
+
+
+class ArbitraryInputTests(SynchronousTestCase):
+    @FUZZ
+    @given(st.binary(max_size=300))
+    @example(b"\x00")
+    @example(b"\xff\xfe")
+    @example(b"\r")
+    @example(b'{"event":"ping","data":{"server_timestamp":"\xc2\xb2"}}')
+    def test_arbitraryBytes(self, line: bytes) -> None:
+        result = decodeOrError(line)
+        if not isinstance(result, wire.WireError):
+            self.assertTrue(storable(result))
+
+    @FUZZ
+    @given(jsonValues)
+    def test_anyJsonValue(self, value: object) -> None:
+        result = decodeOrError(jsonLine(value))
+        if not isinstance(result, wire.WireError):
+            self.assertIsInstance(value, dict)
+            self.assertTrue(storable(result))
+
+    @FUZZ
+    @given(st.sampled_from(["handshake", "analyze", "ping", "x"]), jsonValues)
+    def test_anyData(self, event: str, data: object) -> None:
+        """Events with arbitrary `data`: a typed event or a WireError, never a crash."""
+        result = decodeOrError(jsonLine({"event": event, "data": data}))
+        if not isinstance(result, wire.WireError):
+            self.assertTrue(storable(result))
+
+    @FUZZ
+    @given(st.binary(min_size=1, max_size=40).filter(lambda b: b"\n" not in b))
+    def test_invalidUtf8InsideAGoodLine(self, junk: bytes) -> None:
+        good = json.dumps(analyze("# echo x"), ensure_ascii=False).encode()
+        line = good.replace(b"# echo x", b"# echo " + junk.replace(b'"', b"").replace(b"\\", b""))
+        result = decodeOrError(line)
+        if isinstance(result, wire.WireError):
+            self.assertIn(result.code, {wire.BAD_ENCODING, wire.BAD_JSON})
+
+
+class LoneSurrogateTests(SynchronousTestCase):
+    """An escaped lone surrogate (a UTF-16 string cut in half) must not poison anything."""
+
+    @FUZZ
+    @given(st.text(alphabet=st.characters(min_codepoint=0xD000, max_codepoint=0xE000)), st.text())
+    def test_anyFieldStorable(self, room: str, sender: str) -> None:
+        result = decodeOrError(jsonLine(analyze(sender + room, room=room, sender=sender)))
+        assert not isinstance(result, wire.WireError), result
+        self.assertTrue(storable(result))
+
+    def test_textKeptWithReplacement(self) -> None:
+        line = jsonLine(analyze("# echo 안녕\ud83d"))
+        event = wire.decode(line)
+        assert isinstance(event, wire.ChatMessage)
+        self.assertEqual(event.text, "# echo 안녕\ufffd")
+
+    def test_validPairStillDecodes(self) -> None:
+        event = wire.decode(jsonLine(analyze("# echo \U0001f600")))
+        assert isinstance(event, wire.ChatMessage)
+        self.assertEqual(event.text, "# echo \U0001f600")
+
+    def test_surrogateInEventName(self) -> None:
+        e = decodeOrError(jsonLine({"event": "\udc00", "data": {}}))
+        assert isinstance(e, wire.WireError)
+        self.assertEqual(e.code, wire.UNKNOWN_EVENT)
+
+
+class WrongShapeTests(SynchronousTestCase):
+    def assertCode(self, line: bytes, code: str) -> None:
+        result = decodeOrError(line)
+        assert isinstance(result, wire.WireError), f"{line[:80]!r} decoded to {result!r}"
+        self.assertEqual(result.code, code)
+
+    def test_notAnObject(self) -> None:
+        for value in [[], [1], 1, "s", None, True, 1.5]:
+            self.assertCode(jsonLine(value), wire.BAD_JSON)
+
+    def test_dataNotAnObject(self) -> None:
+        for event in ["analyze", "ping", "handshake"]:
+            for data in [None, [], "x", 1, True]:
+                self.assertCode(jsonLine({"event": event, "data": data}), wire.BAD_EVENT)
+
+    def test_eventNotAString(self) -> None:
+        for name in [1, [], {}, True]:
+            self.assertCode(jsonLine({"event": name, "data": {}}), wire.BAD_EVENT)
+
+    def test_deepNesting(self) -> None:
+        """10,000 levels: refused before the parser recurses, and quickly."""
+        for opener, closer in [("[", "]"), ("{\"a\":", "}")]:
+            deep = opener * 10_000 + "1" + closer * 10_000
+            started = time.perf_counter()
+            self.assertCode(deep.encode(), wire.BAD_JSON)
+            inside = json.dumps({"event": "ping", "data": {"x": json.loads("[" * 60 + "]" * 60)}})
+            self.assertIsInstance(wire.decode(inside.encode()), wire.Ping)
+            # Generous: a quadratic scan would take seconds here.
+            self.assertLess(time.perf_counter() - started, 2.0)
+
+    def test_bracketsInsideStringsAreNotNesting(self) -> None:
+        event = wire.decode(jsonLine(analyze("# echo " + "[{" * 5000)))
+        self.assertIsInstance(event, wire.ChatMessage)
+
+    def test_hugeNumbers(self) -> None:
+        self.assertCode(b"1" * 5000, wire.BAD_JSON)
+        self.assertCode(
+            b'{"event":"ping","data":{"server_timestamp":' + b"9" * 5000 + b"}}", wire.BAD_JSON
+        )
+        self.assertCode(b'{"event":"ping","data":{"server_timestamp":1e999}}', wire.BAD_FIELD)
+        self.assertCode(b'{"event":"ping","data":{"server_timestamp":-1e999}}', wire.BAD_FIELD)
+        self.assertCode(b'{"event":"ping","data":{"server_timestamp":NaN}}', wire.BAD_FIELD)
+        # A huge id number is text to us: clipped when stored, never an overflow.
+        event = wire.decode(jsonLine(analyze("x", logId=10**300)))
+        assert isinstance(event, wire.ChatMessage)
+        self.assertEqual(event.logId, str(10**300))
+
+    def test_duplicateKeysLastWins(self) -> None:
+        line = (
+            b'{"event":"ping","event":"analyze","data":{"room":"a","text":"b"},'
+            b'"data":{"room":"r","text":"t"}}'
+        )
+        event = wire.decode(line)
+        assert isinstance(event, wire.ChatMessage)
+        self.assertEqual((event.room, event.text), ("r", "t"))
+
+    def test_nulAndControlBytes(self) -> None:
+        self.assertCode(b'{"event":"ping","data":{"bot_name":"a\x00b"}}', wire.BAD_JSON)
+        escaped = wire.decode(b'{"event":"ping","data":{"bot_name":"a\\u0000b"}}')
+        assert isinstance(escaped, wire.Ping)
+        self.assertEqual(escaped.bot_name, "a\x00b")
+        self.assertCode(b"\x00" * 10, wire.BAD_JSON)
+
+    def test_loneCarriageReturns(self) -> None:
+        self.assertIsInstance(wire.decode(jsonLine(PING).rstrip(b"\n") + b"\r"), wire.Ping)
+        self.assertCode(b'{"event":\r"ping"\r,"data":{}}\rx', wire.BAD_JSON)
+
+
+# Every field of every event, and the JSON types it accepts (see docs/protocol.md).
+STRING_OR_ID = {"string", "null", "number"}
+FIELDS = {
+    "handshake": (
+        HELLO_320,
+        {
+            "botName": {"string", "number"},
+            "version": {"string", "number"},
+            "clientType": STRING_OR_ID,
+            "deviceID": STRING_OR_ID,
+            "deviceIP": STRING_OR_ID,
+            "deviceInfo": STRING_OR_ID,
+        },
+    ),
+    "analyze": (
+        analyze("# echo x")["data"],
+        {
+            "room": {"string", "number"},
+            "text": {"string", "number"},
+            "sender": STRING_OR_ID,
+            "channelId": STRING_OR_ID,
+            "logId": STRING_OR_ID,
+            "userHash": STRING_OR_ID,
+            "timestamp": STRING_OR_ID,
+            "botName": STRING_OR_ID,
+            "clientType": STRING_OR_ID,
+            "isGroupChat": {"bool", "null"},
+            "isMention": {"bool", "null"},
+            "auth": {"object", "null"},
+        },
+    ),
+    "ping": (
+        PING["data"],
+        {
+            "server_timestamp": {"number", "null"},
+            "bot_name": STRING_OR_ID,
+            "monitoring": {"object", "null"},
+            "client_status": {"object", "null"},
+            "is_manual": {"bool", "null"},
+            "auth": {"object", "null"},
+        },
+    ),
+}
+REQUIRED = {"handshake": {"botName", "version"}, "analyze": {"room", "text"}, "ping": set()}
+
+
+def accepted(event: str, name: str, types: set[str], kind: str, value: object) -> bool:
+    """What docs/protocol.md promises for one field holding one value."""
+    if value is None:
+        return name not in REQUIRED[event]
+    if kind == "bool":
+        return "bool" in types
+    if kind == "number":
+        if "bool" in types:  # 0 and 1 are booleans too
+            return value in (0, 1) and isinstance(value, int)
+        if name == "server_timestamp":
+            return float(value).is_integer()  # type: ignore[arg-type]
+        return "number" in types and isinstance(value, int)  # ids are integers, not floats
+    if kind == "string":
+        if "bool" in types:
+            return value in ("true", "false")
+        return "string" in types
+    return kind in types
+
+
+class WrongTypeTests(SynchronousTestCase):
+    def test_everyFieldOfEveryEvent(self) -> None:
+        """Each field with each JSON type: accepted where documented, else BAD_FIELD."""
+        tried = 0
+        for event, (good, accepts) in FIELDS.items():
+            for name, types in accepts.items():
+                for kind, values in WRONG.items():
+                    for value in values:
+                        line = jsonLine({"event": event, "data": dict(good, **{name: value})})
+                        result = decodeOrError(line)
+                        tried += 1
+                        if accepted(event, name, types, kind, value):
+                            self.assertFalse(isinstance(result, wire.WireError), line)
+                        else:
+                            assert isinstance(result, wire.WireError), line
+                            self.assertEqual(result.code, wire.BAD_FIELD, line)
+        self.assertGreater(tried, 300)
+
+    def test_allWrongValuesForTheEventName(self) -> None:
+        for value in allWrongValues():
+            result = decodeOrError(jsonLine({"event": value, "data": {}}))
+            self.assertIsInstance(result, wire.WireError)
