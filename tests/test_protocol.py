@@ -24,6 +24,8 @@ from kkobot.protocol import BridgeFactory, BridgeProtocol
 from kkobot.registry import ClientRegistry
 from kkobot.router import MessageRouter
 from tests.support import (
+    AUTH,
+    BRIDGE_LINES,
     HELLO_290,
     HELLO_314,
     HELLO_320,
@@ -48,18 +50,6 @@ HANDSHAKE_OK = {
 # answered like an unprompted ping (the test clock stands at 1795602310 s).
 PING_ANSWER = {"event": "ping", "data": {"bot_name": "kkobot", "server_timestamp": 1795602310000}}
 
-# The three lines of PROTOCOL.md, byte for byte (signatures shortened).
-AUTH = {
-    "clientType": "MessengerBotR", "botName": "kkobot", "deviceUUID": "5f3c2a1b9d8e7f60",
-    "deviceID": "5f3c2a1b9d8e7f60", "macAddress": "02:00:00:00:00:00",
-    "ipAddress": "127.0.0.1", "timestamp": 1795602310517, "version": "3.2.0",
-    "signature": "0" * 64,
-}
-BRIDGE_LINES = (
-    '{"clientType":"MessengerBotR","botName":"kkobot","version":"3.2.0","deviceID":"5f3c2a1b9d8e7f60","deviceIP":"127.0.0.1","deviceInfo":"samsung SM-S911N (Android 14, API 34)"}\n'
-    '{"event":"analyze","data":{"room":"테스트방","text":"# echo 안녕하세요","sender":"홍길동","isGroupChat":true,"channelId":"18398338829933568","logId":"3371984461207437313","userHash":"a1b2c3","isMention":false,"timestamp":"2026-11-25 19:25:10","botName":"kkobot","clientType":"MessengerBotR","auth":{"clientType":"MessengerBotR","botName":"kkobot","deviceUUID":"5f3c2a1b9d8e7f60","deviceID":"5f3c2a1b9d8e7f60","macAddress":"02:00:00:00:00:00","ipAddress":"127.0.0.1","timestamp":1795602310517,"version":"3.2.0","signature":"00"}}}\n'
-    '{"event":"ping","data":{"bot_name":"kkobot","server_timestamp":1795602311302,"monitoring":{"total_memory":6028,"memory_usage":8,"memory_percent":0.1,"message_queue_size":0,"active_rooms":1},"auth":{"clientType":"MessengerBotR","botName":"kkobot","deviceUUID":"5f3c2a1b9d8e7f60","deviceID":"5f3c2a1b9d8e7f60","macAddress":"02:00:00:00:00:00","ipAddress":"127.0.0.1","timestamp":1795602311310,"version":"3.2.0","signature":"00"}}}\n'
-).encode("utf-8")
 
 
 @implementer(IChatLog)
