@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from typing import Any
 
 from twisted.internet import defer, endpoints, reactor, task
@@ -62,6 +64,13 @@ class BridgeClient(LineReceiver):
         )
 
 
+def scratchDir(testCase: Any) -> str:
+    """A temporary directory removed after the test (trial's mktemp lands in the checkout under pytest)."""
+    path = tempfile.mkdtemp(prefix="kkobot-test-")
+    testCase.addCleanup(shutil.rmtree, path, True)
+    return path
+
+
 def portOf(listener: Any) -> defer.Deferred:
     """The port a StreamServerEndpointService bound (there is no public accessor)."""
     d: defer.Deferred = defer.Deferred()
@@ -79,8 +88,7 @@ class RunningServer:
 
     def __init__(self, testCase: Any) -> None:
         self.testCase = testCase
-        base = os.path.abspath(testCase.mktemp())
-        os.makedirs(base)
+        base = scratchDir(testCase)
         settings = Settings(
             port=LOOPBACK0, configDir=os.path.join(base, "no-config"), logDir=None,
             varDir=os.path.join(base, "var"), dropinDir=os.path.join(base, "plugins"),

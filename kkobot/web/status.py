@@ -131,6 +131,7 @@ class StatusPage(Resource):
                   "연결된 기기가 없습니다.", {"RTT", "대기열"}, "devices"),
             tags.h2("분당 메시지 (최근 60분)"),
             minuteChart(perMinute),
+            tags.p("파랑: 받은 메시지 · 초록: 보낸 메시지", class_="muted"),
             tags.h2("방별 메시지 (최근 1시간)"),
             table(ROOM_COLUMNS, roomRows, "최근 1시간 동안 메시지가 없습니다.",
                   {"받은 메시지", "보낸 메시지"}, "rooms"),
