@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import textwrap
-import uuid
 from typing import Any
 
 from twisted.internet import defer, task
@@ -24,7 +21,7 @@ from kkobot.commands import (
     runCommand,
 )
 from kkobot.interfaces import ICommand, ICommandContext
-from tests.support import captureLogs, forgetDropins, logText, tempDir
+from tests.support import captureLogs, logText
 
 
 def context(text: str, command: str = "", args: str = "") -> CommandContext:
@@ -125,116 +122,6 @@ class BuiltinDiscoveryTests(SynchronousTestCase):
 
     def test_contextProvidesInterface(self) -> None:
         verifyObject(ICommandContext, context("# echo x", "echo", "x"))
-
-
-def writePlugin(directory: str, source: str, stem: str = "kkobot_dropin") -> tuple[str, str]:
-    """
-    Write a drop-in file with a basename no other test uses (twisted.plugin caches
-    plugins by module basename); return (command name, path).
-    """
-    suffix = uuid.uuid4().hex[:10]
-    name = f"cmd{suffix}"
-    path = os.path.join(directory, f"{stem}_{suffix}.py")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(textwrap.dedent(source).replace("NAME", name))
-    return name, path
-
-
-HELLO_PLUGIN = '''
-    from twisted.plugin import IPlugin
-    from zope.interface import implementer
-
-    from kkobot.interfaces import ICommand
-
-
-    @implementer(IPlugin, ICommand)
-    class Hello:
-        name = "NAME"
-        aliases = ("NAME-alias",)
-        description = "인사합니다."
-        usage = "# NAME {이름}"
-
-        def run(self, context):
-            return f"안녕하세요, {context.args or context.sender}님!"
-
-
-    hello = Hello()
-'''
-
-
-class DropinTests(SynchronousTestCase):
-    def setUp(self) -> None:
-        self.logs = captureLogs(self)
-        self.dir = tempDir(self)
-        forgetDropins(self, self.dir)
-
-    def load(self) -> CommandRegistry:
-        registry = CommandRegistry(self.dir)
-        registry.load()
-        return registry
-
-    def test_dropinFileBecomesACommand(self) -> None:
-        name, path = writePlugin(self.dir, HELLO_PLUGIN)
-        registry = self.load()
-        self.assertEqual(registry.failures, [])
-        self.assertEqual(self.successResultOf(invoke(registry, f"# {name} 철수")),
-                         [Reply("안녕하세요, 철수님!")])
-        self.assertEqual(self.successResultOf(invoke(registry, f"# {name}-alias")),
-                         [Reply("안녕하세요, 홍길동님!")])
-        self.assertIsNotNone(registry.lookup("echo"))
-        self.assertEqual({c.name for c in registry.commands()}, {"echo", name})
-        self.assertIn(name, logText(self.logs))
-
-    def test_dropinAddedBeforeARestartIsFound(self) -> None:
-        # The folder exists but is empty at the first start; a file appears; restart.
-        first = self.load()
-        self.assertEqual([c.name for c in first.commands()], ["echo"])
-        name, _ = writePlugin(self.dir, HELLO_PLUGIN)
-        second = self.load()
-        self.assertIsNotNone(second.lookup(name))
-
-    def test_brokenFileIsReportedAndOthersStillLoad(self) -> None:
-        good, _ = writePlugin(self.dir, HELLO_PLUGIN)
-        _, broken = writePlugin(self.dir, "def run(:\n    pass\n", stem="kkobot_broken")
-        registry = self.load()
-        [failure] = registry.failures
-        self.assertEqual(failure.path, os.path.abspath(broken))
-        self.assertIn("SyntaxError", failure.error)
-        self.assertTrue(failure.module.startswith("kkobot.plugins.kkobot_broken_"))
-        self.assertIsNotNone(registry.lookup("echo"))
-        self.assertIsNotNone(registry.lookup(good))
-        # twisted.plugin logs the import error itself too (anonymously).
-        self.flushLoggedErrors(SyntaxError)
-        errors = [e for e in self.logs if e["log_level"].name == "error"]
-        self.assertEqual(len(errors), 1)
-        self.assertIn(os.path.abspath(broken), logText(errors))
-        self.assertIn("failed to import", logText(errors))
-
-    def test_fileRaisingOnImportIsReported(self) -> None:
-        _, broken = writePlugin(
-            self.dir, "import kkobot_no_such_module_for_tests\n", stem="kkobot_missing"
-        )
-        registry = self.load()
-        [failure] = registry.failures
-        self.assertEqual(failure.path, os.path.abspath(broken))
-        self.assertIn("kkobot_no_such_module_for_tests", failure.error)
-        self.assertIsNotNone(registry.lookup("echo"))
-        self.flushLoggedErrors(ImportError)
-
-    def test_fileWithoutCommandsIsHarmless(self) -> None:
-        writePlugin(self.dir, "HELPER = 1\n", stem="kkobot_helper")
-        registry = self.load()
-        self.assertEqual(registry.failures, [])
-        self.assertEqual([c.name for c in registry.commands()], ["echo"])
-
-    def test_duplicateTriggerKeepsTheFirstAndWarns(self) -> None:
-        writePlugin(self.dir, HELLO_PLUGIN.replace('name = "NAME"', 'name = "echo"'))
-        registry = self.load()
-        self.assertEqual(self.successResultOf(invoke(registry, "# echo 안녕하세요")),
-                         [Reply("에코: 안녕하세요")])
-        warnings = [e for e in self.logs if e["log_level"].name == "warn"]
-        self.assertEqual(len(warnings), 1)
-        self.assertIn("'echo'", logText(warnings))
 
 
 @implementer(IPlugin, ICommand)
