@@ -1,0 +1,209 @@
+"""`twistd kkobot` and `twistd -ny kkobot.tac` as an operator runs them: real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from typing import Any
+
+from twisted.application.service import IServiceMaker
+from twisted.plugin import getPlugins
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from kkobot import logs, tap
+from tests.support import BRIDGE_LINES, tempDir
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+TAC = os.path.join(ROOT, "kkobot.tac")
+DEADLINE = 30.0
+
+ECHO_REPLY = {
+    "event": "messageResponse",
+    "data": {"room": "테스트방", "text": "에코: 안녕하세요", "channel_id": "18398338829933568"},
+}
+
+
+def freePort() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A twistd process whose stdout is read line by line, with deadlines, no sleeps."""
+
+    def __init__(self, testcase: SynchronousTestCase, args: list[str], cwd: str,
+                 env: dict[str, str] | None = None) -> None:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("KKOBOT_")}
+        environ.update(env or {})
+        self.proc = subprocess.Popen(
+            [TWISTD, *args], cwd=cwd, env=environ,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        testcase.addCleanup(self.kill)
+        self.lines: list[str] = []
+        self._buffer = b""
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+
+    def _read(self, timeout: float) -> bool:
+        """Read what is there; False at end of output."""
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            return True
+        chunk = os.read(self.proc.stdout.fileno(), 65536)
+        if not chunk:
+            return False
+        self._buffer += chunk
+        *complete, self._buffer = self._buffer.split(b"\n")
+        self.lines.extend(l.decode("utf-8", "replace") for l in complete)
+        return True
+
+    def waitFor(self, needle: str) -> str:
+        deadline = time.monotonic() + DEADLINE
+        seen = 0
+        while True:
+            for text in self.lines[seen:]:
+                if needle in text:
+                    return text
+            seen = len(self.lines)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._read(remaining):
+                raise AssertionError(
+                    f"no {needle!r} in twistd's output:\n" + "\n".join(self.lines)
+                )
+
+    def finish(self) -> int:
+        """Read to the end of the output and return the exit status."""
+        deadline = time.monotonic() + DEADLINE
+        while self._read(max(0.0, deadline - time.monotonic())):
+            if time.monotonic() > deadline:
+                raise AssertionError("twistd did not exit:\n" + "\n".join(self.lines))
+        return self.proc.wait(timeout=DEADLINE)
+
+
+def echoRoundTrip(port: int) -> list[dict[str, Any]]:
+    """The PROTOCOL.md lines of a 3.2.0 bridge, over a plain socket."""
+    with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as sock:
+        sock.sendall(BRIDGE_LINES)
+        data = b""
+        while data.count(b"\n") < 3:
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed after {data!r}"
+            data += chunk
+    return [json.loads(l) for l in data.decode("utf-8").splitlines()]
+
+
+class TwistdTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.cwd = tempDir(self)
+
+    def assertServed(self, server: Server, port: int) -> None:
+        server.waitFor("[SERVER] listening on")
+        server.waitFor("[DB] chat log ready")
+        handshake, reply, ping = echoRoundTrip(port)
+        self.assertEqual(handshake["event"], "handshakeComplete")
+        self.assertEqual(handshake["data"]["success"], True)
+        self.assertEqual(reply, ECHO_REPLY)
+        self.assertEqual(ping["event"], "ping")
+        server.waitFor("disconnected")
+        server.proc.send_signal(signal.SIGTERM)
+        status = server.finish()
+        # twistd may re-raise the signal after a clean shutdown.
+        self.assertIn(status, (0, -signal.SIGTERM, 128 + signal.SIGTERM),
+                      "\n".join(server.lines))
+        with open(os.path.join(self.cwd, "logs", "server.log"), encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        self.assertIn("[STARTUP] kkobot", lines[0])
+        self.assertIn(f"[SERVER] listening on tcp:{port}:interface=127.0.0.1",
+                      "\n".join(lines))
+        shutdown = [l for l in lines if "[SHUTDOWN]" in l]
+        self.assertTrue(shutdown)
+        self.assertIn("[SHUTDOWN] stopping", shutdown[0])
+        self.assertIn("[SHUTDOWN] done: 2 chat row(s) written this run", lines[-1])
+        self.assertNotIn("Traceback", "\n".join(lines + server.lines))
+        conn = sqlite3.connect(os.path.join(self.cwd, "var", "kkobot_test.sqlite3"))
+        try:
+            rows = conn.execute(
+                "SELECT message, is_our_bot_response FROM kb_chat_logs ORDER BY id"
+            ).fetchall()
+        finally:
+            conn.close()
+        self.assertEqual(rows, [("# echo 안녕하세요", 0), ("에코: 안녕하세요", 1)])
+
+    def test_twistdKkobot(self) -> None:
+        port = freePort()
+        server = Server(self, ["-n", "kkobot", "--port", str(port)], self.cwd)
+        self.assertServed(server, port)
+
+    def test_twistdTac(self) -> None:
+        port = freePort()
+        server = Server(self, ["-ny", TAC], self.cwd, env={"KKOBOT_PORT": str(port)})
+        self.assertServed(server, port)
+
+    def test_prodWithoutConfigExitsWithOneLine(self) -> None:
+        server = Server(self, ["-n", "kkobot", "--mode", "prod", "--port", str(freePort())],
+                        self.cwd)
+        status = server.finish()
+        self.assertEqual(status, 1, "\n".join(server.lines))
+        output = "\n".join(server.lines)
+        self.assertIn("kkobot: prod mode needs a config", output)
+        self.assertIn("kkobot-config --dir .cfg init", output)
+        self.assertNotIn("Traceback", output)
+        self.assertFalse(os.path.exists(os.path.join(self.cwd, "var")))
+
+    def test_tacProdWithoutConfigExitsWithOneLine(self) -> None:
+        server = Server(self, ["-ny", TAC], self.cwd,
+                        env={"KKOBOT_PORT": str(freePort()), "KKOBOT_MODE": "prod"})
+        status = server.finish()
+        self.assertEqual(status, 1, "\n".join(server.lines))
+        output = "\n".join(server.lines)
+        self.assertIn("kkobot: prod mode needs a config", output)
+
+
+class OptionsTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.addCleanup(logs.setLevel, "info")
+
+    def test_pluginFound(self) -> None:
+        [maker] = [m for m in getPlugins(IServiceMaker) if m.tapname == "kkobot"]
+        self.assertIs(maker.options, tap.Options)
+        self.assertTrue(maker.description)
+
+    def test_settings(self) -> None:
+        options = tap.Options()
+        options.parseOptions(["--port", "tcp:1491:interface=0.0.0.0", "--mode", "prod",
+                              "--config", "/etc/kkobot", "--log-level", "debug",
+                              "--plugins", "/srv/plugins", "--logs", "/var/log/kkobot",
+                              "--var", "/var/lib/kkobot"])
+        s = options.settings()
+        self.assertEqual(
+            (s.port, s.mode, s.configDir, s.logLevel, s.dropinDir, s.logDir, s.varDir),
+            ("tcp:1491:interface=0.0.0.0", "prod", "/etc/kkobot", "debug", "/srv/plugins",
+             "/var/log/kkobot", "/var/lib/kkobot"),
+        )
+
+    def test_defaults(self) -> None:
+        options = tap.Options()
+        options.parseOptions([])
+        s = options.settings()
+        self.assertEqual((s.port, s.mode, s.configDir, s.logLevel, s.logDir, s.varDir),
+                         (None, "test", ".cfg", "info", "logs", "var"))
+
+    def test_badMode(self) -> None:
+        self.assertRaises(usage.UsageError, tap.Options().parseOptions, ["--mode", "staging"])
