@@ -484,6 +484,28 @@ class ChatTests(ProtocolTestCase):
         self.assertEqual(reply["data"]["text"], "에코: a\ufffd")
 
 
+class InternalErrorTests(ProtocolTestCase):
+    def test_serverBugOnOneLineIsReportedAndTheNextLineServed(self) -> None:
+        conn = self.handshaken()
+        original = self.chatlog.log
+        calls = []
+
+        def failOnce(row: Any) -> None:
+            calls.append(row)
+            if len(calls) == 1:
+                raise RuntimeError("chat log bug")
+            original(row)
+
+        self.chatlog.log = failOnce  # type: ignore[method-assign]
+        conn.send(analyze("# echo 하나"), analyze("# echo 안녕하세요"))
+        error, reply = conn.received()
+        self.assertEqual((error["event"], error["data"]["code"]), ("error", wire.INTERNAL_ERROR))
+        self.assertEqual(reply, ECHO_REPLY)
+        self.assertFalse(conn.closing)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertIn("chat log bug", logText(self.logs))
+
+
 class OrderingTests(ProtocolTestCase):
     def setUp(self) -> None:
         super().setUp()
