@@ -1,23 +1,29 @@
-"""Command plugins: discovery through twisted.plugin, parsing `# name args`, running them."""
+"""Command plugins: the registry of what is loaded, parsing `# name args`, running one call."""
 
 from __future__ import annotations
 
+import base64
 import importlib
 import inspect
 import os
-import sys
-import traceback
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from twisted.internet import defer
-from kkobot.logs import Logger
-from twisted.plugin import getPlugins
+from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
-from twisted.python.modules import getModule
 from zope.interface import implementer
 
-from kkobot.interfaces import ICommand, ICommandContext
+from kkobot.interfaces import ICommand, ICommandContext, IJob
+from kkobot.loader import PluginFailure, PluginLoader, ScanReport
+from kkobot.logs import Logger
+
+__all__ = [
+    "PREFIX", "ERROR_REPLY", "TIMEOUT_REPLY", "DEFAULT_TIMEOUT", "Reply", "CommandContext",
+    "Invocation", "parseInvocation", "directiveFor", "normalizeReplies", "PluginFailure",
+    "CommandRegistry", "runCommand",
+]
 
 log = Logger()
 
@@ -25,6 +31,9 @@ PREFIX = "#"
 
 # Short Korean replies users see when something goes wrong on our side.
 ERROR_REPLY = "명령을 처리하는 중 오류가 발생했습니다. 잠시 후 다시 시도해 주세요."
+TIMEOUT_REPLY = "명령 처리 시간이 초과되었습니다. 잠시 후 다시 시도해 주세요."
+
+DEFAULT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,23 @@ class Reply:
 
     text: str
     mediaWaitTime: int | None = None
+
+    @classmethod
+    def media(cls, *urls: str, waitTime: int | None = None) -> Reply:
+        """Images by URL: C{MEDIA_URL:url1|||url2}; C{waitTime} in ms."""
+        return cls("MEDIA_URL:" + "|||".join(urls), waitTime)
+
+    @classmethod
+    def image(cls, *payloads: bytes | str, waitTime: int | None = None) -> Reply:
+        """Images inline: C{IMAGE_BASE64:...}; bytes are base64-encoded here."""
+        encoded = [
+            base64.b64encode(p).decode("ascii") if isinstance(p, bytes) else p for p in payloads
+        ]
+        return cls("IMAGE_BASE64:" + "|||".join(encoded), waitTime)
+
+    @property
+    def isMedia(self) -> bool:
+        return self.text.startswith(("MEDIA_URL:", "IMAGE_BASE64:"))
 
 
 @implementer(ICommandContext)
@@ -52,6 +78,51 @@ class CommandContext:
     args: str
     now: float
     extra: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    rest: str | None = None
+    match: re.Match[str] | None = None
+    isAdmin: bool = False
+    client: Any = None
+    clients: Any = None
+    commands: Any = None
+    # Set by the dispatcher: how send() and canUse() reach the server.
+    outbound: Any = field(default=None, repr=False)
+    usable: Callable[[Any], bool] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.rest is None:
+            self.rest = self.args
+
+    def send(
+        self,
+        text: str | Reply,
+        room: str | None = None,
+        channelId: str | None = None,
+        mediaWaitTime: int | None = None,
+    ) -> bool:
+        if self.outbound is None:
+            return False
+        if isinstance(text, Reply):
+            text, mediaWaitTime = text.text, text.mediaWaitTime
+        if room is None:
+            room = self.room
+            channelId = self.channelId if channelId is None else channelId
+        return self.outbound.send(
+            self.botName, room, text, channelId, self.isGroupChat, mediaWaitTime=mediaWaitTime
+        )
+
+    def canUse(self, command: Any) -> bool:
+        return True if self.usable is None else self.usable(command)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """A message matched to a command."""
+
+    command: Any
+    trigger: str
+    args: str
+    match: re.Match[str] | None = None
 
 
 def parseInvocation(text: str) -> tuple[str, str] | None:
@@ -98,122 +169,189 @@ def normalizeReplies(result: Any) -> list[Reply]:
     return replies
 
 
-@dataclass(frozen=True)
-class PluginFailure:
-    """A plugin file that could not be imported."""
-
-    module: str
-    path: str
-    error: str
+def _pattern(command: Any) -> re.Pattern[str] | None:
+    pattern = getattr(command, "pattern", None)
+    if pattern is None or isinstance(pattern, re.Pattern):
+        return pattern
+    return re.compile(pattern, re.IGNORECASE)
 
 
 class CommandRegistry:
     """
-    The commands available right now, found with C{getPlugins(ICommand, package)}.
+    The commands (and scheduled jobs) available right now.
 
-    The drop-in folder is one more entry on the plugin package's C{__path__}, so a
-    file there is discovered exactly like a built-in one.
+    Plugins are module-level objects providing C{IPlugin} and L{ICommand} (or
+    L{IJob}) in the files of C{kkobot.plugins} and of the drop-in folder, exactly
+    what C{twisted.plugin.getPlugins(ICommand, kkobot.plugins)} finds; the drop-in
+    folder is one more entry on that package's C{__path__}. L{reload} re-scans.
     """
 
     def __init__(self, dropinDir: str | None = None, packageName: str = "kkobot.plugins"):
         self.dropinDir = os.path.abspath(dropinDir) if dropinDir else None
         self.packageName = packageName
+        package = importlib.import_module(packageName)
+        # The package's own folders (taken before any drop-in folder is appended), so
+        # two registries in one process never scan each other's drop-in folders.
+        directories = [os.path.abspath(p) for p in getattr(package, "_builtinPath", package.__path__)]
+        if not hasattr(package, "_builtinPath"):
+            package._builtinPath = list(directories)
+        if self.dropinDir:
+            if self.dropinDir not in package.__path__:
+                package.__path__.append(self.dropinDir)
+            directories.append(self.dropinDir)
+        self.loader = PluginLoader(packageName, directories)
         self._commands: dict[str, Any] = {}
+        self._passive: list[tuple[re.Pattern[str], Any]] = []
+        self._jobs: list[Any] = []
+        self._extra: list[Any] = []
         self.failures: list[PluginFailure] = []
+        # Called with the ScanReport after every load/reload (the scheduler listens).
+        self.listeners: list[Callable[[ScanReport], None]] = []
 
-    def _package(self):
-        package = importlib.import_module(self.packageName)
-        if self.dropinDir and self.dropinDir not in package.__path__:
-            package.__path__.append(self.dropinDir)
-        return package
+    def add(self, *plugins: Any) -> None:
+        """Register plugin objects directly (tests, embedding); they survive reloads."""
+        self._extra.extend(plugins)
+        self._rebuild()
 
-    def _importFailures(self, package) -> list[PluginFailure]:
-        """Import every module of the package; report the ones that fail."""
-        failures = []
-        for pluginModule in getModule(package.__name__).iterModules():
-            name = pluginModule.name
-            if name in sys.modules:
-                continue
+    def load(self) -> ScanReport:
+        """Scan the plugin folders; failed files are recorded in C{failures}."""
+        return self.reload(startup=True)
+
+    def reload(self, startup: bool = False) -> ScanReport:
+        """
+        Re-scan: new files load, removed files' commands vanish, changed files run
+        their new code; a file that fails keeps its previous version running.
+        """
+        category = "[STARTUP]" if startup else "[RELOAD]"
+        report = self.loader.scan()
+        self.failures = report.failures
+        self._rebuild()
+        names = sorted({c.name for c in self._commands.values()} | {c.name for _, c in self._passive})
+        log.info(
+            "{category} {count} command(s): {names}; files added {added}, changed {changed}, "
+            "removed {removed}",
+            category=category,
+            count=len(names),
+            names=", ".join(names) or "(none)",
+            added=_short(report.added),
+            changed=_short(report.changed),
+            removed=_short(report.removed),
+        )
+        for failure in report.failures:
+            log.error(
+                "{category} plugin file {path} failed to import ({kept}):\n{error}",
+                category=category,
+                path=failure.path,
+                kept="its previous version keeps running"
+                if failure.module in self.loader.files
+                else "its commands are missing",
+                error=failure.error,
+            )
+        for listener in list(self.listeners):
             try:
-                importlib.import_module(name)
-            except BaseException:
-                failures.append(
-                    PluginFailure(
-                        module=name,
-                        path=pluginModule.filePath.path,
-                        error=traceback.format_exc(limit=-3).strip(),
-                    )
-                )
-        return failures
+                listener(report)
+            except Exception:
+                log.failure("{category} a reload listener failed", category=category)
+        return report
 
-    def load(self) -> None:
-        """Discover the commands; failed plugin files are recorded in C{failures}."""
-        package = self._package()
-        importlib.invalidate_caches()
-        # Importing first lets us name each broken file; getPlugins itself only
-        # logs an anonymous traceback and moves on.
-        self.failures = self._importFailures(package)
+    def _rebuild(self) -> None:
         commands: dict[str, Any] = {}
-        for command in getPlugins(ICommand, package):
-            for trigger in [command.name, *getattr(command, "aliases", ())]:
+        passive: list[tuple[re.Pattern[str], Any]] = []
+        jobs: list[Any] = []
+        seen: set[int] = set()
+        for plugin in [*self._extra, *self.loader.plugins()]:
+            if id(plugin) in seen:
+                continue
+            seen.add(id(plugin))
+            if IJob.providedBy(plugin):
+                jobs.append(plugin)
+            if not ICommand.providedBy(plugin):
+                continue
+            pattern = _pattern(plugin)
+            if pattern is not None:
+                passive.append((pattern, plugin))
+                continue
+            for trigger in [plugin.name, *getattr(plugin, "aliases", ())]:
                 trigger = trigger.lower()
-                if trigger in commands and commands[trigger] is not command:
+                if trigger in commands and commands[trigger] is not plugin:
                     log.warn(
-                        "[STARTUP] command trigger {trigger!r} is defined twice; "
-                        "keeping the first",
+                        "[STARTUP] command trigger {trigger!r} is defined twice; keeping the first",
                         trigger=trigger,
                     )
                     continue
-                commands[trigger] = command
-        self._commands = commands
-        names = sorted({c.name for c in commands.values()})
-        log.info(
-            "[STARTUP] loaded {count} command(s): {names}",
-            count=len(names),
-            names=", ".join(names) or "(none)",
-        )
-        for failure in self.failures:
-            log.error(
-                "[STARTUP] plugin file {path} failed to import, its commands are "
-                "missing:\n{error}",
-                path=failure.path,
-                error=failure.error,
-            )
+                commands[trigger] = plugin
+        self._commands, self._passive, self._jobs = commands, passive, jobs
 
-    def lookup(self, name: str):
+    def lookup(self, name: str) -> Any:
         return self._commands.get(name.lower())
 
+    def match(self, text: str) -> Invocation | None:
+        """The command a message invokes: a C{# name} trigger first, else a passive pattern."""
+        parsed = parseInvocation(text)
+        if parsed is not None:
+            command = self.lookup(parsed[0])
+            if command is not None:
+                return Invocation(command, parsed[0], parsed[1])
+        for pattern, command in self._passive:
+            found = pattern.search(text)
+            if found is not None:
+                return Invocation(command, command.name, text.strip(), found)
+        return None
+
     def commands(self) -> list[Any]:
-        """Each command once, sorted by name."""
+        """Each command once (passive ones included), sorted by name."""
         unique = {id(c): c for c in self._commands.values()}
+        unique.update({id(c): c for _, c in self._passive})
         return sorted(unique.values(), key=lambda c: c.name)
 
+    def jobs(self) -> list[Any]:
+        return list(self._jobs)
 
-def runCommand(command: Any, context: CommandContext) -> defer.Deferred[list[Reply]]:
+
+def _short(names: list[str]) -> str:
+    return ", ".join(n.rsplit(".", 1)[-1] for n in names) or "-"
+
+
+def runCommand(
+    command: Any,
+    context: Any,
+    clock: IReactorTime | None = None,
+    timeout: float | None = None,
+) -> defer.Deferred[list[Reply]]:
     """
     Run one command; always fires with replies, never errbacks.
 
     A command that raises is logged with its traceback and the user gets a short
-    Korean error reply instead.
+    Korean error reply instead. With C{clock} and C{timeout}, a call still running
+    after C{timeout} seconds is cancelled and answered with L{TIMEOUT_REPLY}.
     """
 
-    def call():
+    def call() -> Any:
         result = command.run(context)
         if inspect.iscoroutine(result):
             return defer.ensureDeferred(result)
         return result
 
     def failed(failure: Failure) -> list[Reply]:
+        if failure.check(defer.TimeoutError):
+            log.warn(
+                "[MSG] command {name!r} timed out after {timeout}s in room {room!r}; cancelled",
+                name=command.name,
+                timeout=timeout,
+                room=context.room,
+            )
+            return [Reply(TIMEOUT_REPLY)]
         log.failure(
             "[MSG] command {name!r} failed in room {room!r}",
             failure,
-            name=context.command,
+            name=command.name,
             room=context.room,
         )
         return [Reply(ERROR_REPLY)]
 
     d = defer.maybeDeferred(call)
+    if clock is not None and timeout and not d.called:
+        d.addTimeout(timeout, clock)
     d.addCallback(normalizeReplies)
     d.addErrback(failed)
     return d
-

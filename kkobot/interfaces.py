@@ -16,6 +16,15 @@ class ICommand(Interface):
     description = Attribute("One line for '# help'.")
     usage = Attribute("Usage text, e.g. '# echo {내용}'.")
 
+    # Optional declarations, read with getattr (a command may leave any of them out):
+    #   examples   sequence of "# name ..." strings, or ("# name ...", "expected reply")
+    #   options    sequence of kkobot.options.Option: typed --name=value options
+    #   adminOnly  bool: only admins (Permissions.isAdmin) may run it
+    #   rooms      None, or room names / channel ids where it may run
+    #   cooldown   None, seconds per user, or kkobot.cooldowns.Cooldown(user, room, overall)
+    #   timeout    seconds before a slow call is cancelled (None: the server default)
+    #   pattern    a regex (str or compiled): a passive trigger matched against any message
+
     def run(context):
         """
         Answer one invocation.
@@ -40,6 +49,40 @@ class ICommandContext(Interface):
     command = Attribute("The trigger word used (lower-case).")
     args = Attribute("The text after the trigger word, stripped.")
     now = Attribute("Server time, seconds since the epoch (from the service's clock).")
+    options = Attribute("Parsed --name=value options by attribute name (dashes as underscores).")
+    rest = Attribute("The arguments with the options taken out, stripped.")
+    match = Attribute("The re.Match of a passive (pattern) command, else None.")
+    isAdmin = Attribute("True when the sender is an admin here (Permissions.isAdmin).")
+    client = Attribute(
+        "The kkobot.registry.ClientInfo of the connection that delivered the message "
+        "(lastRttMillis, monitoring, version, ...), or None."
+    )
+    clients = Attribute("The kkobot.registry.ClientRegistry of every connected bridge.")
+    commands = Attribute("The kkobot.commands.CommandRegistry (for help-like commands).")
+
+    def send(text, room=None, channelId=None, mediaWaitTime=None):
+        """
+        Send a message later, outside the reply (default: to this room), through the
+        connection that serves this bot now. Return False when the bot is offline.
+        """
+
+    def canUse(command):
+        """True when this sender may run C{command} in this room (help filtering)."""
+
+
+class IJob(Interface):
+    """A scheduled message, found as a plugin like L{ICommand} (see kkobot.scheduler)."""
+
+    name = Attribute("Unique name within its module.")
+    botName = Attribute("The bot whose connection sends it.")
+    room = Attribute("Room name to send to.")
+    channelId = Attribute("The room's channel id, or None.")
+
+    def nextAfter(when, tz):
+        """The first firing time (epoch seconds) strictly after C{when}."""
+
+    def run(context):
+        """Produce the message(s): like L{ICommand.run}, with a L{kkobot.scheduler.JobContext}."""
 
 
 class IChatLog(Interface):

@@ -11,14 +11,8 @@ from kkobot.logs import Logger
 from zope.interface import implementer
 
 from kkobot.chatlog import ChatRow
-from kkobot.commands import (
-    CommandContext,
-    CommandRegistry,
-    Reply,
-    directiveFor,
-    parseInvocation,
-    runCommand,
-)
+from kkobot.commands import CommandContext, CommandRegistry, Reply, directiveFor
+from kkobot.dispatch import Dispatcher
 from kkobot.events import NO_EVENTS, IServerEvents
 from kkobot.interfaces import IChatLog, IMessageHandler
 from kkobot.permissions import Permissions
@@ -39,6 +33,7 @@ class MessageRouter:
         clock: IReactorTime,
         permissions: Permissions | None = None,
         events: IServerEvents = NO_EVENTS,
+        dispatcher: Dispatcher | None = None,
     ):
         self.commands = commands
         self.chatlog = chatlog
@@ -48,13 +43,14 @@ class MessageRouter:
         self.repliesSent = 0
         self._summarized = (0, 0)
         self.events = events
+        self.dispatcher = dispatcher or Dispatcher(commands, self.permissions, clock)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds())
 
     def handleMessage(self, client: ClientInfo, message: ChatMessage) -> defer.Deferred[list[Reply]]:
-        invocation = parseInvocation(message.text)
-        command = self.commands.lookup(invocation[0]) if invocation else None
+        invocation = self.commands.match(message.text)
+        command = invocation.command if invocation else None
         directive = directiveFor(command.name) if command is not None else None
         self.chatlog.log(ChatRow.fromMessage(message, client.botName, directive, self._now()))
         self.messagesSeen += 1
@@ -82,21 +78,14 @@ class MessageRouter:
             isGroupChat=message.isGroupChat,
             isMention=message.isMention,
             text=message.text,
-            command=invocation[0],
-            args=invocation[1],
+            command=invocation.trigger,
+            args=invocation.args,
             now=self.clock.seconds(),
+            match=invocation.match,
+            client=client,
         )
-        refusal = self.permissions.check(command, context)
-        if refusal is not None:
-            log.info(
-                "[MSG] {directive} refused for {user} in {room}",
-                directive=directive,
-                user=message.userHash,
-                room=message.room,
-            )
-            d = defer.succeed([Reply(refusal)])
-        else:
-            d = runCommand(command, context)
+        d = self.dispatcher.invoke(command, context)
+        if context.extra.get("ran"):
             d.addCallback(self._timed, name, self.clock.seconds())
         d.addCallback(self._logReplies, client, message, directive, name)
         return d

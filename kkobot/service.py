@@ -19,6 +19,7 @@ from kkobot.db import Database
 from kkobot.devices import DeviceStore, applyDeviceStatus
 from kkobot.events import EventFanout
 from kkobot.limits import ConnectionLimits, LimitedBridgeFactory
+from kkobot.dispatch import Dispatcher
 from kkobot.logs import Logger
 from kkobot.metrics import Metrics
 from kkobot.outbound import Outbound
@@ -26,8 +27,10 @@ from kkobot.permissions import Permissions
 from kkobot.protocol import BridgeFactory
 from kkobot.rates import MessageRates
 from kkobot.registry import ClientRegistry
+from kkobot.reload import SighupReloader
 from kkobot.router import MessageRouter
 from kkobot.web.settings import AdminConfigError, AdminSettings, adminSettings
+from kkobot.scheduler import Scheduler
 
 log = Logger()
 
@@ -276,13 +279,36 @@ class KkobotService(MultiService):
         self.commands = CommandRegistry(resolved.dropinDir)
         CommandsService(self.commands).setServiceParent(self)
         self.permissions = Permissions(resolved.cfg)
-        self.router = MessageRouter(
-            self.commands, self.chatlog, reactor, self.permissions, events=self.events
-        )
         self.outbound = Outbound(self.registry, self.chatlog, reactor, events=self.events)
+        self.dispatcher = Dispatcher(
+            self.commands,
+            self.permissions,
+            reactor,
+            outbound=self.outbound,
+            clients=self.registry,
+            timeout=resolved.get("commands.timeout", 10.0),
+            exemptAdmins=resolved.get("commands.cooldown_exempt_admins", True),
+        )
+        self.router = MessageRouter(
+            self.commands,
+            self.chatlog,
+            reactor,
+            self.permissions,
+            events=self.events,
+            dispatcher=self.dispatcher,
+        )
         summary = TimerService(resolved.get("log.summary_interval", 60), self.router.logSummary)
         summary.clock = reactor
         summary.setServiceParent(self)
+        self.scheduler = Scheduler(
+            self.commands,
+            self.outbound,
+            reactor,
+            timezone=resolved.get("schedules.timezone", "Asia/Seoul"),
+            lateness=resolved.get("schedules.lateness", 300.0),
+        )
+        self.scheduler.setServiceParent(self)
+        SighupReloader(self.commands, reactor).setServiceParent(self)
         pingInterval = resolved.get("server.ping_interval", 30)
         self.factory = LimitedBridgeFactory(
             self.router,

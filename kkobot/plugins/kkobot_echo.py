@@ -15,6 +15,7 @@ class Echo:
     aliases = ()
     description = "받은 내용을 그대로 돌려줍니다."
     usage = "# echo {내용}"
+    examples = (("# echo 안녕하세요", "에코: 안녕하세요"),)
 
     def run(self, context):
         if not context.args:

@@ -1,0 +1,104 @@
+"""One command call, step by step: room, permission, options, cooldown, then run with a timeout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+
+from kkobot.commands import DEFAULT_TIMEOUT, CommandRegistry, Reply, runCommand
+from kkobot.cooldowns import Cooldown, Cooldowns
+from kkobot.logs import Logger
+from kkobot.options import OptionError, parseOptions
+from kkobot.permissions import DISABLED_REPLY, Permissions
+
+log = Logger()
+
+
+def usageOf(command: Any) -> str:
+    return getattr(command, "usage", "") or f"# {command.name}"
+
+
+class Dispatcher:
+    """
+    Decides whether a matched command may run, and runs it.
+
+    Refusals of C{# name} commands get one short Korean reply; a passive (pattern)
+    command is refused silently, since the message was not addressed to the bot.
+    """
+
+    def __init__(
+        self,
+        commands: CommandRegistry,
+        permissions: Permissions,
+        clock: IReactorTime,
+        outbound: Any = None,
+        clients: Any = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        exemptAdmins: bool = True,
+    ) -> None:
+        self.commands = commands
+        self.permissions = permissions
+        self.clock = clock
+        self.outbound = outbound
+        self.clients = clients
+        self.timeout = timeout
+        self.exemptAdmins = exemptAdmins
+        self.cooldowns = Cooldowns(clock)
+
+    def roomAllowed(self, command: Any, context: Any) -> bool:
+        rooms = getattr(command, "rooms", None)
+        if not rooms:
+            return True
+        return context.room in rooms or (context.channelId is not None and context.channelId in rooms)
+
+    def usable(self, command: Any, context: Any) -> bool:
+        """Whether C{# help} should list C{command} for this sender and room."""
+        return self.roomAllowed(command, context) and self.permissions.allowed(command, context)
+
+    def prepare(self, context: Any) -> None:
+        """Give the context its ways to reach the server."""
+        context.isAdmin = self.permissions.isAdmin(context.channelId, context.userHash)
+        context.commands = self.commands
+        context.clients = self.clients
+        context.outbound = self.outbound
+        context.usable = lambda command: self.usable(command, context)
+
+    def invoke(self, command: Any, context: Any) -> defer.Deferred[list[Reply]]:
+        self.prepare(context)
+        passive = context.match is not None
+        refusal = self.refusal(command, context)
+        if refusal is not None:
+            log.info(
+                "[MSG] # {name} refused for {user} in {room}: {why}",
+                name=command.name,
+                user=context.userHash,
+                room=context.room,
+                why=refusal or "cooldown (silent)",
+            )
+            return defer.succeed([] if passive or not refusal else [Reply(refusal)])
+        timeout = getattr(command, "timeout", None) or self.timeout
+        context.extra["ran"] = True  # the router times only calls that really ran
+        return runCommand(command, context, self.clock, timeout)
+
+    def refusal(self, command: Any, context: Any) -> str | None:
+        """A Korean reply refusing the call ("" refuses silently), or None to run it."""
+        if not self.roomAllowed(command, context):
+            return DISABLED_REPLY
+        refused = self.permissions.check(command, context)
+        if refused is not None:
+            return refused
+        declared = getattr(command, "options", ())
+        if declared:
+            try:
+                context.options, context.rest = parseOptions(context.args, declared)
+            except OptionError as e:
+                return f"{e}\n사용법: {usageOf(command)}"
+        cooldown = Cooldown.of(getattr(command, "cooldown", None))
+        if cooldown is not None and not (self.exemptAdmins and context.isAdmin):
+            refused = self.cooldowns.check(command.name, cooldown, context)
+            if refused is not None:
+                return refused.reply if refused.notify else ""
+            self.cooldowns.use(command.name, cooldown, context)
+        return None
