@@ -196,11 +196,13 @@ class CommandTester:
 
     def advance(self, seconds: float) -> None:
         """Move the clock on, firing what falls due (in steps, so chained timers fire too)."""
-        step = 1.0
-        remaining = seconds
-        while remaining > 0:
-            self.clock.advance(min(step, remaining))
-            remaining -= step
+        target = self.clock.seconds() + seconds
+        while True:
+            due = [c.getTime() for c in self.clock.getDelayedCalls() if c.getTime() <= target]
+            if not due:
+                break
+            self.clock.advance(max(0.0, min(due) - self.clock.seconds()))
+        self.clock.advance(max(0.0, target - self.clock.seconds()))
 
     def setRtt(self, millis: float | None) -> None:
         """Pretend the bot answered a server ping with this round trip."""
