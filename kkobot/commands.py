@@ -21,7 +21,7 @@ from kkobot.logs import Logger
 
 __all__ = [
     "PREFIX", "ERROR_REPLY", "TIMEOUT_REPLY", "DEFAULT_TIMEOUT", "Reply", "CommandContext",
-    "Invocation", "parseInvocation", "directiveFor", "normalizeReplies", "PluginFailure",
+    "Invocation", "matchCommand", "parseInvocation", "directiveFor", "normalizeReplies", "PluginFailure",
     "CommandRegistry", "runCommand",
 ]
 
@@ -169,6 +169,15 @@ def normalizeReplies(result: Any) -> list[Reply]:
     return replies
 
 
+def matchCommand(registry: Any, text: str) -> Invocation | None:
+    """C{registry.match(text)}; a registry that only has C{lookup(name)} works too."""
+    if hasattr(registry, "match"):
+        return registry.match(text)
+    parsed = parseInvocation(text)
+    command = registry.lookup(parsed[0]) if parsed else None
+    return Invocation(command, parsed[0], parsed[1]) if command is not None else None
+
+
 def _pattern(command: Any) -> re.Pattern[str] | None:
     pattern = getattr(command, "pattern", None)
     if pattern is None or isinstance(pattern, re.Pattern):
@@ -228,7 +237,7 @@ class CommandRegistry:
         self._rebuild()
         names = sorted({c.name for c in self._commands.values()} | {c.name for _, c in self._passive})
         log.info(
-            "{category} {count} command(s): {names}; files added {added}, changed {changed}, "
+            "{category} loaded {count} command(s): {names}; files added {added}, changed {changed}, "
             "removed {removed}",
             category=category,
             count=len(names),

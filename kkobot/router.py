@@ -11,7 +11,7 @@ from kkobot.logs import Logger
 from zope.interface import implementer
 
 from kkobot.chatlog import ChatRow
-from kkobot.commands import CommandContext, CommandRegistry, Reply, directiveFor
+from kkobot.commands import CommandContext, CommandRegistry, Reply, directiveFor, matchCommand
 from kkobot.dispatch import Dispatcher
 from kkobot.events import NO_EVENTS, IServerEvents
 from kkobot.interfaces import IChatLog, IMessageHandler
@@ -49,7 +49,7 @@ class MessageRouter:
         return datetime.fromtimestamp(self.clock.seconds())
 
     def handleMessage(self, client: ClientInfo, message: ChatMessage) -> defer.Deferred[list[Reply]]:
-        invocation = self.commands.match(message.text)
+        invocation = matchCommand(self.commands, message.text)
         command = invocation.command if invocation else None
         directive = directiveFor(command.name) if command is not None else None
         self.chatlog.log(ChatRow.fromMessage(message, client.botName, directive, self._now()))

@@ -117,7 +117,7 @@ class CommandTester:
             exemptAdmins=exemptAdmins,
         )
         self.router = MessageRouter(
-            self.commands, self.chatlog, self.clock, self.permissions, self.dispatcher
+            self.commands, self.chatlog, self.clock, self.permissions, dispatcher=self.dispatcher
         )
         self.scheduler = Scheduler(
             self.commands, self.outbound, self.clock, timezone=timezone, lateness=lateness
