@@ -336,6 +336,15 @@ def runCommand(
     """
 
     def call() -> Any:
+        declared = getattr(command, "options", ())
+        if declared and not getattr(context, "extra", {}).get("optionsParsed"):
+            # Called without the dispatcher (embedding, older tests): parse here.
+            from kkobot.options import OptionError, parseOptions
+
+            try:
+                context.options, context.rest = parseOptions(context.args, declared)
+            except OptionError as e:
+                return f"{e}\n사용법: {getattr(command, 'usage', '') or '# ' + command.name}"
         result = command.run(context)
         if inspect.iscoroutine(result):
             return defer.ensureDeferred(result)

@@ -93,6 +93,7 @@ class Dispatcher:
         if declared:
             try:
                 context.options, context.rest = parseOptions(context.args, declared)
+                context.extra["optionsParsed"] = True
             except OptionError as e:
                 return f"{e}\n사용법: {usageOf(command)}"
         cooldown = Cooldown.of(getattr(command, "cooldown", None))

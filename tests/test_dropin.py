@@ -52,6 +52,10 @@ HELLO_PLUGIN = '''
 '''
 
 
+# The built-in plugins every registry has (kkobot/plugins/).
+BUILTINS = ["echo", "help", "ping", "reload"]
+
+
 class DropinTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.logs = captureLogs(self)
@@ -72,13 +76,13 @@ class DropinTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(invoke(registry, f"# {name}-alias")),
                          [Reply("안녕하세요, 홍길동님!")])
         self.assertIsNotNone(registry.lookup("echo"))
-        self.assertEqual({c.name for c in registry.commands()}, {"echo", name})
+        self.assertEqual({c.name for c in registry.commands()}, {*BUILTINS, name})
         self.assertIn(name, logText(self.logs))
 
     def test_dropinAddedBeforeARestartIsFound(self) -> None:
         # The folder exists but is empty at the first start; a file appears; restart.
         first = self.load()
-        self.assertEqual([c.name for c in first.commands()], ["echo"])
+        self.assertEqual([c.name for c in first.commands()], BUILTINS)
         name, _ = writePlugin(self.dir, HELLO_PLUGIN)
         second = self.load()
         self.assertIsNotNone(second.lookup(name))
@@ -115,7 +119,7 @@ class DropinTests(SynchronousTestCase):
         writePlugin(self.dir, "HELPER = 1\n", stem="kkobot_helper")
         registry = self.load()
         self.assertEqual(registry.failures, [])
-        self.assertEqual([c.name for c in registry.commands()], ["echo"])
+        self.assertEqual([c.name for c in registry.commands()], BUILTINS)
 
     def test_duplicateTriggerKeepsTheFirstAndWarns(self) -> None:
         writePlugin(self.dir, HELLO_PLUGIN.replace('name = "NAME"', 'name = "echo"'))
@@ -159,7 +163,7 @@ class DocumentedExampleTests(SynchronousTestCase):
         registry = CommandRegistry(self.dir)
         registry.load()
         self.assertEqual(registry.failures, [])
-        [command] = [c for c in registry.commands() if c.name != "echo"]
+        [command] = [c for c in registry.commands() if c.name not in BUILTINS]
         text = f"# {command.name}"
         replies = self.successResultOf(invoke(registry, text))
         self.assertEqual(len(replies), 1)

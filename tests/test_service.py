@@ -326,7 +326,7 @@ class SqliteServiceTests(RunningServiceMixin, TestCase):
         self.assertTrue(any("[STARTUP] kkobot" in l and "mode test" in l for l in lines), text)
         self.assertIn("[STARTUP] authentication is OFF", text)
         self.assertIn("[CONFIG] no config in", text)
-        self.assertIn("[STARTUP] loaded 1 command(s): echo", text)
+        self.assertIn("[STARTUP] loaded 4 command(s): echo, help, ping, reload", text)
         self.assertIn("[SERVER] listening on tcp:0:interface=127.0.0.1", text)
         self.assertIn("[DB] chat log ready at sqlite:", text)
         self.assertIn("[CLIENT] kkobot v3.2.0 (5f3c2a1b9d8e7f60) from 127.0.0.1 handshake ok",
