@@ -10,6 +10,7 @@ from twisted.application.service import Service
 from twisted.internet import defer, task
 from twisted.internet.interfaces import IReactorTime
 
+from kkobot import __version__
 from kkobot.logs import Logger
 
 log = Logger()
@@ -309,8 +310,6 @@ def applyDeviceStatus(factory: Any, bot: str, device: str, status: str) -> None:
     Approved or pending: the client learns it from a fresh C{handshakeComplete}
     (3.2.x clients log it). Denied, revoked, blocked: the connection is closed.
     """
-    from kkobot import __version__  # noqa: PLC0415 (kkobot/__init__ is tiny)
-
     for proto in list(factory.connections):
         client = proto.client
         if client is None or client.botName != bot or client.deviceID != device:

@@ -6,7 +6,7 @@ from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from kkobot.auth import HmacAuthenticator, ReplayGuard, signature
-from tests.authrig import DEVICE, NOW, SALT, SECRET, Rig, errors, signedAuth
+from tests.authrig import NOW, SALT, SECRET, Rig, errors, signedAuth
 from tests.support import HELLO_290, HELLO_314, HELLO_320, analyze, line, sign
 
 ECHO = "# echo 안녕하세요"
