@@ -20,8 +20,8 @@ MYSQL_PASSWORD = os.environ.get("KKOBOT_TEST_MYSQL_PASSWORD", "")
 # CI sets this: there a missing MySQL is a failure, not a skip.
 REQUIRE_MYSQL = os.environ.get("KKOBOT_REQUIRE_MYSQL") == "1"
 
-SHARED_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
-KB_CHAT_LOGS_SQL = os.path.join(SHARED_DIR, "kb_chat_logs.sql")
+# The operators' table definition, byte for byte as they run it.
+KB_CHAT_LOGS_SQL = os.path.join(os.path.dirname(__file__), "data", "kb_chat_logs.sql")
 
 
 def mysqlConnect(database: str | None = None):
@@ -88,7 +88,7 @@ class ScratchMysql:
             conn.close()
 
     def createOperatorTable(self) -> None:
-        """kb_chat_logs exactly as operators have it (../shared/kb_chat_logs.sql)."""
+        """kb_chat_logs exactly as operators have it (tests/data/kb_chat_logs.sql)."""
         with open(KB_CHAT_LOGS_SQL, encoding="utf-8") as f:
             ddl = "\n".join(
                 line for line in f.read().splitlines() if not line.startswith("--")
