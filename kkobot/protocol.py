@@ -28,6 +28,10 @@ ABORT_AFTER = 5.0
 # Our recent ping timestamps are remembered to tell an answer from an unprompted ping.
 PINGS_REMEMBERED = 4
 
+# An unprompted ping is answered only if we have not pinged this recently, so a
+# bridge that answers our ping with a ping of its own cannot start a ping-pong.
+UNPROMPTED_PING_GAP = 5.0
+
 
 class BridgeProtocol(LineReceiver, TimeoutMixin):
     """
@@ -52,6 +56,9 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         self._closing = False
         self._gone = False
         self._abortCall: Any = None
+        self._lastPingSentAt = float("-inf")
+        # Fires when the connection is gone (the service waits on it when stopping).
+        self.closed: defer.Deferred[None] = defer.Deferred()
         self.address = "?"
 
     # -- connection lifecycle
@@ -79,6 +86,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self._gone = True
+        self.closed.callback(None)
         self.setTimeout(None)
         if self._abortCall is not None and self._abortCall.active():
             self._abortCall.cancel()
@@ -364,6 +372,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         assert self.client is not None
         stamp = self.nowMillis()
         self._pingsSent = (self._pingsSent + [stamp])[-PINGS_REMEMBERED:]
+        self._lastPingSentAt = self.factory.clock.seconds()
         self.sendEvent(
             "ping", {"bot_name": self.client.botName, "server_timestamp": stamp}
         )
@@ -386,7 +395,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
             rtt=rtt,
         )
         self.factory.handler.handlePing(client, ping, rtt)
-        if rtt is None:
+        if rtt is None and client.lastPingAt - self._lastPingSentAt >= UNPROMPTED_PING_GAP:
             # Older bridges ping on their own and expect a ping back.
             self.sendPing()
 

@@ -217,8 +217,12 @@ class BridgeServerService(MultiService):
             "[SHUTDOWN] stopped listening; closing {count} client connection(s)",
             count=len(self.factory.connections),
         )
-        for proto in list(self.factory.connections):
+        closing = list(self.factory.connections)
+        for proto in closing:
             proto.disconnect()
+        # Rows logged while they close belong to this run's final flush, which
+        # starts only after this; disconnect() aborts a stuck peer within seconds.
+        yield defer.DeferredList([proto.closed for proto in closing])
 
 
 class KkobotService(MultiService):

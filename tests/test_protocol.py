@@ -636,6 +636,21 @@ class PingTests(ProtocolTestCase):
         [client] = list(self.registry)
         self.assertIsNone(client.lastRttMillis)
 
+    def test_pingAnsweredWithAPingStartsNoPingPong(self) -> None:
+        # An older bridge may answer our ping with a ping of its own (no timestamp):
+        # that is not answered again, or the two sides would ping each other forever.
+        conn = self.handshaken(HELLO_290)
+        self.clock.advance(30)
+        [ours] = conn.received()
+        self.assertEqual(ours["event"], "ping")
+        self.clock.advance(0.05)
+        conn.send({"event": "ping", "data": {"bot_name": "kkobot", "is_manual": False}})
+        self.assertEqual(conn.received(), [])
+        # Well after our ping, an unprompted ping is answered again.
+        self.clock.advance(10)
+        conn.send({"event": "ping", "data": {"bot_name": "kkobot", "is_manual": True}})
+        self.assertEqual([e["event"] for e in conn.received()], ["ping"])
+
     def test_idleClientDroppedAfterThreeIntervals(self) -> None:
         conn = self.handshaken()
         self.clock.pump([30, 30, 29.9])
