@@ -1,20 +1,24 @@
-"""The chat log: kb_chat_logs rows built from messages and written in batches."""
+"""The chat log: kb_chat_logs (and kb_ping_monitor) rows, journaled, then written in batches."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import astuple, dataclass, fields
+from collections import deque
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, Callable
 
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from kkobot.logs import Logger
 from zope.interface import implementer
 
+from kkobot.db import isGoneAway
 from kkobot.events import NO_EVENTS, IServerEvents
 from kkobot.interfaces import IChatLog
+from kkobot.journal import Cursor, Entry, Journal
+from kkobot.logs import Logger
+from kkobot.pingmonitor import INSERT_PING_MONITOR, MYSQL_PING_MONITOR, SQLITE_PING_MONITOR, PingRow
 
 log = Logger()
 
@@ -73,6 +77,8 @@ def isMeaningful(text: str, isCommand: bool) -> bool:
 @dataclass(frozen=True)
 class ChatRow:
     """One row of kb_chat_logs, in column order."""
+
+    KIND = "chat"
 
     channel_id: str
     user_hash: str
@@ -158,7 +164,16 @@ class ChatRow:
         return cls(**values)
 
     def values(self) -> tuple[Any, ...]:
-        return astuple(self)
+        """Column values as the journal and the INSERT take them (times as text)."""
+        client = self.client_timestamp
+        return (
+            self.channel_id, self.user_hash, self.room_name, self.sender, self.message,
+            self.directive, self.message_type, self.is_meaningful, self.bot_name,
+            self.is_mention, self.is_group_chat, self.log_id,
+            None if client is None else client.strftime(CLIENT_TIME_FORMAT),
+            self.server_timestamp.strftime(CLIENT_TIME_FORMAT),
+            self.is_bot, self.is_our_bot_response, self.is_scheduled,
+        )
 
 
 COLUMNS = [f.name for f in fields(ChatRow)]
@@ -167,159 +182,472 @@ INSERT_CHAT_LOGS = (
     f"VALUES ({', '.join(['%s'] * len(COLUMNS))})"
 )
 
+# One row per committed batch, in the same transaction as the batch's rows: the
+# journal's replay skips what is recorded here, so a batch is never written twice.
+MYSQL_BATCHES = """
+CREATE TABLE IF NOT EXISTS `kb_chatlog_batches` (
+  `journal_id` char(32) NOT NULL COMMENT 'the journal directory the rows came from',
+  `first_seq` bigint NOT NULL COMMENT 'journal seq of the first row of the batch',
+  `last_seq` bigint NOT NULL COMMENT 'journal seq of the last row of the batch',
+  `row_count` int NOT NULL,
+  `committed_at` datetime NOT NULL DEFAULT current_timestamp(),
+  PRIMARY KEY (`journal_id`, `first_seq`)
+) ENGINE=InnoDB DEFAULT CHARSET=ascii COMMENT='kkobot chat log batches (replay idempotency)'
+"""
+SQLITE_BATCHES = """
+CREATE TABLE IF NOT EXISTS kb_chatlog_batches (
+  journal_id TEXT NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+  row_count INTEGER NOT NULL, committed_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  PRIMARY KEY (journal_id, first_seq)
+)
+"""
+INSERT_BATCH = (
+    "INSERT INTO kb_chatlog_batches (journal_id, first_seq, last_seq, row_count) "
+    "VALUES (%s, %s, %s, %s)"
+)
+SELECT_COMMITTED = "SELECT MAX(last_seq) FROM kb_chatlog_batches WHERE journal_id = %s"
 
-def insertRows(txn: Any, statement: str, rows: Sequence[ChatRow], sqlite: bool) -> None:
-    """Runs in a pool thread: one multi-row INSERT for the whole batch."""
-    params = [row.values() for row in rows]
-    if sqlite:
-        params = [tuple(_sqliteValue(v) for v in p) for p in params]
-    txn.executemany(statement, params)
+INSERTS = {ChatRow.KIND: INSERT_CHAT_LOGS, PingRow.KIND: INSERT_PING_MONITOR}
 
 
-def _sqliteValue(value: Any) -> Any:
-    # sqlite3's implicit datetime adapter is deprecated; store the MySQL text form.
-    if isinstance(value, datetime):
-        return value.strftime(CLIENT_TIME_FORMAT)
-    return value
+class AlreadyCommitted(Exception):
+    """The batch's record is in the database already: its rows are too."""
+
+
+def writeBatch(
+    txn: Any,
+    batchStatement: str,
+    batchKey: tuple[str, int, int, int],
+    statements: dict[str, str],
+    rowsByKind: dict[str, list[tuple[Any, ...]]],
+) -> None:
+    """Runs in a pool thread: the batch record and its rows, one transaction."""
+    try:
+        txn.execute(batchStatement, batchKey)
+    except Exception as e:
+        if _isDuplicateKey(e):
+            raise AlreadyCommitted()
+        raise
+    for kind, rows in rowsByKind.items():
+        txn.executemany(statements[kind], rows)
+
+
+def _isDuplicateKey(error: BaseException) -> bool:
+    if type(error).__name__ != "IntegrityError":
+        return False
+    args = getattr(error, "args", ())
+    return bool(args) and (args[0] == 1062 or "UNIQUE" in str(args[0]))
+
+
+def _readCommitted(txn: Any, statement: str, journalId: str) -> int:
+    txn.execute(statement, (journalId,))
+    row = txn.fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def _inThread(func: Callable[..., Any], *args: Any) -> defer.Deferred:
+    from twisted.internet import threads
+
+    return threads.deferToThread(func, *args)
 
 
 @implementer(IChatLog)
 class ChatLog(Service):
     """
-    Collects rows and writes them in batches: by size, or after a short delay.
+    Journals every row, then writes rows in batches: by size, or after a short delay.
 
-    Replies never wait for the database. Only one batch is in flight at a time, so
-    rows reach the table in the order they were logged.
+    L{log} appends the row to the L{Journal} (one C{os.write}) before it returns, so
+    a row logged before its reply is sent survives a SIGKILL. Batches go to the
+    database one at a time, in journal order; a failed batch stays (in memory and in
+    the journal) and is retried, so the table gets every row exactly once. At most
+    C{maxBufferRows} rows wait in memory; past that they are read back from the
+    journal when there is room. When the journal too grows past C{maxJournalBytes},
+    the pressure valve (the server's pauseAll/resumeAll) stops reading from clients
+    until it is back under half of that.
     """
 
     def __init__(
         self,
         database: Any,
         clock: IReactorTime,
+        journal: Journal,
         batchSize: int = 200,
         flushInterval: float = 0.05,
         retryInterval: float = 5.0,
+        maxBufferRows: int = 20_000,
+        maxJournalBytes: int = 512 * 1024 * 1024,
+        inThread: Callable[..., defer.Deferred] = _inThread,
         events: IServerEvents = NO_EVENTS,
     ) -> None:
         self.database = database
         self.events = events
-        self.retryInterval = retryInterval
-        self.ready = False
-        self._retry: IDelayedCall | None = None
         self.clock = clock
+        self.journal = journal
         self.batchSize = batchSize
         self.flushInterval = flushInterval
-        self._buffer: list[ChatRow] = []
-        self._timer: IDelayedCall | None = None
-        self._inFlight: defer.Deferred[None] | None = None
-        self._statement = database.sql(INSERT_CHAT_LOGS)
+        self.retryInterval = retryInterval
+        self.maxBufferRows = max(maxBufferRows, batchSize)
+        self.maxJournalBytes = maxJournalBytes
+        self._inThread = inThread
+        self.ready = False
+        self.committed = 0  # every row with seq <= committed is in the database
         self.rowsWritten = 0
-        self.rowsFailed = 0
+        self.batchFailures = 0
+        self.paused = False
+        self._valve: tuple[Callable[[str], None], Callable[[str], None]] | None = None
+        self._buffer: deque[Entry] = deque()
+        # Rows with seq >= _spilledFrom are in the journal only (not in _buffer).
+        self._spilledFrom: int | None = None
+        self._cursor = Cursor(0, 0)
+        self._reading = False
+        self._syncing: defer.Deferred[None] | None = None
+        self._retryAtOnce = False
+        self._replaying = False
+        self._timer: IDelayedCall | None = None
+        self._retry: IDelayedCall | None = None
+        self._inFlight: defer.Deferred[None] | None = None
+        self._failures = 0
+        self._waiters: list[defer.Deferred[bool]] = []
+        self._sqlite = database.engine == "sqlite"
+        self._statements = {kind: database.sql(sql) for kind, sql in INSERTS.items()}
+        self._batchStatement = database.sql(INSERT_BATCH)
+        database.addSchema(MYSQL_BATCHES, SQLITE_BATCHES)
+        database.addSchema(MYSQL_PING_MONITOR, SQLITE_PING_MONITOR)
+
+    def setPressureValve(
+        self, pause: Callable[[str], None], resume: Callable[[str], None]
+    ) -> None:
+        """What to call (with reason "chatlog") to stop and restart reading from clients."""
+        self._valve = (pause, resume)
 
     @property
     def pending(self) -> int:
-        return len(self._buffer)
+        """Rows journaled but not yet known to be in the database."""
+        return self.journal.nextSeq - 1 - self.committed if self.journal.segments else 0
 
-    def log(self, row: ChatRow) -> None:
-        self._buffer.append(row)
-        if self._inFlight is not None:
-            return  # the batch in flight schedules the next one
-        if len(self._buffer) >= self.batchSize:
+    # -- logging: the per-message hot path
+
+    def log(self, row: Any) -> None:
+        values = row.values()
+        seq = self.journal.append(row.KIND, values)
+        if self._spilledFrom is None:
+            if len(self._buffer) < self.maxBufferRows:
+                self._buffer.append(Entry(seq, row.KIND, values))
+            else:
+                self._spilledFrom = seq
+                self._checkPressure()
+        elif not self.paused and self.journal.totalBytes >= self.maxJournalBytes:
+            self._checkPressure()
+        if (
+            len(self._buffer) >= self.batchSize
+            and self._inFlight is None
+            and self._retry is None
+            and self.ready
+        ):
             self._kick()
         elif self._timer is None:
             self._timer = self.clock.callLater(self.flushInterval, self._kick)
 
+    # -- starting
+
     def startService(self) -> None:
+        self.journal.open()
+        if self.journal.hasRows:
+            # Rows of an earlier run: replayed from the journal, skipping committed ones.
+            self._replaying = True
+            self._spilledFrom = self.journal.segments[0]
+            self._cursor = self.journal.start()
+            log.info(
+                "[DB] journal {dir} holds rows from before (seq {first}-{last}); "
+                "replaying what the database does not have",
+                dir=self.journal.directory,
+                first=self.journal.segments[0],
+                last=self.journal.nextSeq - 1,
+            )
         Service.startService(self)
         self._prepare()
 
     def _prepare(self) -> None:
         self._retry = None
         d = self.database.ensureSchema()
+        d.addCallback(
+            lambda _: self.database.runInteraction(
+                _readCommitted, self.database.sql(SELECT_COMMITTED), self.journal.journalId
+            )
+        )
         d.addCallbacks(self._prepared, self._notPrepared)
 
-    def _prepared(self, _: Any) -> None:
+    def _prepared(self, committed: int) -> None:
+        if not self.running:
+            return
         self.ready = True
-        log.info("[DB] chat log ready at {db}", db=self.database.describe())
+        self.committed = max(self.committed, committed)
+        self._dropCommitted()
+        log.info(
+            "[DB] chat log ready at {db}; journal {dir}", db=self.database.describe(),
+            dir=self.journal.directory,
+        )
         self._kick()
 
     def _notPrepared(self, failure: Any) -> None:
         log.error(
-            "[DB] {db} is not available ({error}); retrying in {delay}s",
+            "[DB] {db} is not available ({error}); rows are journaled in {dir} and "
+            "written when it answers; retrying in {delay}s",
             db=self.database.describe(),
             error=failure.getErrorMessage(),
+            dir=self.journal.directory,
             delay=self.retryInterval,
         )
         if self.running:
             self._retry = self.clock.callLater(self.retryInterval, self._prepare)
+
+    def _dropCommitted(self) -> None:
+        while self._buffer and self._buffer[0].seq <= self.committed:
+            self._buffer.popleft()
+        self.journal.trim(self.committed)
+
+    # -- batches
 
     def _kick(self) -> None:
         if self._timer is not None:
             if self._timer.active():
                 self._timer.cancel()
             self._timer = None
-        if self._inFlight is None and self._buffer and self.ready:
+        self._syncJournal()
+        if not self.ready or self._retry is not None or self._inFlight is not None:
+            return
+        if (
+            self._spilledFrom is not None
+            and not self._reading
+            and len(self._buffer) < self.batchSize
+        ):
+            self._refill()
+        if self._buffer:
             self._inFlight = self._writeBatch()
+        else:
+            self._notifyIfIdle()
 
     def _writeBatch(self) -> defer.Deferred[None]:
-        batch = self._buffer[: self.batchSize]
-        del self._buffer[: len(batch)]
+        buffer = self._buffer
+        batch = [buffer.popleft() for _ in range(min(self.batchSize, len(buffer)))]
+        rowsByKind: dict[str, list[tuple[Any, ...]]] = {}
+        for entry in batch:
+            rowsByKind.setdefault(entry.kind, []).append(entry.values)
+        key = (self.journal.journalId, batch[0].seq, batch[-1].seq, len(batch))
         d = self.database.runInteraction(
-            insertRows, self._statement, batch, self.database.engine == "sqlite"
+            writeBatch, self._batchStatement, key, self._statements, rowsByKind
         )
         d.addCallbacks(
-            self._written, self._failed, callbackArgs=(batch, self.clock.seconds()), errbackArgs=(batch,)
+            self._written, self._failed, (batch, self.clock.seconds()), errbackArgs=(batch,)
         )
         d.addBoth(self._batchDone)
         return d
 
-    def _written(self, _: Any, batch: list[ChatRow], started: float) -> None:
+    def _written(self, _: Any, batch: list[Entry], started: float) -> None:
+        if self._failures:
+            log.info(
+                "[DB] {db} answers again; writing the rows journaled meanwhile",
+                db=self.database.describe(),
+            )
+        self._failures = 0
         self.rowsWritten += len(batch)
         self.events.rowsWritten(len(batch), self.clock.seconds() - started)
-        log.debug("[DB] wrote {count} chat row(s)", count=len(batch))
+        if self._replaying:
+            self.events.rowsReplayed(len(batch))
+        self.committed = batch[-1].seq
+        self.journal.trim(self.committed)
+        if self.paused:
+            self._checkPressure()
 
-    def _failed(self, failure: Any, batch: list[ChatRow]) -> None:
-        self.rowsFailed += len(batch)
-        log.error(
-            "[DB] could not write {count} chat row(s) to {db}: {error}",
-            count=len(batch),
-            db=self.database.describe(),
-            error=failure.getErrorMessage(),
-        )
+    def _failed(self, failure: Any, batch: list[Entry]) -> None:
+        if failure.check(AlreadyCommitted):
+            log.info("[DB] batch at seq {seq} was already written", seq=batch[0].seq)
+            self._written(None, batch, self.clock.seconds())
+            return
+        # The rows go back first in line: order and the journal are unchanged.
+        self._buffer.extendleft(reversed(batch))
+        self._failures += 1
+        self.batchFailures += 1
+        if not self._replaying:
+            # From here until the backlog is written, batches are replays of the journal.
+            self._replaying = True
+            self.events.rowsSpooled(self.pending)
+        error = failure.value
+        if self._failures == 1 and isGoneAway(error):
+            # The pool dropped the dead connection; the retry gets a fresh one.
+            log.info("[DB] connection lost ({error}); retrying on a new one",
+                     error=failure.getErrorMessage())
+            self._retryAtOnce = True
+            return
+        delay = min(self.retryInterval, 0.1 * 2 ** (self._failures - 1))
+        if self._failures <= 2 or self._failures % 50 == 0:
+            log.error(
+                "[DB] could not write {count} row(s) to {db} ({error}); {pending} row(s) "
+                "stay journaled, retrying in {delay:.1f}s",
+                count=len(batch),
+                db=self.database.describe(),
+                error=failure.getErrorMessage(),
+                pending=self.pending,
+                delay=delay,
+            )
+        if self.running:
+            self._retry = self.clock.callLater(delay, self._retryNow)
+        self._notifyIfIdle(failed=True)
+
+    def _retryNow(self) -> None:
+        self._retry = None
+        self._kick()
 
     def _batchDone(self, _: Any) -> None:
         self._inFlight = None
-        if len(self._buffer) >= self.batchSize:
+        if self._retry is not None:
+            return
+        if self._failures and not self._retryAtOnce:
+            return  # stopping: the journal keeps the rows for the next start
+        backlog = self._buffer or self._spilledFrom is not None
+        if len(self._buffer) >= self.batchSize or self._retryAtOnce or (backlog and self._waiters):
+            self._retryAtOnce = False
             self._kick()
-        elif self._buffer and self._timer is None:
+        elif backlog:
+            if self._timer is None:
+                self._timer = self.clock.callLater(self.flushInterval, self._kick)
+        else:
+            self._replaying = False
+            self._notifyIfIdle()
+
+    # -- reading spilled rows back from the journal
+
+    def _refill(self) -> None:
+        assert self._spilledFrom is not None
+        self._reading = True
+        fromSeq = max(self._spilledFrom, self.committed + 1)
+        nextSeq = self.journal.nextSeq
+        limit = max(self.batchSize, self.maxBufferRows - len(self._buffer))
+        d = self._inThread(
+            self.journal.read, self._cursor, fromSeq, limit, self.journal.snapshot()
+        )
+        d.addCallbacks(self._refilled, self._readFailed, (nextSeq,))
+
+    def _refilled(self, result: tuple[list[Entry], Cursor, bool], nextSeq: int) -> None:
+        entries, cursor, complete = result
+        self._reading = False
+        self._cursor = cursor
+        if self._buffer and entries:
+            # Rows logged while the read ran are journal-only (we were spilled), so
+            # the buffer cannot hold anything newer than what was read.
+            assert self._buffer[-1].seq < entries[0].seq
+        self._buffer.extend(e for e in entries if e.seq > self.committed)
+        after = nextSeq if complete else entries[-1].seq + 1
+        self._spilledFrom = None if after >= self.journal.nextSeq else after
+        self._checkPressure()
+        self._kick()
+
+    def _readFailed(self, failure: Any) -> None:
+        self._reading = False
+        log.failure("[DB] could not read the journal {dir}", failure, dir=self.journal.directory)
+        if self.running:
+            self._retry = self.clock.callLater(self.retryInterval, self._retryNow)
+
+    # -- group commit: one fsync for everything appended since the last one
+
+    def _syncJournal(self) -> None:
+        if self._syncing is not None or not self.journal.dirty:
+            return
+        fds = self.journal.syncTargets()
+        d = self._inThread(self.journal.syncFds, fds)
+        d.addErrback(
+            lambda f: log.failure("[DB] fsync of journal {dir} failed", f,
+                                  dir=self.journal.directory)
+        )
+        d.addBoth(self._synced, fds)
+        if self._syncing is None and not d.called:
+            self._syncing = d
+
+    def _synced(self, _: Any, fds: list[int]) -> None:
+        self._syncing = None
+        self.journal.synced(fds)
+        if self.journal.dirty and self._timer is None and self.running:
             self._timer = self.clock.callLater(self.flushInterval, self._kick)
 
-    @defer.inlineCallbacks
-    def flush(self):
-        """Write everything logged so far (as far as the database lets us)."""
-        while self._inFlight is not None or (self._buffer and self.ready):
-            if self._inFlight is None:
-                self._kick()
-            if self._inFlight is not None:
-                yield self._inFlight
+    # -- backpressure
+
+    def _checkPressure(self) -> None:
+        full = self._spilledFrom is not None and self.journal.totalBytes >= self.maxJournalBytes
+        if full and not self.paused:
+            self.paused = True
+            log.warn(
+                "[DB] chat log backlog: {rows} row(s), journal {size} bytes; pausing "
+                "reading from clients until the database catches up",
+                rows=self.pending,
+                size=self.journal.totalBytes,
+            )
+            if self._valve is not None:
+                self._valve[0]("chatlog")
+        elif self.paused and (
+            self._spilledFrom is None or self.journal.totalBytes <= self.maxJournalBytes // 2
+        ):
+            self.paused = False
+            log.info("[DB] chat log backlog down to {rows} row(s); reading again",
+                     rows=self.pending)
+            if self._valve is not None:
+                self._valve[1]("chatlog")
+
+    # -- flushing and stopping
+
+    @property
+    def drained(self) -> bool:
+        return not self._buffer and self._spilledFrom is None and self._inFlight is None
+
+    def _notifyIfIdle(self, failed: bool = False) -> None:
+        if not self._waiters:
+            return
+        if self.drained or failed:
+            waiters, self._waiters = self._waiters, []
+            for d in waiters:
+                d.callback(self.drained)
+
+    def flush(self) -> defer.Deferred[bool]:
+        """Write everything logged so far; fires True when done, False if the database failed."""
+        if self.drained:
+            return defer.succeed(True)
+        if not self.ready:
+            return defer.succeed(False)
+        d: defer.Deferred[bool] = defer.Deferred()
+        self._waiters.append(d)
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+            self._retry = None
+        self._kick()
+        return d
 
     @defer.inlineCallbacks
     def stopService(self):
         Service.stopService(self)
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
+        self._retry = None
         pending = self.pending
         if pending:
-            log.info("[SHUTDOWN] writing {count} pending chat row(s)", count=pending)
-        yield self.flush()
-        if self._timer is not None:
-            # Rows the database never took leave a flush timer behind; stopped is stopped.
-            if self._timer.active():
-                self._timer.cancel()
-            self._timer = None
-        if self._buffer:
+            log.info("[SHUTDOWN] writing {count} pending row(s)", count=pending)
+        while self._inFlight is not None:
+            yield self._inFlight
+        done = yield self.flush()
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if self._syncing is not None:
+            yield self._syncing
+        if done and self.drained:
+            # Everything is in the database: leave an empty journal for the next start.
+            self.journal.rotate()
+            self.journal.trim(self.committed)
+        else:
             log.error(
-                "[SHUTDOWN] {count} chat row(s) not written: {db} is not available",
-                count=len(self._buffer),
+                "[SHUTDOWN] {count} row(s) not written ({db} is not available); they stay "
+                "in the journal {dir} and are written at the next start",
+                count=self.pending,
                 db=self.database.describe(),
+                dir=self.journal.directory,
             )
+        self.journal.syncFds(self.journal.syncTargets())
+        self.journal.close()

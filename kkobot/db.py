@@ -125,6 +125,10 @@ class Database:
             charset="utf8mb4",
             autocommit=False,
             connect_timeout=5,
+            # A stalled server (not a refused connection) must fail the batch, not hang a
+            # pool thread forever: the rows stay journaled and are retried.
+            read_timeout=30,
+            write_timeout=30,
         )
         if withDatabase:
             kwargs["database"] = s.name

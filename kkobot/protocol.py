@@ -81,6 +81,8 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
             self.disconnect()
             return
         factory.connections.add(self)
+        for reason in factory.pausedFor:
+            self.pause(reason)
         self.setTimeout(factory.handshakeTimeout)
         log.info("[CLIENT] connection from {address}", address=self.address)
 
@@ -456,6 +458,8 @@ class BridgeFactory(Factory):
         self.maxLineBytes = maxLineBytes
         self.events = events
         self.connections: set[BridgeProtocol] = set()
+        # Reasons every connection is paused for; new connections start paused too.
+        self.pausedFor: set[str] = set()
 
     def admitConnection(self, proto: BridgeProtocol) -> str | None:
         """A reason to refuse a new connection, or None to take it."""
@@ -466,9 +470,11 @@ class BridgeFactory(Factory):
         return False
 
     def pauseAll(self, reason: str) -> None:
+        self.pausedFor.add(reason)
         for proto in list(self.connections):
             proto.pause(reason)
 
     def resumeAll(self, reason: str) -> None:
+        self.pausedFor.discard(reason)
         for proto in list(self.connections):
             proto.resume(reason)

@@ -16,6 +16,7 @@ from kkobot.dispatch import Dispatcher
 from kkobot.events import NO_EVENTS, IServerEvents
 from kkobot.interfaces import IChatLog, IMessageHandler
 from kkobot.permissions import Permissions
+from kkobot.pingmonitor import PingRow
 from kkobot.registry import ClientInfo
 from kkobot.wire import ChatMessage, Ping
 
@@ -132,4 +133,4 @@ class MessageRouter:
         return replies
 
     def handlePing(self, client: ClientInfo, ping: Ping, rttMillis: Any) -> None:
-        pass
+        self.chatlog.log(PingRow.fromPing(client, ping, rttMillis, self._now()))

@@ -18,6 +18,7 @@ from kkobot.commands import CommandRegistry
 from kkobot.db import Database
 from kkobot.devices import DeviceStore, applyDeviceStatus
 from kkobot.events import EventFanout
+from kkobot.journal import Journal
 from kkobot.limits import ConnectionLimits, LimitedBridgeFactory
 from kkobot.dispatch import Dispatcher
 from kkobot.logs import Logger
@@ -80,6 +81,12 @@ class Resolved:
     authRequired: bool
     notes: list[str] = field(default_factory=list)
     admin: AdminSettings | None = None
+
+    @property
+    def journalDir(self) -> str:
+        """chatlog.journal_dir (default <var>/journal), one subdirectory per mode."""
+        base = self.get("chatlog.journal_dir", os.path.join(self.settings.varDir, "journal"))
+        return os.path.join(base, self.settings.mode)
 
     def get(self, key: str, default: Any) -> Any:
         if self.cfg is None:
@@ -248,8 +255,14 @@ class KkobotService(MultiService):
         self.chatlog = ChatLog(
             self.database,
             reactor,
+            Journal(
+                resolved.journalDir,
+                segmentBytes=resolved.get("chatlog.journal_segment_bytes", 8 * 1024 * 1024),
+            ),
             batchSize=resolved.get("chatlog.batch_size", 200),
             flushInterval=resolved.get("chatlog.flush_interval", 0.05),
+            maxBufferRows=resolved.get("chatlog.max_buffer_rows", 20_000),
+            maxJournalBytes=resolved.get("chatlog.max_journal_bytes", 512 * 1024 * 1024),
             events=self.events,
         )
         self.chatlog.setServiceParent(self)
@@ -329,6 +342,7 @@ class KkobotService(MultiService):
         if self.devices is not None:
             self.devices.onChange(lambda bot, device, status: applyDeviceStatus(
                 self.factory, bot, device, status))
+        self.chatlog.setPressureValve(self.factory.pauseAll, self.factory.resumeAll)
         self.server = BridgeServerService(resolved.endpoint, self.factory, reactor=reactor)
         self.server.setServiceParent(self)
         self.admin = None

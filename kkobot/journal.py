@@ -1,0 +1,287 @@
+"""The local append-only journal: every log row hits the OS before its reply goes out."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from kkobot.logs import Logger
+
+log = Logger()
+
+ID_FILE = "journal.id"
+SUFFIX = ".jnl"
+# Segment names carry their first sequence number, zero-padded so they sort by name.
+NAME_DIGITS = 20
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One journaled row: its sequence number, its kind (table), its column values."""
+
+    seq: int
+    kind: str
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where reading continues: a segment (by first seq) and a byte offset in it."""
+
+    segment: int
+    offset: int
+
+
+def encodeLine(seq: int, kind: str, values: tuple[Any, ...]) -> bytes:
+    return f"{seq}\t{kind}\t{_encode(values)}\n".encode("utf-8")
+
+
+class Journal:
+    """
+    Rows appended to numbered segment files in one directory.
+
+    Appends are one C{os.write} each (a SIGKILL cannot lose them: they are in the
+    kernel); L{syncTargets} + L{syncFds} (in a thread) + L{synced} make them durable
+    against power loss, one C{fsync} per batch. A segment is deleted by L{trim} once
+    every row in it is committed elsewhere. Not thread-safe: append, rotate and trim
+    run on the reactor thread; only L{syncFds} and L{read} may run in a worker thread.
+    """
+
+    def __init__(self, directory: str, segmentBytes: int = 8 * 1024 * 1024) -> None:
+        self.directory = directory
+        self.segmentBytes = segmentBytes
+        self.journalId = ""
+        self.nextSeq = 1
+        # First seq of every segment on disk, oldest first; the last is the active one.
+        self.segments: list[int] = []
+        self._sizes: dict[int, int] = {}
+        self.totalBytes = 0
+        self._fd: int | None = None
+        self._retired: list[int] = []
+        self.dirty = False
+
+    # -- opening
+
+    def open(self) -> None:
+        """Read the directory, find the next seq, start a fresh active segment."""
+        os.makedirs(self.directory, exist_ok=True)
+        idPath = os.path.join(self.directory, ID_FILE)
+        try:
+            with open(idPath, encoding="ascii") as f:
+                self.journalId = f.read().strip()
+        except FileNotFoundError:
+            self.journalId = ""
+        if not self.journalId:
+            # A new directory is a new journal: its seqs cannot collide with the
+            # batches an older (deleted) journal left in the database.
+            self.journalId = uuid.uuid4().hex
+            _writeDurably(idPath, self.journalId.encode("ascii"))
+        starts = sorted(
+            int(name[: -len(SUFFIX)])
+            for name in os.listdir(self.directory)
+            if name.endswith(SUFFIX) and name[: -len(SUFFIX)].isdigit()
+        )
+        self.segments = starts
+        nextSeq = 1
+        for start in starts:
+            self._sizes[start] = os.path.getsize(self._path(start))
+            nextSeq = max(nextSeq, start)
+        if starts:
+            last = self._lastSeq(starts[-1])
+            if last is not None:
+                nextSeq = max(nextSeq, last + 1)
+        self.nextSeq = nextSeq
+        self.totalBytes = sum(self._sizes.values())
+        self._startSegment()
+
+    @property
+    def hasRows(self) -> bool:
+        """True when rows from before this run (or this run) are on disk."""
+        return bool(self.segments) and self.nextSeq > self.segments[0]
+
+    def _lastSeq(self, start: int) -> int | None:
+        last = None
+        for entry, _ in _entries(self._path(start), 0, None, 0):
+            last = entry.seq
+        return last
+
+    def _path(self, start: int) -> str:
+        return os.path.join(self.directory, f"{start:0{NAME_DIGITS}d}{SUFFIX}")
+
+    def _startSegment(self) -> None:
+        start = self.nextSeq
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        if self.segments and self.segments[-1] == start:
+            # Last run's segment with no complete row in it (empty, or one torn line):
+            # start it over, or our first line would be glued to the torn one.
+            flags |= os.O_TRUNC
+        else:
+            self.segments.append(start)
+        self._fd = os.open(self._path(start), flags, 0o600)
+        self.totalBytes -= self._sizes.get(start, 0)
+        self._sizes[start] = 0
+        _fsyncDirectory(self.directory)
+
+    # -- writing
+
+    def append(self, kind: str, values: tuple[Any, ...]) -> int:
+        """Write one row; return its seq. The row survives a SIGKILL once this returns."""
+        assert self._fd is not None, "journal not open"
+        seq = self.nextSeq
+        data = encodeLine(seq, kind, values)
+        os.write(self._fd, data)
+        self.nextSeq = seq + 1
+        active = self.segments[-1]
+        size = self._sizes[active] + len(data)
+        self._sizes[active] = size
+        self.totalBytes += len(data)
+        self.dirty = True
+        if size >= self.segmentBytes:
+            self.rotate()
+        return seq
+
+    def rotate(self) -> None:
+        """Start a new active segment; the old fd is closed after its next sync."""
+        if self._fd is None or self._sizes[self.segments[-1]] == 0:
+            return
+        self._retired.append(self._fd)
+        self._fd = None
+        self._startSegment()
+
+    # -- group commit
+
+    def syncTargets(self) -> list[int]:
+        """The fds to fsync for everything appended so far (then call L{synced})."""
+        self.dirty = False
+        fds = list(self._retired)
+        if self._fd is not None:
+            fds.append(self._fd)
+        return fds
+
+    @staticmethod
+    def syncFds(fds: list[int]) -> None:
+        """Blocking: run in a thread."""
+        for fd in fds:
+            os.fsync(fd)
+
+    def synced(self, fds: list[int]) -> None:
+        for fd in fds:
+            if fd in self._retired:
+                self._retired.remove(fd)
+                os.close(fd)
+
+    # -- trimming
+
+    def trim(self, committed: int) -> int:
+        """Delete segments whose every row has seq <= committed; return how many."""
+        removed = 0
+        while len(self.segments) > 1 and self.segments[1] - 1 <= committed:
+            start = self.segments.pop(0)
+            self.totalBytes -= self._sizes.pop(start, 0)
+            try:
+                os.unlink(self._path(start))
+            except FileNotFoundError:
+                pass
+            removed += 1
+        return removed
+
+    def close(self) -> None:
+        for fd in self._retired:
+            os.close(fd)
+        self._retired = []
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    # -- reading (safe in a worker thread, given a snapshot taken on the reactor)
+
+    def start(self) -> Cursor:
+        return Cursor(self.segments[0] if self.segments else self.nextSeq, 0)
+
+    def snapshot(self) -> list[tuple[int, int]]:
+        """(first seq, size) of every segment: what a reader may read, complete lines only."""
+        return [(start, self._sizes[start]) for start in self.segments]
+
+    def read(
+        self, cursor: Cursor, fromSeq: int, limit: int, snapshot: list[tuple[int, int]]
+    ) -> tuple[list[Entry], Cursor, bool]:
+        """
+        Rows with seq >= fromSeq from C{cursor} on, at most C{limit}, within C{snapshot}.
+
+        @return: the rows, where to continue, and True when the snapshot was read to
+            its end (so the next row is the first one appended after the snapshot).
+        """
+        out: list[Entry] = []
+        position = cursor
+        for start, size in snapshot:
+            if start < position.segment:
+                continue
+            offset = position.offset if start == position.segment else 0
+            position = Cursor(start, offset)
+            for entry, end in _entries(self._path(start), offset, size, fromSeq):
+                position = Cursor(start, end)
+                out.append(entry)
+                if len(out) >= limit:
+                    return out, position, False
+        return out, position, True
+
+
+def _entries(
+    path: str, offset: int, size: int | None, fromSeq: int
+) -> Iterator[tuple[Entry, int]]:
+    """Well-formed rows with seq >= fromSeq of one segment, from `offset` up to `size` bytes."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with f:
+        f.seek(offset)
+        data = f.read() if size is None else f.read(max(0, size - offset))
+    position = offset
+    lines = data.split(b"\n")
+    tail = lines.pop()
+    for body in lines:
+        line = body + b"\n"
+        position += len(line)
+        try:
+            seq, kind, payload = body.split(b"\t", 2)
+            if int(seq) < fromSeq:
+                continue
+            entry = Entry(int(seq), kind.decode("ascii"), tuple(json.loads(payload)))
+        except (ValueError, UnicodeDecodeError):
+            log.warn("[DB] journal {path}: ignoring a damaged line", path=path)
+            continue
+        yield entry, position
+    if tail:
+        # A torn last line (power loss before fsync, or a write cut by a crash).
+        log.warn("[DB] journal {path}: ignoring a torn last line", path=path)
+
+
+
+def _writeDurably(path: str, data: bytes) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsyncDirectory(os.path.dirname(path) or ".")
+
+
+def _fsyncDirectory(directory: str) -> None:
+    # New and removed segment names must survive a power loss too.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
