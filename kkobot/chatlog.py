@@ -322,7 +322,13 @@ class ChatLog(Service):
 
     @property
     def pending(self) -> int:
-        """Rows journaled but not yet known to be in the database."""
+        """Rows waiting for a batch (in memory, or only in the journal); not the one in flight."""
+        spilled = 0 if self._spilledFrom is None else self.journal.nextSeq - self._spilledFrom
+        return len(self._buffer) + spilled
+
+    @property
+    def backlog(self) -> int:
+        """Rows journaled but not yet known to be in the database (in flight included)."""
         return self.journal.nextSeq - 1 - self.committed if self.journal.segments else 0
 
     # -- logging: the per-message hot path
@@ -471,7 +477,7 @@ class ChatLog(Service):
         if not self._replaying:
             # From here until the backlog is written, batches are replays of the journal.
             self._replaying = True
-            self.events.rowsSpooled(self.pending)
+            self.events.rowsSpooled(self.backlog)
         error = failure.value
         if self._failures == 1 and isGoneAway(error):
             # The pool dropped the dead connection; the retry gets a fresh one.
@@ -482,12 +488,12 @@ class ChatLog(Service):
         delay = min(self.retryInterval, 0.1 * 2 ** (self._failures - 1))
         if self._failures <= 2 or self._failures % 50 == 0:
             log.error(
-                "[DB] could not write {count} row(s) to {db} ({error}); {pending} row(s) "
-                "stay journaled, retrying in {delay:.1f}s",
+                "[DB] could not write {count} chat row(s) to {db} ({error}); {pending} "
+                "row(s) stay journaled, retrying in {delay:.1f}s",
                 count=len(batch),
                 db=self.database.describe(),
                 error=failure.getErrorMessage(),
-                pending=self.pending,
+                pending=self.backlog,
                 delay=delay,
             )
         if self.running:
@@ -578,7 +584,7 @@ class ChatLog(Service):
             log.warn(
                 "[DB] chat log backlog: {rows} row(s), journal {size} bytes; pausing "
                 "reading from clients until the database catches up",
-                rows=self.pending,
+                rows=self.backlog,
                 size=self.journal.totalBytes,
             )
             if self._valve is not None:
@@ -588,7 +594,7 @@ class ChatLog(Service):
         ):
             self.paused = False
             log.info("[DB] chat log backlog down to {rows} row(s); reading again",
-                     rows=self.pending)
+                     rows=self.backlog)
             if self._valve is not None:
                 self._valve[1]("chatlog")
 
@@ -626,9 +632,9 @@ class ChatLog(Service):
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
         self._retry = None
-        pending = self.pending
+        pending = self.backlog
         if pending:
-            log.info("[SHUTDOWN] writing {count} pending row(s)", count=pending)
+            log.info("[SHUTDOWN] writing {count} pending chat row(s)", count=pending)
         while self._inFlight is not None:
             yield self._inFlight
         done = yield self.flush()
@@ -643,9 +649,9 @@ class ChatLog(Service):
             self.journal.trim(self.committed)
         else:
             log.error(
-                "[SHUTDOWN] {count} row(s) not written ({db} is not available); they stay "
-                "in the journal {dir} and are written at the next start",
-                count=self.pending,
+                "[SHUTDOWN] {count} chat row(s) not written ({db} is not available); they "
+                "stay in the journal {dir} and are written at the next start",
+                count=self.backlog,
                 db=self.database.describe(),
                 dir=self.journal.directory,
             )

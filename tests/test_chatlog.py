@@ -15,6 +15,7 @@ from kkobot.chatlog import COLUMNS, ChatLog, ChatRow
 from kkobot.commands import CommandRegistry
 from kkobot.config import DBSettings
 from kkobot.db import Database
+from kkobot.journal import Journal
 from kkobot.registry import ClientInfo
 from kkobot.router import MessageRouter
 from tests.support import (
@@ -70,7 +71,7 @@ class ChatLogMixin:
         self.commands.load()
 
     def makeChatLog(self, **kw: Any) -> ChatLog:
-        chatlog = ChatLog(self.database, self.clock, **kw)
+        chatlog = ChatLog(self.database, self.clock, Journal(tempDir(self)), **kw)
         self.router = MessageRouter(self.commands, chatlog, self.clock)
         return chatlog
 
@@ -229,7 +230,7 @@ class ChatLogMixin:
         yield self.route("😀" * 20_000)
         yield self.route("뒤 메시지")
         yield chatlog.flush()
-        self.assertEqual(chatlog.rowsFailed, 0)
+        self.assertEqual(chatlog.batchFailures, 0)
         rows = yield self.rows()
         self.assertEqual(len(rows), 6)
         self.assertEqual(rows[0]["message"], "앞 메시지")
@@ -248,22 +249,23 @@ class ChatLogMixin:
         self.assertEqual(rows[4]["message"], "😀" * (65_535 // 4))
 
     @defer.inlineCallbacks
-    def test_failedWriteIsLoggedAndTheLogGoesOn(self) -> Any:
+    def test_failedWriteIsLoggedAndKeptUntilTheTableIsBack(self) -> Any:
         chatlog = yield self.started()
         yield self.database.runOperation("DROP TABLE kb_chat_logs")
-        replies = yield self.route("# echo 사라질 메시지")
-        self.assertEqual([r.text for r in replies], ["에코: 사라질 메시지"])
-        yield chatlog.flush()  # does not fail
-        self.assertEqual((chatlog.rowsWritten, chatlog.rowsFailed), (0, 2))
+        replies = yield self.route("# echo 사라질 뻔한 메시지")
+        self.assertEqual([r.text for r in replies], ["에코: 사라질 뻔한 메시지"])
+        self.assertFalse((yield chatlog.flush()))  # reports the failure, never raises
+        self.assertEqual((chatlog.rowsWritten, chatlog.backlog), (0, 2))
         errors = [e for e in self.logs if e["log_level"].name == "error"]
         self.assertEqual(len(errors), 1)
         self.assertIn("[DB] could not write 2 chat row(s)", logText(errors))
         self.assertIn("kb_chat_logs", logText(errors))
-        # Once the table is back, rows are written again.
+        # Once the table is back, the kept rows are written first, then the new one.
         yield self.database.ensureSchema()
         yield self.route("돌아왔다")
-        yield chatlog.flush()
-        self.assertEqual([r["message"] for r in (yield self.rows())], ["돌아왔다"])
+        self.assertTrue((yield chatlog.flush()))
+        self.assertEqual([r["message"] for r in (yield self.rows())],
+                         ["# echo 사라질 뻔한 메시지", "에코: 사라질 뻔한 메시지", "돌아왔다"])
 
 
 class SqliteChatLogTests(ChatLogMixin, TestCase):
@@ -351,7 +353,7 @@ class MysqlDatabaseCreationTests(TestCase):
     def test_missingDatabaseIsCreated(self) -> Any:
         database = Database(self.scratch.settings())
         self.addCleanup(database.close)
-        chatlog = ChatLog(database, Clock())
+        chatlog = ChatLog(database, Clock(), Journal(tempDir(self)))
         chatlog.startService()
         yield waitUntil(lambda: chatlog.ready, "the chat log to be ready")
         chatlog.log(
@@ -377,7 +379,7 @@ class UnreachableDatabaseTests(TestCase):
                               password="secret-pw", name="kkobot_test")
         database = Database(settings)
         self.addCleanup(database.close)
-        chatlog = ChatLog(database, clock, retryInterval=5.0)
+        chatlog = ChatLog(database, clock, Journal(tempDir(self)), retryInterval=5.0)
         chatlog.startService()
         yield waitUntil(lambda: clock.getDelayedCalls(), "the retry to be scheduled")
         self.assertFalse(chatlog.ready)

@@ -1,0 +1,279 @@
+"""The journaled chat log against a real MariaDB: outages, replay, spill, backpressure, pings."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from datetime import datetime
+from typing import Any, Callable
+
+from twisted.internet import defer, reactor, task
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import TestCase
+
+from kkobot.chatlog import ChatLog, ChatRow
+from kkobot.commands import CommandRegistry
+from kkobot.config import DBSettings
+from kkobot.db import Database
+from kkobot.journal import Journal
+from kkobot.protocol import BridgeFactory
+from kkobot.router import MessageRouter
+from tests.mysqlproxy import CuttableProxy
+from tests.support import HELLO_320, MYSQL_HOST, MYSQL_PORT, ScratchMysql, analyze, line
+
+
+def row(i: int) -> ChatRow:
+    return ChatRow.forReply(
+        f"m{i}", botName="kkobot", room="방", channelId="c1", isGroupChat=True,
+        directive=None, sent=datetime(2026, 11, 25, 19, 25, 10),
+    )
+
+
+async def until(predicate: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    """Poll (on the reactor) until predicate() is truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await task.deferLater(reactor, 0.02)
+
+
+class ChatLogTestBase(TestCase):
+    timeout = 60
+
+    def setUp(self) -> None:
+        self.scratch = ScratchMysql()
+        self.addCleanup(self.scratch.drop)
+        self.scratch.createOperatorTable()
+        self.journalDir = tempfile.mkdtemp(prefix="kkobot-journal-")
+        self.addCleanup(shutil.rmtree, self.journalDir, True)
+
+    def proxied(self) -> tuple[CuttableProxy, DBSettings]:
+        proxy = CuttableProxy(reactor, MYSQL_HOST, MYSQL_PORT)
+        proxy.start()
+        self.addCleanup(proxy.stop)
+        s = self.scratch.settings()
+        return proxy, DBSettings(
+            engine="mysql", host="127.0.0.1", port=proxy.port, user=s.user,
+            password=s.password, name=s.name,
+        )
+
+    def makeChatLog(
+        self, settings: DBSettings | None = None, clock: Any = reactor,
+        segmentBytes: int = 1 << 20, **kw: Any,
+    ) -> ChatLog:
+        database = Database(settings or self.scratch.settings())
+        self.addCleanup(database.close)
+        chatlog = ChatLog(database, clock, Journal(self.journalDir, segmentBytes), **kw)
+        chatlog.startService()
+        self.addCleanup(lambda: chatlog.stopService() if chatlog.running else None)
+        return chatlog
+
+    def messages(self) -> list[str]:
+        return [r[0] for r in self.scratch.query("SELECT message FROM kb_chat_logs ORDER BY id")]
+
+    def count(self) -> int:
+        return self.scratch.query("SELECT COUNT(*) FROM kb_chat_logs")[0][0]
+
+
+class BatchTests(ChatLogTestBase):
+    async def test_fullBatchIsWrittenWithoutWaitingForTheTimer(self) -> None:
+        chatlog = self.makeChatLog(batchSize=5, flushInterval=3600)
+        await until(lambda: chatlog.ready, "the chat log to be ready")
+        for i in range(12):
+            chatlog.log(row(i))
+        await until(lambda: self.count() == 10, "two full batches")
+        # The last two wait for the timer (an hour) or a flush, not for more rows.
+        self.assertEqual(chatlog.pending, 2)
+        self.assertTrue(await chatlog.flush())
+        self.assertEqual(self.messages(), [f"m{i}" for i in range(12)])
+        batches = self.scratch.query(
+            "SELECT first_seq, last_seq, row_count FROM kb_chatlog_batches ORDER BY first_seq"
+        )
+        self.assertEqual(batches, [(1, 5, 5), (6, 10, 5), (11, 12, 2)])
+
+    async def test_partialBatchIsWrittenAfterTheFlushInterval(self) -> None:
+        clock = task.Clock()
+        chatlog = self.makeChatLog(clock=clock, batchSize=200, flushInterval=0.05)
+        await until(lambda: chatlog.ready, "the chat log to be ready")
+        for i in range(3):
+            chatlog.log(row(i))
+        clock.advance(0.049)
+        self.assertIsNone(chatlog._inFlight, "written before the flush interval")
+        clock.advance(0.001)
+        self.assertIsNotNone(chatlog._inFlight, "not written at the flush interval")
+        await chatlog._inFlight
+        self.assertEqual(self.messages(), ["m0", "m1", "m2"])
+
+    async def test_rowsAreJournaledBeforeLogReturns(self) -> None:
+        chatlog = self.makeChatLog(batchSize=200, flushInterval=3600)
+        chatlog.log(row(0))
+        # No flush and no fsync yet: the line is in the file the moment log() returns.
+        (segment,) = [n for n in os.listdir(self.journalDir) if n.endswith(".jnl")]
+        with open(os.path.join(self.journalDir, segment), encoding="utf-8") as f:
+            seq, kind, values = f.read().rstrip("\n").split("\t")
+        self.assertEqual((seq, kind), ("1", "chat"))
+        self.assertEqual(json.loads(values)[4], "m0")
+
+
+class OutageTests(ChatLogTestBase):
+    async def test_outageKeepsRowsJournaledAndWritesThemOnceWhenBack(self) -> None:
+        proxy, settings = self.proxied()
+        chatlog = self.makeChatLog(settings, batchSize=10, flushInterval=0.01, retryInterval=0.2)
+        await until(lambda: chatlog.ready, "the chat log to be ready")
+        for i in range(25):
+            chatlog.log(row(i))
+        self.assertTrue(await chatlog.flush())
+        await proxy.cut()
+        for i in range(25, 65):
+            chatlog.log(row(i))
+        await until(lambda: chatlog.batchFailures >= 3, "failed batches while MySQL is away")
+        self.assertEqual(self.count(), 25)
+        self.assertEqual(chatlog.backlog, 40)
+        proxy.restore()
+        await until(lambda: chatlog.backlog == 0, "the backlog to be written", timeout=30)
+        self.assertEqual(self.messages(), [f"m{i}" for i in range(65)])
+        self.flushLoggedErrors()
+
+    async def test_restartReplaysOnlyWhatTheDatabaseLacks(self) -> None:
+        proxy, settings = self.proxied()
+        first = self.makeChatLog(settings, batchSize=10, flushInterval=0.01, retryInterval=0.2)
+        await until(lambda: first.ready, "the chat log to be ready")
+        for i in range(30):
+            first.log(row(i))
+        self.assertTrue(await first.flush())
+        await proxy.cut()
+        for i in range(30, 50):
+            first.log(row(i))
+        # Stopping with MySQL away: the 20 rows stay in the journal, and so do the 30
+        # committed ones (their segment is still the active one).
+        await first.stopService()
+        self.assertEqual(self.count(), 30)
+        proxy.restore()
+        second = self.makeChatLog(settings, batchSize=7, flushInterval=0.01)
+        await until(lambda: second.ready and second.backlog == 0, "the replay", timeout=30)
+        second.log(row(50))
+        self.assertTrue(await second.flush())
+        self.assertEqual(self.messages(), [f"m{i}" for i in range(51)])
+        self.flushLoggedErrors()
+
+    async def test_startsWithMysqlDownAndWritesWhenItComes(self) -> None:
+        proxy, settings = self.proxied()
+        await proxy.cut()
+        chatlog = self.makeChatLog(settings, flushInterval=0.01, retryInterval=0.2)
+        for i in range(5):
+            chatlog.log(row(i))
+        self.assertFalse(chatlog.ready)
+        proxy.restore()
+        await until(lambda: chatlog.ready and chatlog.backlog == 0, "the first write", timeout=30)
+        self.assertEqual(self.messages(), [f"m{i}" for i in range(5)])
+        self.flushLoggedErrors()
+
+    async def test_spilledRowsAreReadBackFromTheJournalInOrder(self) -> None:
+        proxy, settings = self.proxied()
+        chatlog = self.makeChatLog(
+            settings, batchSize=5, maxBufferRows=10, flushInterval=0.01, retryInterval=0.2,
+            segmentBytes=2048,
+        )
+        await until(lambda: chatlog.ready, "the chat log to be ready")
+        await proxy.cut()
+        for i in range(200):
+            chatlog.log(row(i))
+        # Memory holds at most maxBufferRows; the rest is on disk, in several segments.
+        self.assertLessEqual(len(chatlog._buffer), 10)
+        self.assertGreater(len(chatlog.journal.segments), 3)
+        proxy.restore()
+        await until(lambda: chatlog.backlog == 0, "the backlog", timeout=30)
+        self.assertEqual(self.messages(), [f"m{i}" for i in range(200)])
+        # Written segments are deleted; only the active one is left.
+        await until(lambda: len(chatlog.journal.segments) == 1, "trimming")
+        self.flushLoggedErrors()
+
+
+class ServerPathTests(ChatLogTestBase):
+    """Through the bridge protocol: backpressure on clients, ping monitor rows."""
+
+    def connect(self, factory: BridgeFactory) -> tuple[Any, StringTransport]:
+        proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
+        proto.makeConnection(transport)
+        self.addCleanup(proto.connectionLost, None)
+        proto.dataReceived(line(HELLO_320))
+        return proto, transport
+
+    def server(self, chatlog: ChatLog) -> BridgeFactory:
+        commands = CommandRegistry(None)
+        commands.load()
+        clock = task.Clock()  # the protocol's pings and timeouts never fire here
+        router = MessageRouter(commands, chatlog, reactor)
+        factory = BridgeFactory(router, clock=clock)
+        chatlog.setPressureValve(factory.pauseAll, factory.resumeAll)
+        return factory
+
+    async def test_backpressurePausesClientsAndNothingIsDropped(self) -> None:
+        proxy, settings = self.proxied()
+        chatlog = self.makeChatLog(
+            settings, batchSize=5, maxBufferRows=10, maxJournalBytes=16 * 1024,
+            segmentBytes=2048, flushInterval=0.01, retryInterval=0.2,
+        )
+        await until(lambda: chatlog.ready, "the chat log to be ready")
+        factory = self.server(chatlog)
+        proto, transport = self.connect(factory)
+        await proxy.cut()
+        sent = 0
+        while transport.producerState == "producing" and sent < 1000:
+            proto.dataReceived(line(analyze(f"# echo {sent}")))
+            sent += 1
+        self.assertEqual(transport.producerState, "paused", "never paused")
+        self.assertGreater(sent, 20)
+        replies = transport.value().count(b'"messageResponse"')
+        self.assertEqual(replies, sent, "every message read before the pause is answered")
+        # A bridge connecting during the pause is not read either.
+        _, late = self.connect(factory)
+        self.assertEqual(late.producerState, "paused")
+        proxy.restore()
+        await until(lambda: transport.producerState == "producing", "resume", timeout=30)
+        self.assertTrue(await chatlog.flush())
+        texts = self.messages()
+        expected = []
+        for i in range(sent):
+            expected += [f"# echo {i}", f"에코: {i}"]
+        self.assertEqual(texts, expected)
+        self.flushLoggedErrors()
+
+    async def test_pingsBecomePingMonitorRows(self) -> None:
+        chatlog = self.makeChatLog(flushInterval=0.01)
+        await until(lambda: chatlog.ready, "the chat log to be ready")
+        factory = self.server(chatlog)
+        proto, transport = self.connect(factory)
+        auth = {"deviceUUID": "5f3c2a1b9d8e7f60", "timestamp": 1795602311310}
+        factory.clock.advance(30)  # our ping goes out, stamped with the clock's time
+        stamp = json.loads(transport.value().splitlines()[-1])["data"]["server_timestamp"]
+        factory.clock.advance(0.123)
+        proto.dataReceived(line({"event": "ping", "data": {
+            "bot_name": "kkobot", "server_timestamp": stamp, "auth": auth,
+            "monitoring": {"total_memory": 6028, "memory_usage": 8, "memory_percent": 0.1,
+                           "message_queue_size": 3, "active_rooms": 1}}}))
+        proto.dataReceived(line({"event": "ping", "data": {
+            "bot_name": "kkobot", "client_status": {"cpu": None, "ram": None, "temp": None},
+            "is_manual": False, "auth": auth}}))
+        self.assertTrue(await chatlog.flush())
+        rows = self.scratch.query(
+            "SELECT bot_name, device_id, device_uuid, client_address, client_version, "
+            "total_memory, memory_usage, memory_percent, message_queue_size, active_rooms, "
+            "rtt_ms, ping_time FROM kb_ping_monitor ORDER BY id"
+        )
+        ping_time = datetime.fromtimestamp(1795602311310 / 1000).replace(microsecond=0)
+        self.assertEqual(rows, [
+            ("kkobot", "5f3c2a1b9d8e7f60", "5f3c2a1b9d8e7f60", "127.0.0.1", "3.2.0",
+             6028.0, 8.0, 0.1, 3, 1, 123, ping_time),
+            ("kkobot", "5f3c2a1b9d8e7f60", "5f3c2a1b9d8e7f60", "127.0.0.1", "3.2.0",
+             None, None, None, None, None, None, ping_time),
+        ])
