@@ -297,7 +297,7 @@ class HostileClientTests(TestCase):
             "SELECT room_name, message FROM kb_chat_logs WHERE message LIKE %s", ("# echo cut%",)
         )
         self.assertEqual([tuple(r) for r in rows], [("방\ufffd", "# echo cut\ufffd")])
-        self.assertEqual(chatlog.rowsFailed, 0)
+        self.assertEqual(chatlog.batchFailures, 0)
         FIGURES["garbage"] = dict(bad_lines=count, **self.probe.check(self))
 
 
