@@ -292,6 +292,7 @@ class ChatLog(Service):
         self.ready = False
         self.committed = 0  # every row with seq <= committed is in the database
         self.rowsWritten = 0
+        self.pingRowsWritten = 0
         self.batchFailures = 0
         self.paused = False
         self._valve: tuple[Callable[[str], None], Callable[[str], None]] | None = None
@@ -456,10 +457,13 @@ class ChatLog(Service):
                 db=self.database.describe(),
             )
         self._failures = 0
-        self.rowsWritten += len(batch)
-        self.events.rowsWritten(len(batch), self.clock.seconds() - started)
+        # kb_chat_logs rows only: the operators' count; ping rows are counted apart.
+        chat = sum(1 for entry in batch if entry.kind == ChatRow.KIND)
+        self.rowsWritten += chat
+        self.pingRowsWritten += len(batch) - chat
+        self.events.rowsWritten(chat, self.clock.seconds() - started)
         if self._replaying:
-            self.events.rowsReplayed(len(batch))
+            self.events.rowsReplayed(chat)
         self.committed = batch[-1].seq
         self.journal.trim(self.committed)
         if self.paused:
