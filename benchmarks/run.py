@@ -106,50 +106,55 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--startup-timeout", type=float, default=30.0)
     p.add_argument("--per-source", type=int, default=40, help="conns per 127.0.0.x source (0: one source)")
     p.add_argument("--json", action="store_true", help="JSON on stdout, the table on stderr")
+    p.add_argument("--mysql", action="store_true",
+                   help="kkobot target: log to a scratch MariaDB database (config made with "
+                        "kkobot.config) and check row counts before/after each scenario")
+    p.add_argument("--mysql-host", default="127.0.0.1")
+    p.add_argument("--mysql-port", type=int, default=3306)
+    p.add_argument("--with-bare", action="store_true",
+                   help="run the same scenarios against bare_echo.py first; report kkobot/bare")
     a = p.parse_args(argv)
+    if a.with_bare and a.target != "bare":
+        bare = _run_target("bare", a, Scenario.parse_list(a.scenarios), None)
+        if bare is None:
+            return 2
+    else:
+        bare = None
+    db = None
+    if a.mysql:
+        from benchmarks.mysqlbench import MysqlBench
 
-    scenarios = Scenario.parse_list(a.scenarios)
-    loadgen.raise_nofile(max(s.conns for s in scenarios) + 256)
-    base = loadgen.LoadConfig(
-        secret=a.secret, salt=a.salt, bot=a.bot, timeout=a.timeout, per_source=a.per_source
-    )
-    reports: list[dict[str, Any]] = []
+        db = MysqlBench(a.mysql_host, a.mysql_port)
+        db.create()
+        a.server_cmd = db.server_cmd()
     try:
-        target = targets.make_target(
-            a.target, server_cmd=a.server_cmd, server_cwd=a.server_cwd, pid=a.pid, port=a.port,
-            startup_timeout=a.startup_timeout,
-        )
-        target.start()
-    except TargetError as exc:
-        print(f"target {a.target} failed to start: {exc}", file=sys.stderr)
-        if a.json:
-            print(json.dumps({"target": a.target, "error": str(exc), "scenarios": []}, indent=2))
-        return 2
-    try:
-        if a.warmup > 0:
-            warm = run_scenario(target, Scenario(1, 1, a.warmup), base)
-            if warm["errors"]:
-                print(f"warm-up had errors: {warm['error_detail']} {warm['error_samples']}",
-                      file=sys.stderr)
-        for sc in scenarios:
-            reports.append(run_scenario(target, sc, base))
-            alive = getattr(target, "proc", None)
-            if alive is not None and alive.poll() is not None:
-                print(f"server exited (status {alive.returncode}) during {sc.name}", file=sys.stderr)
-                break
+        reports = _run_target(a.target, a, Scenario.parse_list(a.scenarios), db)
     finally:
-        target.stop()
-
+        if db is not None:
+            db.drop()
+    if reports is None:
+        return 2
+    scenarios = Scenario.parse_list(a.scenarios)
+    if bare is not None:
+        for r, b in zip(reports, bare):
+            r["bare_msg_s"] = b["throughput_msg_s"]
+            r["ratio_vs_bare"] = round(r["throughput_msg_s"] / b["throughput_msg_s"], 2) if b["throughput_msg_s"] else None
     table = loadgen.format_table(
         reports,
         [
             ("srv cpu us/msg", "server_cpu_us_per_msg"),
             ("srv peak RSS MiB", "server_peak_rss_mib"),
             ("loadgen cpu us/msg", "client_cpu_us_per_msg"),
-        ],
+        ]
+        + ([("rows before", "rows_before"), ("rows after", "rows_after"),
+            ("rows expected", "rows_expected")] if db is not None else [])
+        + ([("bare msg/s", "bare_msg_s"), ("kkobot/bare", "ratio_vs_bare")] if bare else []),
     )
     out = sys.stderr if a.json else sys.stdout
-    print(f"target: {target.describe()}", file=out)
+    if bare is not None:
+        print("bare (same run):", file=out)
+        print(loadgen.format_table(bare, [("srv cpu us/msg", "server_cpu_us_per_msg")]), file=out)
+    print(f"target: {a.target}{' + MariaDB' if db else ''}", file=out)
     print(table, file=out)
     for r in reports:
         if r["errors"]:
@@ -157,8 +162,68 @@ def main(argv: list[str] | None = None) -> int:
             for s in r["error_samples"]:
                 print("  " + s, file=out)
     if a.json:
-        print(json.dumps({"target": a.target, "scenarios": reports}, ensure_ascii=False, indent=2))
-    return 0 if reports and all(r["errors"] == 0 for r in reports) and len(reports) == len(scenarios) else 1
+        print(json.dumps({"target": a.target, "scenarios": reports, "bare": bare},
+                         ensure_ascii=False, indent=2))
+    rows_ok = all(r.get("rows_after") == r.get("rows_expected") for r in reports)
+    return 0 if reports and rows_ok and all(r["errors"] == 0 for r in reports) and len(reports) == len(scenarios) else 1
+
+
+def _run_target(kind: str, a: argparse.Namespace, scenarios: list[Scenario], db: Any) -> list[dict[str, Any]] | None:
+    """Start one target, run the warm-up and every scenario, stop it; None if it cannot start."""
+
+    loadgen.raise_nofile(max(s.conns for s in scenarios) + 256)
+    base = loadgen.LoadConfig(
+        secret=a.secret, salt=a.salt, bot=a.bot, timeout=a.timeout, per_source=a.per_source
+    )
+    reports: list[dict[str, Any]] = []
+    try:
+        target = targets.make_target(
+            kind, server_cmd=a.server_cmd, server_cwd=a.server_cwd, pid=a.pid, port=a.port,
+            startup_timeout=a.startup_timeout,
+        )
+        target.start()
+    except TargetError as exc:
+        print(f"target {kind} failed to start: {exc}", file=sys.stderr)
+        if a.json:
+            print(json.dumps({"target": kind, "error": str(exc), "scenarios": []}, indent=2))
+        return None
+    try:
+        if a.warmup > 0:
+            before = db.count() if db is not None else 0
+            warm = run_scenario(target, Scenario(1, 1, a.warmup), base)
+            if db is not None:
+                _settle(db, before, 2 * warm["replies"])
+            if warm["errors"]:
+                print(f"warm-up had errors: {warm['error_detail']} {warm['error_samples']}",
+                      file=sys.stderr)
+        for sc in scenarios:
+            before = db.count() if db is not None else None
+            report = run_scenario(target, sc, base)
+            if db is not None:
+                report.update(_settle(db, before, 2 * report["replies"]))
+            reports.append(report)
+            alive = getattr(target, "proc", None)
+            if alive is not None and alive.poll() is not None:
+                print(f"server exited (status {alive.returncode}) during {sc.name}", file=sys.stderr)
+                break
+    finally:
+        target.stop()
+    if db is not None and reports:
+        reports[-1]["duplicates_after_stop"] = db.duplicates()
+    return reports
+
+
+def _settle(db: Any, before: int, added: int, timeout: float = 30.0) -> dict[str, Any]:
+    """Wait (bounded) until the server's batches reach MariaDB; rows before/after/expected."""
+    import time
+
+    expected = before + added
+    deadline = time.monotonic() + timeout
+    after = db.count()
+    while after < expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+        after = db.count()
+    return {"rows_before": before, "rows_after": after, "rows_expected": expected}
 
 
 if __name__ == "__main__":

@@ -1,0 +1,82 @@
+"""A scratch MariaDB database and kkobot config for a benchmark run, and the row counts in it."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from typing import Any
+
+
+class MysqlBench:
+    """Creates `kkobot_bench_<hex>` and a config dir (kkobot.config) pointing at it; drops both."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 3306, user: str = "root",
+                 password: str = "", **chatlog: Any) -> None:
+        self.host, self.port, self.user, self.password = host, port, user, password
+        self.name = f"kkobot_bench_{uuid.uuid4().hex[:10]}"
+        self.workdir = tempfile.mkdtemp(prefix="kkobot-bench-mysql-")
+        self.cfgdir = os.path.join(self.workdir, "cfg")
+        self.chatlog = chatlog
+
+    def _connect(self, database: str | None = None) -> Any:
+        import pymysql
+
+        return pymysql.connect(host=self.host, port=self.port, user=self.user,
+                               password=self.password, database=database, autocommit=True,
+                               charset="utf8mb4", connect_timeout=3)
+
+    def create(self) -> None:
+        from kkobot import config
+
+        conn = self._connect()
+        try:
+            conn.cursor().execute(f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4")
+        finally:
+            conn.close()
+        data = config.skeleton()
+        data["DBs"]["kkobot_test"] = {"HOST": self.host, "PORT": self.port, "USER": self.user,
+                                      "PASSWORD": self.password, "NAME": self.name}
+        data["auth"] = {"required": False, "auto_approve": True}
+        data["chatlog"] = dict(self.chatlog, journal_dir=os.path.join(self.workdir, "journal"))
+        config.init(self.cfgdir, data)
+
+    def server_cmd(self) -> str:
+        return ("{twistd} -n --pidfile= kkobot --port tcp:{port}:interface=127.0.0.1 "
+                f"--config {self.cfgdir} --var {self.workdir}/var --logs {self.workdir}/logs")
+
+    def count(self, run_id: str | None = None) -> int:
+        """kb_chat_logs rows (of one load run: its messages and their replies)."""
+        conn = self._connect(self.name)
+        try:
+            cur = conn.cursor()
+            try:
+                if run_id is None:
+                    cur.execute("SELECT COUNT(*) FROM kb_chat_logs")
+                else:
+                    cur.execute("SELECT COUNT(*) FROM kb_chat_logs WHERE message LIKE %s "
+                                "OR message LIKE %s", (f"# echo {run_id}:%", f"에코: {run_id}:%"))
+            except Exception:
+                return 0  # the table does not exist before the server's first start
+            return int(cur.fetchone()[0])
+        finally:
+            conn.close()
+
+    def duplicates(self) -> int:
+        conn = self._connect(self.name)
+        try:
+            cur = conn.cursor()
+            cur.execute("SELECT COUNT(*) - COUNT(DISTINCT message, is_bot) FROM kb_chat_logs")
+            return int(cur.fetchone()[0])
+        finally:
+            conn.close()
+
+    def drop(self) -> None:
+        import shutil
+
+        conn = self._connect()
+        try:
+            conn.cursor().execute(f"DROP DATABASE IF EXISTS `{self.name}`")
+        finally:
+            conn.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
