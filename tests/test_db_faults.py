@@ -1,0 +1,270 @@
+"""Database faults under load: MariaDB killed and restarted, a table lock, a full journal disk."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from typing import Any, Callable
+
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
+
+from benchmarks import loadgen, targets
+from kkobot import config
+from tests.mariadb import privateMariaDB
+
+NEEDS_JOURNAL = (
+    "needs the chat-log journal (kkobot/journal.py, from the durable-chat-log work): "
+    "without it rows that meet a database outage are dropped"
+)
+
+# Figures of a run, for docs/reliability.md (written to $KKOBOT_FIGURES_DB when set).
+FIGURES: dict[str, Any] = {}
+
+
+def waitFor(predicate: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
+    """Poll until predicate() is truthy (server and database are other processes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+class Load:
+    """loadgen in a thread; records which echoes were acknowledged (answered)."""
+
+    def __init__(self, port: int, conns: int, messages: int, window: int = 2) -> None:
+        self.started = threading.Event()
+        self.conns: list[Any] = []
+        recorder = self.conns
+
+        class Recording(loadgen._Conn):
+            def __init__(self, *a: Any, **kw: Any) -> None:
+                super().__init__(*a, **kw)
+                recorder.append(self)
+
+        self._cls = Recording
+        self.cfg = loadgen.LoadConfig(
+            port=port, conns=conns, messages=messages, window=window, timeout=90,
+            on_start=self.started.set, per_source=0,
+        )
+        self.report: dict[str, Any] | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        original = loadgen._Conn
+        loadgen._Conn = self._cls
+        try:
+            self.report = loadgen.run(self.cfg)
+        finally:
+            loadgen._Conn = original
+
+    def start(self) -> Load:
+        self._thread.start()
+        if not self.started.wait(30):
+            raise AssertionError("the load never started")
+        return self
+
+    def join(self) -> dict[str, Any]:
+        self._thread.join(120)
+        assert self.report is not None, "the load did not finish"
+        return self.report
+
+    def acked(self) -> set[str]:
+        """Message texts whose reply came back: the server took responsibility for them."""
+        return {"# echo " + t[len("에코: "):] for c in self.conns for t in c.answered}
+
+
+class DatabaseFaultTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        if importlib.util.find_spec("kkobot.journal") is None:
+            raise SkipTest(NEEDS_JOURNAL)
+        self.db = privateMariaDB()
+        self.name = f"kkobot_f_{uuid.uuid4().hex[:10]}"
+        self.workdir = tempfile.mkdtemp(prefix="kkobot-faults-")
+        self.addCleanup(shutil.rmtree, self.workdir, True)
+        self.journalDir = os.path.join(self.workdir, "journal")
+        self.cfgdir = os.path.join(self.workdir, "cfg")
+        self.servers: list[targets.ProcessTarget] = []
+        self.addCleanup(self.cleanup)
+
+    def cleanup(self) -> None:
+        for server in self.servers:
+            if server.proc is not None and server.proc.poll() is None:
+                server.proc.kill()
+                server.proc.wait(10)
+        if not self.db.running:
+            self.db.start()
+        conn = self.db.connect()
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{self.name}`")
+        conn.close()
+
+    def configure(self, **chatlog: Any) -> None:
+        data = config.skeleton()
+        data["DBs"]["kkobot_test"] = {
+            "HOST": "127.0.0.1", "PORT": self.db.port, "USER": "root", "PASSWORD": "",
+            "NAME": self.name,
+        }
+        data["auth"] = {"required": False, "auto_approve": True}
+        data["chatlog"] = {"journal_dir": self.journalDir, **chatlog}
+        config.init(self.cfgdir, data)
+
+    def start(self, waitReady: bool = True) -> targets.ProcessTarget:
+        port = targets.free_port()
+        argv = [
+            targets.twistd_path(), "-n", "--pidfile=", "kkobot",
+            "--port", f"tcp:{port}:interface=127.0.0.1", "--config", self.cfgdir,
+            "--var", os.path.join(self.workdir, "var"), "--logs", "",
+        ]
+        server = targets.ProcessTarget(
+            "kkobot", argv, port=port, cwd=self.workdir,
+            log_dir=os.path.join(self.workdir, f"run{len(self.servers)}"), remove_log_dir=False,
+        )
+        os.makedirs(server.log_dir, exist_ok=True)
+        self.servers.append(server)
+        server.start()
+        if waitReady:
+            waitFor(lambda: "[DB] chat log ready" in self.serverLog(server), "the chat log")
+        return server
+
+    def serverLog(self, server: targets.ProcessTarget) -> str:
+        with open(server.log_path, errors="replace") as f:
+            return f.read()
+
+    def stored(self, runId: str) -> dict[str, int]:
+        """Message text -> how many rows hold it, for one load run."""
+        try:
+            rows = self.db.query(
+                self.name,
+                "SELECT message, COUNT(*) FROM kb_chat_logs WHERE message LIKE %s GROUP BY message",
+                f"# echo {runId}:%",
+            )
+        except Exception:
+            return {}
+        return {m: n for m, n in rows}
+
+    def assertExactlyOnce(self, load: Load, what: str, timeout: float = 90.0) -> dict[str, int]:
+        """Every acknowledged message ends up in kb_chat_logs exactly once."""
+        acked = load.acked()
+        runId = load.cfg.run_id
+        self.assertGreater(len(acked), 0)
+        waitFor(lambda: acked <= set(self.stored(runId)), f"{len(acked)} acked rows ({what})",
+                timeout)
+        stored = self.stored(runId)
+        duplicated = {m: n for m, n in stored.items() if n > 1}
+        self.assertEqual(duplicated, {})
+        figures = {"sent": load.cfg.conns * load.cfg.messages, "acked": len(acked),
+                   "acked_found_once": sum(1 for m in acked if stored.get(m) == 1),
+                   "rows_for_run": sum(stored.values()), "duplicated": len(duplicated)}
+        self.assertEqual(figures["acked_found_once"], len(acked))
+        FIGURES[what] = figures
+        return figures
+
+    def test_mariadbKilledAndRestartedUnderLoad(self) -> None:
+        """mariadbd SIGKILLed mid-load, back 2 s later: replies go on, nothing lost or doubled."""
+        self.configure()
+        server = self.start()
+        load = Load(server.port, conns=10, messages=300).start()
+        time.sleep(0.3)  # the fault lands while messages are flowing, not before
+        self.db.stop(signal.SIGKILL)
+        time.sleep(2.0)
+        self.db.start()
+        report = load.join()
+        self.assertEqual(report["errors"], 0, report["error_detail"])
+        figures = self.assertExactlyOnce(load, "mariadb_sigkill_restart")
+        figures["faults"] = "mariadbd SIGKILL, down 2 s, restarted"
+
+    def test_mariadbStoppedCleanlyUnderLoad(self) -> None:
+        self.configure()
+        server = self.start()
+        load = Load(server.port, conns=10, messages=300).start()
+        time.sleep(0.3)
+        self.db.stop(signal.SIGTERM)
+        time.sleep(1.0)
+        self.db.start()
+        report = load.join()
+        self.assertEqual(report["errors"], 0, report["error_detail"])
+        self.assertExactlyOnce(load, "mariadb_sigterm_restart")
+
+    def test_tableLockedUnderLoad(self) -> None:
+        """LOCK TABLES kb_chat_logs WRITE for 3 s: writes wait, clients are still answered."""
+        self.configure()
+        server = self.start()
+        locker = self.db.connect(self.name)
+        self.addCleanup(locker.close)
+        load = Load(server.port, conns=10, messages=300).start()
+        time.sleep(0.3)
+        with locker.cursor() as cur:
+            cur.execute("LOCK TABLES kb_chat_logs WRITE")
+            time.sleep(3.0)
+            cur.execute("UNLOCK TABLES")
+        report = load.join()
+        self.assertEqual(report["errors"], 0, report["error_detail"])
+        figures = self.assertExactlyOnce(load, "table_lock")
+        figures["p99_ms"] = report["latency_ms"]["p99"]
+
+    def test_serverKilledWhileTheDatabaseIsDown(self) -> None:
+        """
+        MariaDB down, messages answered (held in memory and the journal), then the server is
+        SIGKILLed: after both come back, the journal replays every acknowledged row once.
+        """
+        self.configure()
+        server = self.start()
+        self.db.stop(signal.SIGTERM)
+        load = Load(server.port, conns=5, messages=100).start()
+        report = load.join()
+        self.assertEqual(report["errors"], 0, report["error_detail"])
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(10)
+        self.db.start()
+        self.start()
+        self.assertExactlyOnce(load, "server_sigkill_while_db_down")
+
+    def test_journalDiskFull(self) -> None:
+        """
+        The journal's disk fills while MariaDB is down: the server may refuse what it cannot
+        journal, but it stays up, every message it answered is stored exactly once when
+        the database returns, and it serves normally afterwards.
+        """
+        if os.geteuid() != 0:
+            raise SkipTest("mounting a small tmpfs needs root")
+        os.makedirs(self.journalDir)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", self.journalDir],
+                       check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", self.journalDir], check=False)
+        self.configure(journal_segment_bytes=64 * 1024)
+        server = self.start()
+        self.db.stop(signal.SIGTERM)
+        load = Load(server.port, conns=5, messages=400).start()
+        first = load.join()
+        self.assertIsNone(server.proc.poll(), "the server died on a full disk")
+        self.db.start()
+        self.assertExactlyOnce(load, "journal_disk_full", timeout=120)
+        FIGURES["journal_disk_full"].update(
+            refused=first["error_detail"]["server_error_events"], tmpfs="256 KiB")
+        # Once the database has taken the backlog, the journal has room again.
+        after = Load(server.port, conns=2, messages=50).start().join()
+        self.assertEqual(after["errors"], 0, after["error_detail"])
+
+
+def _writeFigures() -> None:
+    with open(os.environ["KKOBOT_FIGURES_DB"], "w") as f:
+        json.dump(FIGURES, f, indent=1, default=str)
+
+
+if os.environ.get("KKOBOT_FIGURES_DB"):
+    import atexit
+
+    atexit.register(_writeFigures)
