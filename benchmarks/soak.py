@@ -243,6 +243,10 @@ def summary(rows: list[dict[str, Any]], counters: Counters, dbCheck: dict[str, A
                         "max": max(values)}
             if key == "rss_mib":
                 out[key]["slope_mib_per_hour"] = round(slopePerHour(steady, key), 2)
+                # Caches bounded by time (the replay guard keeps signatures for its
+                # window) fill during the first minutes; the second half shows a leak.
+                out[key]["slope_last_half_mib_per_hour"] = round(
+                    slopePerHour(rows[len(rows) // 2:], key), 2)
     out["traffic"] = {k: getattr(counters, k) for k in (
         "analyze", "echoes", "chats", "client_pings", "bad_lines", "replies", "server_pings",
         "errors_expected", "errors_unexpected", "reconnects", "connect_failures")}
