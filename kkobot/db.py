@@ -90,6 +90,8 @@ class Database:
         self._reactor = reactor
         self._schemaStatements: list[str] = []
         self._closed = False
+        # True once ensureSchema has succeeded: readers of our tables wait for it.
+        self.schemaReady = False
         self.pool = self._makePool()
 
     def describe(self) -> str:
@@ -158,11 +160,14 @@ class Database:
         statements += self._schemaStatements
         try:
             yield self.pool.runInteraction(_execute, statements)
+            self.schemaReady = True
+            return
         except Exception as e:
             if self.engine != "mysql" or getattr(e, "args", (None,))[0] != UNKNOWN_DATABASE:
                 raise
             yield self._createDatabase()
             yield self.pool.runInteraction(_execute, statements)
+        self.schemaReady = True
 
     @defer.inlineCallbacks
     def _createDatabase(self):

@@ -170,6 +170,9 @@ class DeviceStore(Service):
 
     def refresh(self) -> defer.Deferred[None]:
         """Reload every status; never fails (the loop must keep running)."""
+        if not self.database.schemaReady:
+            # The chat log's start creates the tables; until then there is nothing to read.
+            return defer.succeed(None)
         d = self.database.runQuery("SELECT bot_name, device_id, status FROM kb_bot_devices")
         d.addCallbacks(self._refreshed, self._refreshFailed)
         return d

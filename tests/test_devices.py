@@ -183,3 +183,33 @@ class AdminCommandLine(SynchronousTestCase):
                                   capture_output=True, text=True, timeout=60)
         self.assertEqual(noConfig.returncode, 1)
         self.assertIn("no config", noConfig.stderr)
+
+
+class RefreshBeforeTheTablesExist(TestCase):
+    @defer.inlineCallbacks
+    def test_no_error_until_the_schema_is_ready_then_reads(self):
+        from twisted.internet import reactor
+        from twisted.logger import LogLevel, globalLogPublisher
+
+        path = os.path.join(tempfile.mkdtemp(), "devices.sqlite3")
+        db = Database(config.DBSettings("sqlite", "", 0, "", "", "t", path=path))
+        self.addCleanup(db.close)
+        DeviceStore.addSchema(db)
+        store = DeviceStore(db, reactor)
+        errors: list = []
+
+        def observer(event: dict) -> None:
+            if event.get("log_level") == LogLevel.error:
+                errors.append(event)
+
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        # At startup the device loop may run before the chat log created the tables.
+        yield store.refresh()
+        self.assertEqual(errors, [])
+        yield db.ensureSchema()
+        yield store.register("kkobot", "d1")
+        store._cache.clear()
+        yield store.refresh()
+        self.assertEqual(store.status("kkobot", "d1"), "pending")
+        self.assertEqual(errors, [])
