@@ -82,15 +82,17 @@ class EventFanout:
 
     def __init__(self, sinks: Iterable[IServerEvents]) -> None:
         self.sinks = list(sinks)
+        # One bound fan-out per hook, made once: these run several times per message.
+        for name in IServerEvents:
+            setattr(self, name, self._fanout(name))
 
-    def __getattr__(self, name: str):
-        if name not in IServerEvents:
-            raise AttributeError(name)
+    def _fanout(self, name: str):
+        methods = [getattr(sink, name) for sink in self.sinks]
 
         def call(*args: object) -> None:
-            for sink in self.sinks:
+            for method in methods:
                 try:
-                    getattr(sink, name)(*args)
+                    method(*args)
                 except Exception:
                     # A broken observer must not break the line being handled.
                     log.failure("[SERVER] event hook {name} failed", name=name)

@@ -94,6 +94,9 @@ class Metrics:
         )
         if clients is not None:
             r.register(ClientsCollector(clients))
+        # labels() validates and locks on every call; the children never change.
+        self._inChildren: dict[tuple[str, str], Counter] = {}
+        self._outChildren: dict[tuple[str, str], Counter] = {}
 
     def render(self) -> bytes:
         """The Prometheus text exposition of everything above."""
@@ -102,10 +105,18 @@ class Metrics:
     # -- IServerEvents
 
     def messageIn(self, botName: str, room: str, channelId: str | None, command: str | None) -> None:
-        self.messagesIn.labels(botName, command or "").inc()
+        key = (botName, command or "")
+        child = self._inChildren.get(key)
+        if child is None:
+            child = self._inChildren[key] = self.messagesIn.labels(*key)
+        child.inc()
 
     def messageOut(self, botName: str, room: str, channelId: str | None, command: str | None) -> None:
-        self.messagesOut.labels(botName, command or "").inc()
+        key = (botName, command or "")
+        child = self._outChildren.get(key)
+        if child is None:
+            child = self._outChildren[key] = self.messagesOut.labels(*key)
+        child.inc()
 
     def commandTimed(self, command: str, seconds: float) -> None:
         self.commandLatency.labels(command).observe(seconds)

@@ -89,14 +89,13 @@ class Ping:
 Event = Hello | ChatMessage | Ping
 
 
+# Made once: json.dumps with options builds a new encoder on every call.
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def encode(event: str, data: Mapping[str, Any]) -> bytes:
     """One server line: compact JSON, raw UTF-8, ended by a single newline."""
-    return (
-        json.dumps(
-            {"event": event, "data": data}, ensure_ascii=False, separators=(",", ":")
-        ).encode("utf-8")
-        + b"\n"
-    )
+    return (_dumps({"event": event, "data": data}) + "\n").encode("utf-8")
 
 
 def errorLine(code: str, message: str, nowMillis: int) -> bytes:
