@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from twisted.application.service import Service
 from twisted.internet import defer
@@ -50,10 +49,18 @@ def clip(value: str | None, width: int) -> str | None:
 
 
 def clipBytes(value: str, limit: int = MESSAGE_MAX_BYTES) -> str:
+    # UTF-8 takes at most 4 bytes a character: a short str fits without encoding it.
+    if len(value) <= limit // 4:
+        return value
     encoded = value.encode("utf-8")
     if len(encoded) <= limit:
         return value
     return encoded[:limit].decode("utf-8", "ignore")
+
+
+_CANONICAL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
+# Phones send the same second for a burst of messages: the last answer is reused.
+_lastClientTime: list[Any] = [None, None]
 
 
 def parseClientTime(text: str | None) -> datetime | None:
@@ -66,6 +73,39 @@ def parseClientTime(text: str | None) -> datetime | None:
         return None
 
 
+def clientTimeText(text: str | None) -> str | None:
+    """
+    The phone's time as the column stores it (zero-padded), or None when malformed.
+
+    Same answers as formatting L{parseClientTime}, without strptime/strftime for
+    the canonical form the bridges send.
+    """
+    if not text:
+        return None
+    if text == _lastClientTime[0]:
+        return _lastClientTime[1]
+    if len(text) == 19 and _CANONICAL_TIME.fullmatch(text):
+        try:
+            datetime(
+                int(text[0:4]), int(text[5:7]), int(text[8:10]),
+                int(text[11:13]), int(text[14:16]), int(text[17:19]),
+            )
+            result: str | None = text
+        except ValueError:
+            result = None
+    else:
+        parsed = parseClientTime(text)
+        result = None if parsed is None else parsed.strftime(CLIENT_TIME_FORMAT)
+    _lastClientTime[0], _lastClientTime[1] = text, result
+    return result
+
+
+def _timeText(value: datetime | str | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return value.strftime(CLIENT_TIME_FORMAT)
+
+
 def isMeaningful(text: str, isCommand: bool) -> bool:
     """A command, or text with at least two letters or digits besides laughter."""
     if isCommand:
@@ -74,11 +114,13 @@ def isMeaningful(text: str, isCommand: bool) -> bool:
     return sum(1 for ch in content if ch.isalnum()) >= 2
 
 
-@dataclass(frozen=True)
-class ChatRow:
-    """One row of kb_chat_logs, in column order."""
+class ChatRow(NamedTuple):
+    """
+    One row of kb_chat_logs, in column order, clipped to the column widths.
 
-    KIND = "chat"
+    A tuple, built once per message: the journal and the INSERT take its values as
+    they are (times as C{YYYY-MM-DD HH:MM:SS} text; a datetime given is formatted).
+    """
 
     channel_id: str
     user_hash: str
@@ -92,35 +134,41 @@ class ChatRow:
     is_mention: int
     is_group_chat: int
     log_id: str | None
-    client_timestamp: datetime | None
-    server_timestamp: datetime
+    client_timestamp: str | None
+    server_timestamp: str
     is_bot: int
     is_our_bot_response: int
     is_scheduled: int
 
+    KIND = "chat"
+
     @classmethod
     def fromMessage(
-        cls, message: Any, botName: str, directive: str | None, received: datetime
+        cls, message: Any, botName: str, directive: str | None, received: datetime | str
     ) -> ChatRow:
         """The row for a message a user sent (an `analyze` event)."""
-        return cls.clipped(
-            channel_id=message.channelId or "",
-            user_hash=message.userHash or "",
-            room_name=message.room,
-            sender=message.sender,
-            message=message.text,
-            directive=directive,
-            message_type="command" if directive else "normal",
-            is_meaningful=int(isMeaningful(message.text, directive is not None)),
-            bot_name=botName,
-            is_mention=int(message.isMention),
-            is_group_chat=int(message.isGroupChat),
-            log_id=message.logId,
-            client_timestamp=parseClientTime(message.timestamp),
-            server_timestamp=received,
-            is_bot=0,
-            is_our_bot_response=0,
-            is_scheduled=0,
+        text = message.text
+        room = message.room
+        sender = message.sender
+        userHash = message.userHash or ""
+        logId = message.logId
+        channelId = message.channelId or ""
+        return cls(
+            channelId if len(channelId) <= 50 else channelId[:50],
+            userHash if len(userHash) <= 100 else userHash[:100],
+            clip(room, 255),
+            clip(sender, 100),
+            clipBytes(text),
+            clip(directive, 30),
+            "command" if directive else "normal",
+            1 if directive is not None or isMeaningful(text, False) else 0,
+            botName if len(botName) <= 30 else botName[:30],
+            1 if message.isMention else 0,
+            1 if message.isGroupChat else 0,
+            clip(logId, 50),
+            clientTimeText(message.timestamp),
+            _timeText(received),
+            0, 0, 0,
         )
 
     @classmethod
@@ -132,28 +180,27 @@ class ChatRow:
         channelId: str | None,
         isGroupChat: bool,
         directive: str | None,
-        sent: datetime,
+        sent: datetime | str,
         scheduled: bool = False,
     ) -> ChatRow:
         """The row for a message our bot sent."""
-        return cls.clipped(
-            channel_id=channelId or "",
-            user_hash=f"bot:{botName}",
-            room_name=room,
-            sender=botName,
-            message=text,
-            directive=directive,
-            message_type="bot_response",
-            is_meaningful=0,
-            bot_name=botName,
-            is_mention=0,
-            is_group_chat=int(isGroupChat),
-            log_id=None,
-            client_timestamp=None,
-            server_timestamp=sent,
-            is_bot=1,
-            is_our_bot_response=1,
-            is_scheduled=int(scheduled),
+        channelId = channelId or ""
+        return cls(
+            channelId if len(channelId) <= 50 else channelId[:50],
+            clip(f"bot:{botName}", 100),
+            clip(room, 255),
+            clip(botName, 100),
+            clipBytes(text),
+            clip(directive, 30),
+            "bot_response",
+            0,
+            clip(botName, 30),
+            0,
+            1 if isGroupChat else 0,
+            None,
+            None,
+            _timeText(sent),
+            1, 1, 1 if scheduled else 0,
         )
 
     @classmethod
@@ -161,22 +208,16 @@ class ChatRow:
         for name, width in WIDTHS.items():
             values[name] = clip(values[name], width)
         values["message"] = clipBytes(values["message"])
+        values["client_timestamp"] = _timeText(values["client_timestamp"])
+        values["server_timestamp"] = _timeText(values["server_timestamp"])
         return cls(**values)
 
     def values(self) -> tuple[Any, ...]:
         """Column values as the journal and the INSERT take them (times as text)."""
-        client = self.client_timestamp
-        return (
-            self.channel_id, self.user_hash, self.room_name, self.sender, self.message,
-            self.directive, self.message_type, self.is_meaningful, self.bot_name,
-            self.is_mention, self.is_group_chat, self.log_id,
-            None if client is None else client.strftime(CLIENT_TIME_FORMAT),
-            self.server_timestamp.strftime(CLIENT_TIME_FORMAT),
-            self.is_bot, self.is_our_bot_response, self.is_scheduled,
-        )
+        return tuple(self)
 
 
-COLUMNS = [f.name for f in fields(ChatRow)]
+COLUMNS = list(ChatRow._fields)
 INSERT_CHAT_LOGS = (
     f"INSERT INTO kb_chat_logs ({', '.join(COLUMNS)}) "
     f"VALUES ({', '.join(['%s'] * len(COLUMNS))})"

@@ -54,7 +54,7 @@ class Outbound:
         data: dict[str, Any] = {"room": room, "text": text, "channel_id": channelId}
         if mediaWaitTime is not None:
             data["media_wait_time"] = mediaWaitTime
-        clients[0].send(wire.encode("messageResponse", data))
+        # The row first: it must be journaled before the message can leave.
         self.chatlog.log(
             ChatRow.forReply(
                 text,
@@ -67,5 +67,6 @@ class Outbound:
                 scheduled=scheduled,
             )
         )
+        clients[0].send(wire.encode("messageResponse", data))
         self.events.messageOut(botName, room, channelId, "scheduled" if scheduled else "outbound")
         return True

@@ -7,10 +7,13 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import LogLevel
+
+from kkobot import logs
 from kkobot.logs import Logger
 from zope.interface import implementer
 
-from kkobot.chatlog import ChatRow
+from kkobot.chatlog import CLIENT_TIME_FORMAT, ChatRow
 from kkobot.commands import CommandContext, CommandRegistry, Reply, directiveFor, matchCommand
 from kkobot.dispatch import Dispatcher
 from kkobot.events import NO_EVENTS, IServerEvents
@@ -45,28 +48,39 @@ class MessageRouter:
         self._summarized = (0, 0)
         self.events = events
         self.dispatcher = dispatcher or Dispatcher(commands, self.permissions, clock)
+        self._second: tuple[int, str] = (-1, "")
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds())
+
+    def _nowText(self) -> str:
+        """The server time column's text; formatted once a second, not per row."""
+        now = self.clock.seconds()
+        second = int(now)
+        if second != self._second[0]:
+            self._second = (second, datetime.fromtimestamp(second).strftime(CLIENT_TIME_FORMAT))
+        return self._second[1]
 
     def handleMessage(self, client: ClientInfo, message: ChatMessage) -> defer.Deferred[list[Reply]]:
         invocation = matchCommand(self.commands, message.text)
         command = invocation.command if invocation else None
         directive = directiveFor(command.name) if command is not None else None
-        self.chatlog.log(ChatRow.fromMessage(message, client.botName, directive, self._now()))
+        self.chatlog.log(ChatRow.fromMessage(message, client.botName, directive, self._nowText()))
         self.messagesSeen += 1
         name = command.name if command is not None else None
         self.events.messageIn(client.botName, message.room, message.channelId, name)
         # Per message at debug: formatting a line per message would cost a third of
-        # the server's CPU at load; logSummary() gives the info-level picture.
-        log.debug(
-            "[MSG] {bot} | {room} | {sender}{command}",
-            bot=client.botName,
-            room=message.room,
-            sender=message.sender,
-            command=f" | {directive}" if directive else "",
-        )
-        log.debug("[MSG] text: {text}", text=message.text)
+        # the server's CPU at load; logSummary() gives the info-level picture. The
+        # level is checked first so the arguments are not even built.
+        if logs.level() <= LogLevel.debug:
+            log.debug(
+                "[MSG] {bot} | {room} | {sender}{command}",
+                bot=client.botName,
+                room=message.room,
+                sender=message.sender,
+                command=f" | {directive}" if directive else "",
+            )
+            log.debug("[MSG] text: {text}", text=message.text)
         if command is None or not client.approved:
             return defer.succeed([])
         assert invocation is not None
@@ -116,7 +130,7 @@ class MessageRouter:
         name: str | None = None,
     ) -> list[Reply]:
         self.repliesSent += len(replies)
-        sent = self._now()
+        sent = self._nowText()
         for reply in replies:
             self.chatlog.log(
                 ChatRow.forReply(
