@@ -297,8 +297,9 @@ class ChatLog(Service):
     """
     Journals every row, then writes rows in batches: by size, or after a short delay.
 
-    L{log} appends the row to the L{Journal} (one C{os.write}) before it returns, so
-    a row logged before its reply is sent survives a SIGKILL. Batches go to the
+    L{log} queues the row in the L{Journal}; every row of a reactor turn is written
+    with one C{os.write} (L{flushJournal}, a C{callLater(0)}), and lines that answer
+    them wait for that write (L{afterJournaled}), so an answered row survives a SIGKILL. Batches go to the
     database one at a time, in journal order; a failed batch stays (in memory and in
     the journal) and is retried, so the table gets every row exactly once. At most
     C{maxBufferRows} rows wait in memory; past that they are read back from the
@@ -350,6 +351,8 @@ class ChatLog(Service):
         self._inFlight: defer.Deferred[None] | None = None
         self._failures = 0
         self._waiters: list[defer.Deferred[bool]] = []
+        self._journalCall: IDelayedCall | None = None
+        self._afterJournal: list[Callable[[], None]] = []
         self._sqlite = database.engine == "sqlite"
         self._statements = {kind: database.sql(sql) for kind, sql in INSERTS.items()}
         self._batchStatement = database.sql(INSERT_BATCH)
@@ -377,10 +380,15 @@ class ChatLog(Service):
 
     def log(self, row: Any) -> None:
         values = row.values()
-        seq = self.journal.append(row.KIND, values)
+        kind = row.KIND
+        seq = self.journal.add(kind, values)
+        if self._journalCall is None:
+            # Every row of this reactor turn goes out in one write, before any reply
+            # that waits in afterJournaled() does.
+            self._journalCall = self.clock.callLater(0, self.flushJournal)
         if self._spilledFrom is None:
             if len(self._buffer) < self.maxBufferRows:
-                self._buffer.append(Entry(seq, row.KIND, values))
+                self._buffer.append(Entry(seq, kind, values))
             else:
                 self._spilledFrom = seq
                 self._checkPressure()
@@ -395,6 +403,37 @@ class ChatLog(Service):
             self._kick()
         elif self._timer is None:
             self._timer = self.clock.callLater(self.flushInterval, self._kick)
+
+    # -- the journal barrier: nothing answered leaves before its rows are journaled
+
+    @property
+    def journalPending(self) -> bool:
+        """True while logged rows are not yet written to the journal."""
+        return self.journal.queued
+
+    def afterJournaled(self, release: Callable[[], None]) -> None:
+        """Call C{release} once every row logged so far is in the journal (now, if it is)."""
+        if self.journal.queued:
+            self._afterJournal.append(release)
+        else:
+            release()
+
+    def flushJournal(self) -> None:
+        """Write the rows logged so far to the journal, then release what waited on them."""
+        call, self._journalCall = self._journalCall, None
+        if call is not None and call.active():
+            call.cancel()
+        try:
+            self.journal.flush()
+        except OSError:
+            # Held replies stay held: their rows are not safe yet.
+            log.failure("[DB] could not write to the journal {dir}; retrying",
+                        dir=self.journal.directory)
+            self._journalCall = self.clock.callLater(self.retryInterval, self.flushJournal)
+            return
+        waiting, self._afterJournal = self._afterJournal, []
+        for release in waiting:
+            release()
 
     # -- starting
 
@@ -602,7 +641,7 @@ class ChatLog(Service):
     # -- group commit: one fsync for everything appended since the last one
 
     def _syncJournal(self) -> None:
-        if self._syncing is not None or not self.journal.dirty:
+        if self._syncing is not None or not (self.journal.dirty or self.journal.queued):
             return
         fds = self.journal.syncTargets()
         d = self._inThread(self.journal.syncFds, fds)
@@ -700,5 +739,6 @@ class ChatLog(Service):
                 db=self.database.describe(),
                 dir=self.journal.directory,
             )
+        self.flushJournal()
         self.journal.syncFds(self.journal.syncTargets())
         self.journal.close()

@@ -6,7 +6,7 @@ import json
 import os
 import uuid
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 from kkobot.logs import Logger
 
@@ -20,8 +20,7 @@ NAME_DIGITS = 20
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One journaled row: its sequence number, its kind (table), its column values."""
 
     seq: int
@@ -45,8 +44,9 @@ class Journal:
     """
     Rows appended to numbered segment files in one directory.
 
-    Appends are one C{os.write} each (a SIGKILL cannot lose them: they are in the
-    kernel); L{syncTargets} + L{syncFds} (in a thread) + L{synced} make them durable
+    L{add} queues a row and L{flush} writes every queued row with one C{os.write}
+    (a SIGKILL cannot lose them once flushed: they are in the kernel); L{append} is
+    both at once; L{syncTargets} + L{syncFds} (in a thread) + L{synced} make them durable
     against power loss, one C{fsync} per batch. A segment is deleted by L{trim} once
     every row in it is committed elsewhere. Not thread-safe: append, rotate and trim
     run on the reactor thread; only L{syncFds} and L{read} may run in a worker thread.
@@ -63,6 +63,7 @@ class Journal:
         self.totalBytes = 0
         self._fd: int | None = None
         self._retired: list[int] = []
+        self._queued: list[str] = []
         self.dirty = False
 
     # -- opening
@@ -131,11 +132,34 @@ class Journal:
 
     def append(self, kind: str, values: tuple[Any, ...]) -> int:
         """Write one row; return its seq. The row survives a SIGKILL once this returns."""
+        seq = self.add(kind, values)
+        self.flush()
+        return seq
+
+    def add(self, kind: str, values: tuple[Any, ...]) -> int:
+        """Queue one row for the next L{flush}; return its seq."""
         assert self._fd is not None, "journal not open"
         seq = self.nextSeq
-        data = encodeLine(seq, kind, values)
-        os.write(self._fd, data)
+        self._queued.append(f"{seq}\t{kind}\t{_encode(values)}\n")
         self.nextSeq = seq + 1
+        return seq
+
+    @property
+    def queued(self) -> bool:
+        """True while rows are added but not yet flushed to the OS."""
+        return bool(self._queued)
+
+    def flush(self) -> None:
+        """Write every queued row, one C{os.write}; they survive a SIGKILL from here on."""
+        if not self._queued:
+            return
+        assert self._fd is not None, "journal not open"
+        data = "".join(self._queued).encode("utf-8")
+        written = os.write(self._fd, data)
+        while written < len(data):
+            # Only a full disk writes short; what is left goes after it, or raises.
+            written += os.write(self._fd, data[written:])
+        self._queued = []
         active = self.segments[-1]
         size = self._sizes[active] + len(data)
         self._sizes[active] = size
@@ -143,10 +167,11 @@ class Journal:
         self.dirty = True
         if size >= self.segmentBytes:
             self.rotate()
-        return seq
 
     def rotate(self) -> None:
         """Start a new active segment; the old fd is closed after its next sync."""
+        # A segment is named by its first seq: queued rows belong to this one.
+        self.flush()
         if self._fd is None or self._sizes[self.segments[-1]] == 0:
             return
         self._retired.append(self._fd)
@@ -157,6 +182,7 @@ class Journal:
 
     def syncTargets(self) -> list[int]:
         """The fds to fsync for everything appended so far (then call L{synced})."""
+        self.flush()
         self.dirty = False
         fds = list(self._retired)
         if self._fd is not None:
@@ -191,6 +217,8 @@ class Journal:
         return removed
 
     def close(self) -> None:
+        if self._fd is not None:
+            self.flush()
         for fd in self._retired:
             os.close(fd)
         self._retired = []
@@ -205,6 +233,8 @@ class Journal:
 
     def snapshot(self) -> list[tuple[int, int]]:
         """(first seq, size) of every segment: what a reader may read, complete lines only."""
+        # Queued rows have seqs already: a reader must find them in the files.
+        self.flush()
         return [(start, self._sizes[start]) for start in self.segments]
 
     def read(

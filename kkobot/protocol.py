@@ -46,6 +46,8 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
     delimiter = b"\n"
     factory: BridgeFactory
     client: ClientInfo | None = None
+    # Lines waiting for the journal write of the rows they answer (None: none wait).
+    _held: list[bytes] | None = None
 
     def __init__(self) -> None:
         self._pauseReasons: set[str] = set()
@@ -119,6 +121,9 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         if self._closing:
             return
         self._closing = True
+        if self._held is not None:
+            # What we already said goes out before the close; its rows first.
+            self.factory.gate.flushJournal()
         # A registered producer keeps loseConnection from ever finishing.
         self.transport.unregisterProducer()
         self.transport.loseConnection()
@@ -204,17 +209,39 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
 
     def sendEvent(self, event: str, data: dict[str, Any]) -> None:
         if not self._closing and not self._gone:
-            self.transport.write(wire.encode(event, data))
+            self._write(wire.encode(event, data))
 
     def sendError(self, code: str, message: str) -> None:
         if not self._closing and not self._gone:
-            self.transport.write(wire.errorLine(code, message, self.nowMillis()))
+            self._write(wire.errorLine(code, message, self.nowMillis()))
             self.factory.events.errorSent(code)
 
     def sendLine(self, line: bytes) -> None:
         """Deliver one already-encoded server line (used by L{ClientInfo.send})."""
         if not self._closing and not self._gone:
-            self.transport.write(line)
+            self._write(line)
+
+    def _write(self, data: bytes) -> None:
+        # Rows are journaled once per reactor turn; a line written while rows are
+        # still queued waits for that write, so a reply never reaches the socket
+        # before the rows it answers (the reactor may send a transport's buffer in
+        # the same poll as it reads, before any callLater(0) runs). Later lines of
+        # this connection queue behind it, keeping their order.
+        held = self._held
+        if held is not None:
+            held.append(data)
+            return
+        gate = self.factory.gate
+        if gate is not None and gate.journalPending:
+            self._held = [data]
+            gate.afterJournaled(self._release)
+        else:
+            self.transport.write(data)
+
+    def _release(self) -> None:
+        held, self._held = self._held, None
+        if held and not self._gone:
+            self.transport.writeSequence(held)
 
     # -- events
 
@@ -444,6 +471,7 @@ class BridgeFactory(Factory):
         handshakeTimeout: float = 30.0,
         maxLineBytes: int = wire.DEFAULT_MAX_LINE_BYTES,
         events: IServerEvents = NO_EVENTS,
+        gate: Any = None,
     ) -> None:
         if clock is None:
             from twisted.internet import reactor as clock  # type: ignore[assignment]
@@ -457,6 +485,9 @@ class BridgeFactory(Factory):
         self.handshakeTimeout = handshakeTimeout
         self.maxLineBytes = maxLineBytes
         self.events = events
+        # The chat log's journal barrier (journalPending, afterJournaled, flushJournal):
+        # lines wait behind it; None sends at once (a chat log with no journal).
+        self.gate = gate
         self.connections: set[BridgeProtocol] = set()
         # Reasons every connection is paused for; new connections start paused too.
         self.pausedFor: set[str] = set()

@@ -338,6 +338,7 @@ class KkobotService(MultiService):
             handshakeTimeout=resolved.get("server.handshake_timeout", 30),
             maxLineBytes=resolved.get("server.max_line_bytes", 1024 * 1024),
             events=self.events,
+            gate=self.chatlog,
         )
         if self.devices is not None:
             self.devices.onChange(lambda bot, device, status: applyDeviceStatus(

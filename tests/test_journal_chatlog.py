@@ -112,15 +112,65 @@ class BatchTests(ChatLogTestBase):
         await chatlog._inFlight
         self.assertEqual(self.messages(), ["m0", "m1", "m2"])
 
-    async def test_rowsAreJournaledBeforeLogReturns(self) -> None:
-        chatlog = self.makeChatLog(batchSize=200, flushInterval=3600)
+    def journalLines(self) -> list[list[str]]:
+        out = []
+        for name in sorted(n for n in os.listdir(self.journalDir) if n.endswith(".jnl")):
+            with open(os.path.join(self.journalDir, name), encoding="utf-8") as f:
+                out += [l.split("\t") for l in f.read().splitlines()]
+        return out
+
+    async def test_rowsOfOneTurnAreJournaledInOneWriteBeforeWaitersRun(self) -> None:
+        clock = task.Clock()
+        chatlog = self.makeChatLog(clock=clock, batchSize=200, flushInterval=3600)
         chatlog.log(row(0))
-        # No flush and no fsync yet: the line is in the file the moment log() returns.
-        (segment,) = [n for n in os.listdir(self.journalDir) if n.endswith(".jnl")]
-        with open(os.path.join(self.journalDir, segment), encoding="utf-8") as f:
-            seq, kind, values = f.read().rstrip("\n").split("\t")
-        self.assertEqual((seq, kind), ("1", "chat"))
-        self.assertEqual(json.loads(values)[4], "m0")
+        chatlog.log(row(1))
+        seen: list[list[list[str]]] = []
+        chatlog.afterJournaled(lambda: seen.append(self.journalLines()))
+        self.assertEqual(seen, [], "released before the rows were written")
+        clock.advance(0)  # the end of the reactor turn
+        (lines,) = seen
+        self.assertEqual([(seq, kind) for seq, kind, _ in lines], [("1", "chat"), ("2", "chat")])
+        self.assertEqual([json.loads(values)[4] for _, _, values in lines], ["m0", "m1"])
+        # Nothing queued: a waiter runs at once.
+        chatlog.afterJournaled(lambda: seen.append(self.journalLines()))
+        self.assertEqual(len(seen), 2)
+
+    async def test_replyBytesReachTheSocketOnlyAfterTheirRowsAreJournaled(self) -> None:
+        clock = task.Clock()
+        chatlog = self.makeChatLog(clock=clock, batchSize=200, flushInterval=3600)
+        commands = CommandRegistry(None)
+        commands.load()
+        factory = BridgeFactory(MessageRouter(commands, chatlog, clock), clock=clock, gate=chatlog)
+        journalAtWrite: list[tuple[bytes, list[str]]] = []
+        test = self
+
+        class Socket(StringTransport):
+            # What the journal holds at the moment each line is handed to the socket.
+            def write(self, data: bytes) -> None:
+                journalAtWrite.append((data, [json.loads(v)[4] for _, _, v in test.journalLines()]))
+                StringTransport.write(self, data)
+
+            def writeSequence(self, seq: list[bytes]) -> None:
+                for data in seq:
+                    self.write(data)
+
+        proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        transport = Socket(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
+        proto.makeConnection(transport)
+        self.addCleanup(proto.connectionLost, None)
+        proto.dataReceived(line(HELLO_320))
+        proto.dataReceived(line(analyze("# echo 하나")) + line(analyze("# echo 둘")))
+        replies = [d for d, _ in journalAtWrite if b"messageResponse" in d]
+        self.assertEqual(replies, [], "a reply was handed to the socket before its rows were journaled")
+        clock.advance(0)
+        answered = [(json.loads(d)["data"]["text"], j) for d, j in journalAtWrite if b"messageResponse" in d]
+        self.assertEqual([text for text, _ in answered], ["에코: 하나", "에코: 둘"])
+        for text, journal in answered:
+            self.assertIn(text, journal)
+        self.assertEqual(
+            answered[0][1], ["# echo 하나", "에코: 하나", "# echo 둘", "에코: 둘"],
+            "the turn's rows went to the journal together, in order",
+        )
 
 
 class OutageTests(ChatLogTestBase):
@@ -186,6 +236,8 @@ class OutageTests(ChatLogTestBase):
         await proxy.cut()
         for i in range(200):
             chatlog.log(row(i))
+            if i % 10 == 9:
+                chatlog.flushJournal()  # what the end of each reactor turn does
         # Memory holds at most maxBufferRows; the rest is on disk, in several segments.
         self.assertLessEqual(len(chatlog._buffer), 10)
         self.assertGreater(len(chatlog.journal.segments), 3)
@@ -230,6 +282,7 @@ class ServerPathTests(ChatLogTestBase):
         sent = 0
         while transport.producerState == "producing" and sent < 1000:
             proto.dataReceived(line(analyze(f"# echo {sent}")))
+            chatlog.flushJournal()  # what the end of each reactor turn does
             sent += 1
         self.assertEqual(transport.producerState, "paused", "never paused")
         self.assertGreater(sent, 20)
