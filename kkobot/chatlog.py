@@ -411,29 +411,39 @@ class ChatLog(Service):
         """True while logged rows are not yet written to the journal."""
         return self.journal.queued
 
-    def afterJournaled(self, release: Callable[[], None]) -> None:
-        """Call C{release} once every row logged so far is in the journal (now, if it is)."""
+    def afterJournaled(self, release: Callable[[bool], None]) -> None:
+        """
+        Call C{release(True)} once every row logged so far is in the journal (now, if
+        it is), or C{release(False)} if the journal could not take them.
+        """
         if self.journal.queued:
             self._afterJournal.append(release)
         else:
-            release()
+            release(True)
 
     def flushJournal(self) -> None:
         """Write the rows logged so far to the journal, then release what waited on them."""
         call, self._journalCall = self._journalCall, None
         if call is not None and call.active():
             call.cancel()
+        firstQueued = self.journal.nextSeq - len(self.journal._queued)
+        journaled = True
         try:
             self.journal.flush()
-        except OSError:
-            # Held replies stay held: their rows are not safe yet.
-            log.failure("[DB] could not write to the journal {dir}; retrying",
-                        dir=self.journal.directory)
-            self._journalCall = self.clock.callLater(self.retryInterval, self.flushJournal)
-            return
+        except OSError as e:
+            # A full disk: these rows are in no journal, so they are not stored and
+            # what answers them is not sent (the clients get an error instead).
+            journaled = False
+            log.error("[DB] could not write to the journal {dir} ({error}); "
+                      "refusing the messages of this moment", dir=self.journal.directory,
+                      error=e)
+            while self._buffer and self._buffer[-1].seq >= firstQueued:
+                self._buffer.pop()
+            if self._spilledFrom is not None and self._spilledFrom >= firstQueued:
+                self._spilledFrom = None
         waiting, self._afterJournal = self._afterJournal, []
         for release in waiting:
-            release()
+            release(journaled)
 
     # -- starting
 

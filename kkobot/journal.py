@@ -150,17 +150,31 @@ class Journal:
         return bool(self._queued)
 
     def flush(self) -> None:
-        """Write every queued row, one C{os.write}; they survive a SIGKILL from here on."""
+        """
+        Write every queued row, one C{os.write}; they survive a SIGKILL from here on.
+
+        On an C{OSError} (a full disk) the queued rows are dropped, whatever part of
+        them reached the file is cut off again, and the error is raised: their seqs
+        stay unused.
+        """
         if not self._queued:
             return
         assert self._fd is not None, "journal not open"
         data = "".join(self._queued).encode("utf-8")
-        written = os.write(self._fd, data)
-        while written < len(data):
-            # Only a full disk writes short; what is left goes after it, or raises.
-            written += os.write(self._fd, data[written:])
         self._queued = []
         active = self.segments[-1]
+        try:
+            written = os.write(self._fd, data)
+            while written < len(data):
+                # Only a full disk writes short; the rest raises, or fits after all.
+                written += os.write(self._fd, data[written:])
+        except OSError:
+            try:
+                os.ftruncate(self._fd, self._sizes[active])
+            except OSError:
+                log.failure("[DB] could not cut a partial write from journal {dir}",
+                            dir=self.directory)
+            raise
         size = self._sizes[active] + len(data)
         self._sizes[active] = size
         self.totalBytes += len(data)

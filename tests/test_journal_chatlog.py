@@ -125,14 +125,14 @@ class BatchTests(ChatLogTestBase):
         chatlog.log(row(0))
         chatlog.log(row(1))
         seen: list[list[list[str]]] = []
-        chatlog.afterJournaled(lambda: seen.append(self.journalLines()))
+        chatlog.afterJournaled(lambda ok: seen.append(self.journalLines()))
         self.assertEqual(seen, [], "released before the rows were written")
         clock.advance(0)  # the end of the reactor turn
         (lines,) = seen
         self.assertEqual([(seq, kind) for seq, kind, _ in lines], [("1", "chat"), ("2", "chat")])
         self.assertEqual([json.loads(values)[4] for _, _, values in lines], ["m0", "m1"])
         # Nothing queued: a waiter runs at once.
-        chatlog.afterJournaled(lambda: seen.append(self.journalLines()))
+        chatlog.afterJournaled(lambda ok: seen.append(self.journalLines()))
         self.assertEqual(len(seen), 2)
 
     async def test_replyBytesReachTheSocketOnlyAfterTheirRowsAreJournaled(self) -> None:
