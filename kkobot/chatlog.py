@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections import deque
 from datetime import datetime
@@ -13,10 +15,12 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from zope.interface import implementer
 
 from kkobot.db import isGoneAway
+from kkobot.dberrors import describeError, errorCode, isRowError
 from kkobot.events import NO_EVENTS, IServerEvents
 from kkobot.interfaces import IChatLog
 from kkobot.journal import Cursor, Entry, Journal
 from kkobot.logs import Logger
+from kkobot.pingmonitor import COLUMNS as PING_COLUMNS
 from kkobot.pingmonitor import INSERT_PING_MONITOR, MYSQL_PING_MONITOR, SQLITE_PING_MONITOR, PingRow
 
 log = Logger()
@@ -251,8 +255,23 @@ SELECT_COMMITTED = "SELECT MAX(last_seq) FROM kb_chatlog_batches WHERE journal_i
 INSERTS = {ChatRow.KIND: INSERT_CHAT_LOGS, PingRow.KIND: INSERT_PING_MONITOR}
 
 
+SELECT_BATCH_END = (
+    "SELECT last_seq FROM kb_chatlog_batches WHERE journal_id = %s AND first_seq = %s"
+)
+
+# Rows the database refuses for good (bad values, a trigger's SIGNAL, ...): one JSON
+# object per line, in the journal directory, so an operator can fix and re-insert them.
+REJECTED_FILE = "rejected.jsonl"
+COLUMNS_BY_KIND = {ChatRow.KIND: COLUMNS, PingRow.KIND: list(PING_COLUMNS)}
+TABLES = {ChatRow.KIND: "kb_chat_logs", PingRow.KIND: "kb_ping_monitor"}
+
+
 class AlreadyCommitted(Exception):
-    """The batch's record is in the database already: its rows are too."""
+    """The batch's record is in the database already: its rows up to lastSeq are too."""
+
+    def __init__(self, lastSeq: int | None = None) -> None:
+        super().__init__(lastSeq)
+        self.lastSeq = lastSeq
 
 
 def writeBatch(
@@ -261,16 +280,50 @@ def writeBatch(
     batchKey: tuple[str, int, int, int],
     statements: dict[str, str],
     rowsByKind: dict[str, list[tuple[Any, ...]]],
+    endStatement: str | None = None,
 ) -> None:
     """Runs in a pool thread: the batch record and its rows, one transaction."""
     try:
         txn.execute(batchStatement, batchKey)
     except Exception as e:
         if _isDuplicateKey(e):
-            raise AlreadyCommitted()
+            # The recorded batch may be shorter than this one (a retry after a lost
+            # COMMIT may carry more rows): only its own range is done.
+            lastSeq = None
+            if endStatement is not None:
+                txn.execute(endStatement, batchKey[:2])
+                found = txn.fetchone()
+                lastSeq = int(found[0]) if found else None
+            raise AlreadyCommitted(lastSeq)
         raise
     for kind, rows in rowsByKind.items():
         txn.executemany(statements[kind], rows)
+
+
+def rejectedLine(journalId: str, entry: Entry, error: BaseException, when: datetime) -> bytes:
+    """One line of rejected.jsonl: where the row came from, its columns, and why."""
+    names = COLUMNS_BY_KIND.get(entry.kind)
+    columns: Any = dict(zip(names, entry.values)) if names else list(entry.values)
+    record = {
+        "time": when.strftime(CLIENT_TIME_FORMAT),
+        "journal_id": journalId,
+        "seq": entry.seq,
+        "table": TABLES.get(entry.kind, entry.kind),
+        "error": {"code": errorCode(error), "type": type(error).__name__,
+                  "message": str(error.args[1]) if len(error.args) > 1 else str(error)},
+        "row": columns,
+    }
+    return (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+
+
+def appendRejected(path: str, data: bytes) -> None:
+    """Blocking (a worker thread): append and fsync before the row is marked done."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _isDuplicateKey(error: BaseException) -> bool:
@@ -336,6 +389,13 @@ class ChatLog(Service):
         self.rowsWritten = 0
         self.pingRowsWritten = 0
         self.batchFailures = 0
+        self.rowsRejected = 0
+        self.rejectedPath = os.path.join(journal.directory, REJECTED_FILE)
+        # While a refused batch is being split: the last seq of each coming batch.
+        self._bounds: deque[int] = deque()
+        # Rows the database refused for good, by seq: the error, and whether the
+        # line is in rejected.jsonl yet. Each waits (first in line) for its record.
+        self._rejected: dict[int, tuple[BaseException, bool]] = {}
         self.paused = False
         self._valve: tuple[Callable[[str], None], Callable[[str], None]] | None = None
         self._buffer: deque[Entry] = deque()
@@ -356,6 +416,7 @@ class ChatLog(Service):
         self._sqlite = database.engine == "sqlite"
         self._statements = {kind: database.sql(sql) for kind, sql in INSERTS.items()}
         self._batchStatement = database.sql(INSERT_BATCH)
+        self._endStatement = database.sql(SELECT_BATCH_END)
         database.addSchema(MYSQL_BATCHES, SQLITE_BATCHES)
         database.addSchema(MYSQL_PING_MONITOR, SQLITE_PING_MONITOR)
 
@@ -501,7 +562,12 @@ class ChatLog(Service):
     def _dropCommitted(self) -> None:
         while self._buffer and self._buffer[0].seq <= self.committed:
             self._buffer.popleft()
+        self._popBounds()
         self.journal.trim(self.committed)
+
+    def _popBounds(self) -> None:
+        while self._bounds and self._bounds[0] <= self.committed:
+            self._bounds.popleft()
 
     # -- batches
 
@@ -526,13 +592,21 @@ class ChatLog(Service):
 
     def _writeBatch(self) -> defer.Deferred[None]:
         buffer = self._buffer
-        batch = [buffer.popleft() for _ in range(min(self.batchSize, len(buffer)))]
+        if buffer[0].seq in self._rejected:
+            return self._setAside(buffer.popleft())
+        count = min(self.batchSize, len(buffer))
+        if self._bounds:
+            # Splitting a refused batch: this batch ends at the next bound.
+            end = self._bounds[0]
+            count = max(1, sum(1 for _, e in zip(range(count), buffer) if e.seq <= end))
+        batch = [buffer.popleft() for _ in range(count)]
         rowsByKind: dict[str, list[tuple[Any, ...]]] = {}
         for entry in batch:
             rowsByKind.setdefault(entry.kind, []).append(entry.values)
         key = (self.journal.journalId, batch[0].seq, batch[-1].seq, len(batch))
         d = self.database.runInteraction(
-            writeBatch, self._batchStatement, key, self._statements, rowsByKind
+            writeBatch, self._batchStatement, key, self._statements, rowsByKind,
+            self._endStatement,
         )
         d.addCallbacks(
             self._written, self._failed, (batch, self.clock.seconds()), errbackArgs=(batch,)
@@ -555,19 +629,30 @@ class ChatLog(Service):
         if self._replaying:
             self.events.rowsReplayed(chat)
         self.committed = batch[-1].seq
+        self._popBounds()
         self.journal.trim(self.committed)
         if self.paused:
             self._checkPressure()
 
     def _failed(self, failure: Any, batch: list[Entry]) -> None:
         if failure.check(AlreadyCommitted):
+            last = failure.value.lastSeq
+            done = batch if last is None else [e for e in batch if e.seq <= last]
+            rest = batch[len(done):]
             log.info("[DB] batch at seq {seq} was already written", seq=batch[0].seq)
-            self._written(None, batch, self.clock.seconds())
+            if rest:
+                self._buffer.extendleft(reversed(rest))
+                self._retryAtOnce = True
+            self._written(None, done, self.clock.seconds())
             return
         # The rows go back first in line: order and the journal are unchanged.
         self._buffer.extendleft(reversed(batch))
-        self._failures += 1
         self.batchFailures += 1
+        error = failure.value
+        if isRowError(error) and batch[0].seq not in self._rejected:
+            self._isolate(batch, error)
+            return
+        self._failures += 1
         if not self._replaying:
             # From here until the backlog is written, batches are replays of the journal.
             self._replaying = True
@@ -593,6 +678,70 @@ class ChatLog(Service):
         if self.running:
             self._retry = self.clock.callLater(delay, self._retryNow)
         self._notifyIfIdle(failed=True)
+
+    # -- rows the database refuses for good
+
+    def _isolate(self, batch: list[Entry], error: BaseException) -> None:
+        """Split a refused batch in halves, at once, until the refused rows stand alone."""
+        self._retryAtOnce = True
+        if len(batch) == 1:
+            self._rejected[batch[0].seq] = (error, False)
+            return
+        if not self._bounds:
+            log.warn(
+                "[DB] {db} refused a batch of {count} row(s) ({error}); splitting it "
+                "to find the row(s) it refuses",
+                db=self.database.describe(), count=len(batch), error=describeError(error),
+            )
+        while self._bounds and self._bounds[0] <= batch[-1].seq:
+            self._bounds.popleft()
+        self._bounds.appendleft(batch[-1].seq)
+        self._bounds.appendleft(batch[len(batch) // 2 - 1].seq)
+
+    def _setAside(self, entry: Entry) -> defer.Deferred[None]:
+        """
+        The refused row goes to rejected.jsonl (appended and fsynced in a thread),
+        then a batch record with row_count 0 marks its seq done in the database. A
+        crash between the two repeats the line at the next start, never loses it.
+        """
+        error, filed = self._rejected[entry.seq]
+        if filed:
+            d: defer.Deferred[Any] = defer.succeed(None)
+        else:
+            when = datetime.fromtimestamp(self.clock.seconds())
+            line = rejectedLine(self.journal.journalId, entry, error, when)
+            d = self._inThread(appendRejected, self.rejectedPath, line)
+
+        def filedOk(_: Any) -> defer.Deferred[None]:
+            self._rejected[entry.seq] = (error, True)
+            key = (self.journal.journalId, entry.seq, entry.seq, 0)
+            return self.database.runInteraction(
+                writeBatch, self._batchStatement, key, {}, {}, self._endStatement
+            )
+
+        d.addCallback(filedOk)
+        d.addCallbacks(self._setAsideDone, self._failed, (entry,), errbackArgs=([entry],))
+        d.addBoth(self._batchDone)
+        return d
+
+    def _setAsideDone(self, _: Any, entry: Entry) -> None:
+        error, _ = self._rejected.pop(entry.seq)
+        self.rowsRejected += 1
+        self.committed = max(self.committed, entry.seq)
+        self._popBounds()
+        self.journal.trim(self.committed)
+        # The error's text may quote the row (e.g. "Duplicate entry '...'"): debug only.
+        log.error(
+            "[DB] {db} refused 1 {table} row for good ({error}); it is in {path} "
+            "(seq {seq}); {total} row(s) set aside since start",
+            db=self.database.describe(), table=TABLES.get(entry.kind, entry.kind),
+            error=describeError(error), path=self.rejectedPath, seq=entry.seq,
+            total=self.rowsRejected,
+        )
+        log.debug("[DB] refused row seq {seq}: {message} {values}", seq=entry.seq,
+                  message=str(error), values=entry.values)
+        if self.paused:
+            self._checkPressure()
 
     def _retryNow(self) -> None:
         self._retry = None
