@@ -190,6 +190,9 @@ class OutageTests(ChatLogTestBase):
         proxy.restore()
         await until(lambda: chatlog.backlog == 0, "the backlog to be written", timeout=30)
         self.assertEqual(self.messages(), [f"m{i}" for i in range(65)])
+        # Lost connections are retried, never taken for rows the database refuses.
+        self.assertEqual(chatlog.rowsRejected, 0)
+        self.assertFalse(os.path.exists(chatlog.rejectedPath))
         self.flushLoggedErrors()
 
     async def test_restartReplaysOnlyWhatTheDatabaseLacks(self) -> None:
