@@ -636,6 +636,9 @@ class ChatLog(Service):
 
     def _failed(self, failure: Any, batch: list[Entry]) -> None:
         if failure.check(AlreadyCommitted):
+            if batch[0].seq in self._rejected:
+                self._setAsideDone(None, batch[0])  # its record made it before a lost reply
+                return
             last = failure.value.lastSeq
             done = batch if last is None else [e for e in batch if e.seq <= last]
             rest = batch[len(done):]
@@ -726,6 +729,7 @@ class ChatLog(Service):
 
     def _setAsideDone(self, _: Any, entry: Entry) -> None:
         error, _ = self._rejected.pop(entry.seq)
+        self._failures = 0
         self.rowsRejected += 1
         self.committed = max(self.committed, entry.seq)
         self._popBounds()
