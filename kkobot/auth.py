@@ -93,15 +93,21 @@ def signatureMatches(secret: str, salt: str, auth: Mapping[str, Any], given: str
     return good
 
 
+# Milliseconds beyond this (the year 33658) are no clock reading; an unbounded int
+# would also overflow the float arithmetic of the window check.
+MAX_TIMESTAMP_MILLIS = 10**15
+
+
 def timestampMillis(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
     if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.isdigit() and len(value) < 20:
-        return int(value)
+        value = int(value)
+    # isdigit() alone also admits digits like "²" that int() rejects.
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 20:
+        value = int(value)
+    if isinstance(value, int) and abs(value) < MAX_TIMESTAMP_MILLIS:
+        return value
     return None
 
 
