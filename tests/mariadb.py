@@ -109,6 +109,14 @@ class PrivateMariaDB:
 _instance: PrivateMariaDB | None = None
 
 
+def shutdown() -> None:
+    """Stop and remove the private instance (module teardown; atexit is only a fallback)."""
+    global _instance
+    if _instance is not None:
+        _instance.destroy()
+        _instance = None
+
+
 def privateMariaDB() -> PrivateMariaDB:
     """The process's private instance (installed once, about 3 s), running."""
     global _instance

@@ -18,6 +18,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from benchmarks import loadgen, targets
 from kkobot import config
+from tests import mariadb
 from tests.mariadb import privateMariaDB
 
 NEEDS_JOURNAL = (
@@ -279,6 +280,10 @@ class DatabaseFaultTests(SynchronousTestCase):
         self.start()
         figures = self.assertExactlyOnce(load, "journal_disk_full_then_sigkill", timeout=120)
         figures.update(refused=first["error_detail"]["server_error_events"], tmpfs="256 KiB")
+
+
+def tearDownModule() -> None:
+    mariadb.shutdown()
 
 
 def _writeFigures() -> None:
