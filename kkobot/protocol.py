@@ -25,6 +25,10 @@ log = Logger()
 # last line before the socket is aborted.
 ABORT_AFTER = 5.0
 
+# Bad lines logged per connection: every one is answered, but a garbage flood must not
+# fill server.log and rotate its history away. The rest are counted at the close.
+BAD_LINES_LOGGED = 10
+
 # Our recent ping timestamps are remembered to tell an answer from an unprompted ping.
 PINGS_REMEMBERED = 4
 
@@ -58,6 +62,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         self._closing = False
         self._gone = False
         self._abortCall: Any = None
+        self._badLines = 0
         self._lastPingSentAt = float("-inf")
         # Fires when the connection is gone (the service waits on it when stopping).
         self.closed: defer.Deferred[None] = defer.Deferred()
@@ -90,6 +95,13 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self._gone = True
+        if self._badLines > BAD_LINES_LOGGED:
+            log.info(
+                "[MSG] {address} sent {count} bad line(s); {hidden} were not logged",
+                address=self.address,
+                count=self._badLines,
+                hidden=self._badLines - BAD_LINES_LOGGED,
+            )
         self.closed.callback(None)
         self.setTimeout(None)
         if self._abortCall is not None and self._abortCall.active():
@@ -189,6 +201,18 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
             self.sendError(wire.INTERNAL_ERROR, "the server failed on this line")
 
     def badLine(self, code: str, message: str) -> None:
+        self._badLines += 1
+        if self._badLines <= BAD_LINES_LOGGED:
+            self._logBadLine(code, message)
+            if self._badLines == BAD_LINES_LOGGED:
+                log.info(
+                    "[MSG] {address}: further bad lines on this connection are counted, "
+                    "not logged",
+                    address=self.address,
+                )
+        self.sendError(code, message)
+
+    def _logBadLine(self, code: str, message: str) -> None:
         # Not `message=`: legacy log observers (trial's, twistd's) own that key and
         # blank it in the shared event, so the reason would log as "()".
         if code == wire.UNKNOWN_EVENT:
@@ -200,7 +224,6 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
                 code=code,
                 why=message,
             )
-        self.sendError(code, message)
 
     # -- writing
 

@@ -110,13 +110,13 @@ def connect(port: int, factory: Callable[[], BridgeClient] = BridgeClient) -> de
 class Server:
     """The real kkobot service (embedded default: SQLite in a temp dir) on a free port."""
 
-    def __init__(self, base: str, logLevel: str = "warn") -> None:
+    def __init__(self, base: str, logLevel: str = "warn", logDir: str | None = None) -> None:
         os.makedirs(base, exist_ok=True)
         settings = Settings(
             port="tcp:0:interface=127.0.0.1",
             configDir=os.path.join(base, "cfg"),
             logLevel=logLevel,
-            logDir=None,
+            logDir=logDir,
             varDir=os.path.join(base, "var"),
             dropinDir=os.path.join(base, "plugins"),
         )

@@ -301,6 +301,39 @@ class HostileClientTests(TestCase):
         FIGURES["garbage"] = dict(bad_lines=count, **self.probe.check(self))
 
 
+class LogFloodTests(TestCase):
+    """A client must not be able to flood server.log (and so rotate its history away)."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_garbageFloodDoesNotFloodTheLog(self):
+        base = self.mktemp()
+        server = Server(base, logLevel="info", logDir=os.path.join(base, "logs"))
+        yield server.start()
+        self.addCleanup(server.stop)
+        logPath = server.service.fileLog.path
+        before = os.path.getsize(logPath)
+        hostile = yield connect(server.port)
+        yield hostile.handshake()
+        count = 20_000
+        hostile.transport.write(b"not json\n" * count)
+        hostile.send({"event": "subscribe", "data": {}})
+        hostile.send(analyze("# echo after"))
+        yield hostile.waitFor(lambda e: e.get("data", {}).get("text") == "에코: after", 60)
+        self.assertEqual(len(hostile.errors()), count + 1)
+        hostile.transport.loseConnection()
+        yield hostile.lost
+        yield until(lambda: not server.factory.connections, what="the close")
+        with open(logPath, encoding="utf-8") as f:
+            f.seek(before)
+            text = f.read()
+        # Every bad line was answered, but only the first few were logged, plus a count.
+        self.assertLess(text.count("bad line from"), 20)
+        self.assertIn(f"{count + 1} bad line(s)", text)
+        FIGURES["log_flood"] = dict(bad_lines=count + 1, log_bytes=len(text.encode()))
+
+
 def _writeFigures() -> None:
     with open(os.environ["KKOBOT_FIGURES"], "w") as f:
         json.dump(FIGURES, f, indent=1, default=str)
