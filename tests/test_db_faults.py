@@ -235,6 +235,27 @@ class DatabaseFaultTests(SynchronousTestCase):
         self.start()
         self.assertExactlyOnce(load, "server_sigkill_while_db_down")
 
+    def test_serverStoppedWhileTheDatabaseIsDown(self) -> None:
+        """
+        SIGTERM with MariaDB down and rows only in memory and the journal: the server still
+        exits promptly (it cannot flush), and the restarted server writes every row once.
+        """
+        self.configure()
+        server = self.start()
+        self.db.stop(signal.SIGTERM)
+        load = Load(server.port, conns=5, messages=100).start()
+        report = load.join()
+        self.assertEqual(report["errors"], 0, report["error_detail"])
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        status = server.proc.wait(30)
+        stopping = time.monotonic() - started
+        self.assertIn(status, (0, -signal.SIGTERM, 128 + signal.SIGTERM))
+        self.db.start()
+        self.start()
+        figures = self.assertExactlyOnce(load, "server_sigterm_while_db_down")
+        figures["stop_seconds"] = round(stopping, 2)
+
     def fillJournalDisk(self) -> tuple[targets.ProcessTarget, Load, dict[str, Any]]:
         """A 256 KiB journal disk, MariaDB down, load until the server cannot journal."""
         if os.geteuid() != 0:
