@@ -158,6 +158,10 @@ class DatabaseFaultTests(SynchronousTestCase):
             return {}
         return {m: n for m, n in rows}
 
+    def waitProgress(self, load: Load, rows: int = 300) -> None:
+        """Until the load is visibly mid-flight: the fault must land while messages flow."""
+        waitFor(lambda: len(self.stored(load.cfg.run_id)) >= rows, f"{rows} rows of the load")
+
     def assertExactlyOnce(self, load: Load, what: str, timeout: float = 90.0) -> dict[str, int]:
         """Every acknowledged message ends up in kb_chat_logs exactly once."""
         acked = load.acked()
@@ -180,7 +184,7 @@ class DatabaseFaultTests(SynchronousTestCase):
         self.configure()
         server = self.start()
         load = Load(server.port, conns=10, messages=300).start()
-        time.sleep(0.3)  # the fault lands while messages are flowing, not before
+        self.waitProgress(load)
         self.db.stop(signal.SIGKILL)
         time.sleep(2.0)
         self.db.start()
@@ -193,7 +197,7 @@ class DatabaseFaultTests(SynchronousTestCase):
         self.configure()
         server = self.start()
         load = Load(server.port, conns=10, messages=300).start()
-        time.sleep(0.3)
+        self.waitProgress(load)
         self.db.stop(signal.SIGTERM)
         time.sleep(1.0)
         self.db.start()
@@ -208,7 +212,7 @@ class DatabaseFaultTests(SynchronousTestCase):
         locker = self.db.connect(self.name)
         self.addCleanup(locker.close)
         load = Load(server.port, conns=10, messages=300).start()
-        time.sleep(0.3)
+        self.waitProgress(load)
         with locker.cursor() as cur:
             cur.execute("LOCK TABLES kb_chat_logs WRITE")
             time.sleep(3.0)
