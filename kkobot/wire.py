@@ -24,8 +24,9 @@ INTERNAL_ERROR = "INTERNAL_ERROR"
 # Chat text from a bridge is at most 65,000 characters; anything near this is hostile.
 DEFAULT_MAX_LINE_BYTES = 1024 * 1024
 
-# json.loads recurses per nesting level; a deep line must not reach the interpreter's
-# recursion limit (which would raise RecursionError from deep inside the parser).
+# No bridge nests more than a few levels. Deeper values are refused: code that later
+# walks them (repr, json.dumps, signing) recurses per level and would hit the
+# interpreter's recursion limit far from the line that caused it.
 MAX_NESTING = 64
 
 # JSON may carry a lone UTF-16 surrogate as an escape ("\ud83d": an emoji cut in
@@ -102,26 +103,24 @@ def errorLine(code: str, message: str, nowMillis: int) -> bytes:
     return encode("error", {"code": code, "message": message, "timestamp": nowMillis})
 
 
-def _nestingTooDeep(text: str) -> bool:
-    depth = 0
-    inString = False
-    escaped = False
-    for ch in text:
-        if inString:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                inString = False
-        elif ch == '"':
-            inString = True
-        elif ch in "[{":
-            depth += 1
-            if depth > MAX_NESTING:
-                return True
-        elif ch in "]}":
-            depth -= 1
+def _deeperThan(obj: Any, limit: int) -> bool:
+    """
+    True when containers nest deeper than C{limit}. Walks the parsed value, so the cost
+    follows the number of lists and objects, not of characters: a megabyte of brackets
+    inside a string costs nothing here.
+    """
+    stack = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return False
 
 
@@ -132,13 +131,14 @@ def _parseObject(line: bytes) -> dict[str, Any]:
         text = line.decode("utf-8")
     except UnicodeDecodeError as e:
         raise WireError(BAD_ENCODING, f"line is not valid UTF-8 (byte {e.start})")
-    # Only scan for nesting when the cheap check says there is a lot of it.
-    if text.count("[") + text.count("{") > MAX_NESTING and _nestingTooDeep(text):
-        raise WireError(BAD_JSON, f"JSON nested deeper than {MAX_NESTING} levels")
     try:
+        # Past the interpreter's recursion limit the C parser raises RecursionError.
         obj = json.loads(text)
     except (ValueError, RecursionError) as e:
         raise WireError(BAD_JSON, f"not valid JSON: {e}")
+    # Only walk for nesting when the cheap count says there may be a lot of it.
+    if text.count("[") + text.count("{") > MAX_NESTING and _deeperThan(obj, MAX_NESTING):
+        raise WireError(BAD_JSON, f"JSON nested deeper than {MAX_NESTING} levels")
     if not isinstance(obj, dict):
         raise WireError(BAD_JSON, "a line must be a JSON object")
     if _SURROGATE_ESCAPE.search(text):

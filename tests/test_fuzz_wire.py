@@ -122,6 +122,30 @@ class WrongShapeTests(SynchronousTestCase):
             # Generous: a quadratic scan would take seconds here.
             self.assertLess(time.perf_counter() - started, 2.0)
 
+    def test_bracketsCostNoMoreThanLetters(self) -> None:
+        """
+        A 1 MB text of brackets must not cost many times a 1 MB text of letters: a
+        character-by-character nesting scan made it 14x, a cheap way to stall the reactor
+        for every other client.
+        """
+
+        def cost(text: str) -> float:
+            line = jsonLine(analyze(text))
+            best = float("inf")
+            for _ in range(3):
+                started = time.perf_counter()
+                decodeOrError(line)
+                best = min(best, time.perf_counter() - started)
+            return best
+
+        letters = cost("a" * 1_000_000)
+        for hostile in ["[" * 1_000_000, "[]" * 500_000, "{" * 1_000_000]:
+            self.assertLess(cost(hostile), 4 * letters + 0.005, hostile[:4])
+        lists = jsonLine({"event": "ping", "data": {"x": [[]] * 200_000}})
+        started = time.perf_counter()
+        self.assertIsInstance(decodeOrError(lists), wire.Ping)
+        self.assertLess(time.perf_counter() - started, 2.0)
+
     def test_bracketsInsideStringsAreNotNesting(self) -> None:
         event = wire.decode(jsonLine(analyze("# echo " + "[{" * 5000)))
         self.assertIsInstance(event, wire.ChatMessage)
