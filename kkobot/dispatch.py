@@ -7,7 +7,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 
-from kkobot.commands import DEFAULT_TIMEOUT, CommandRegistry, Reply, runCommand
+from kkobot.commands import DEFAULT_TIMEOUT, CommandRegistry, Reply, runCommandNow
 from kkobot.cooldowns import Cooldown, Cooldowns
 from kkobot.logs import Logger
 from kkobot.options import OptionError, parseOptions
@@ -66,6 +66,11 @@ class Dispatcher:
         context.usable = lambda command: self.usable(command, context)
 
     def invoke(self, command: Any, context: Any) -> defer.Deferred[list[Reply]]:
+        result = self.invokeNow(command, context)
+        return result if isinstance(result, defer.Deferred) else defer.succeed(result)
+
+    def invokeNow(self, command: Any, context: Any) -> list[Reply] | defer.Deferred[list[Reply]]:
+        """L{invoke}; replies known at once come as a list, not a fired Deferred."""
         self.prepare(context)
         passive = context.match is not None
         refusal = self.refusal(command, context)
@@ -77,10 +82,10 @@ class Dispatcher:
                 room=context.room,
                 why=refusal or "cooldown (silent)",
             )
-            return defer.succeed([] if passive or not refusal else [Reply(refusal)])
+            return [] if passive or not refusal else [Reply(refusal)]
         timeout = getattr(command, "timeout", None) or self.timeout
         context.extra["ran"] = True  # the router times only calls that really ran
-        return runCommand(command, context, self.clock, timeout)
+        return runCommandNow(command, context, self.clock, timeout)
 
     def refusal(self, command: Any, context: Any) -> str | None:
         """A Korean reply refusing the call ("" refuses silently), or None to run it."""

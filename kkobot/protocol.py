@@ -393,9 +393,26 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
 
     def chatMessage(self, message: wire.ChatMessage) -> None:
         assert self.client is not None
-        d = self.factory.handler.handleMessage(self.client, message)
-        # Replies leave in the order their messages came, per room.
+        handler = self.factory.handler
+        now = getattr(handler, "handleMessageNow", None)
         key = message.channelId or message.room
+        if now is None:
+            d = handler.handleMessage(self.client, message)
+        else:
+            result = now(self.client, message)
+            if not isinstance(result, defer.Deferred):
+                if key not in self._roomTails:
+                    # Answered at once, with nothing of this room still pending:
+                    # no Deferred chain needed to keep the order.
+                    try:
+                        self._sendReplies(result, message)
+                    except Exception:
+                        self._replyFailed(Failure(), message)
+                    return
+                d = defer.succeed(result)
+            else:
+                d = result
+        # Replies leave in the order their messages came, per room.
         tail = self._roomTails.get(key)
         if tail is not None:
             d = defer.gatherResults([tail, d], consumeErrors=True)

@@ -62,6 +62,13 @@ class MessageRouter:
         return self._second[1]
 
     def handleMessage(self, client: ClientInfo, message: ChatMessage) -> defer.Deferred[list[Reply]]:
+        result = self.handleMessageNow(client, message)
+        return result if isinstance(result, defer.Deferred) else defer.succeed(result)
+
+    def handleMessageNow(
+        self, client: ClientInfo, message: ChatMessage
+    ) -> list[Reply] | defer.Deferred[list[Reply]]:
+        """L{handleMessage}; replies known at once come as a list (already logged)."""
         invocation = matchCommand(self.commands, message.text)
         command = invocation.command if invocation else None
         directive = directiveFor(command.name) if command is not None else None
@@ -82,7 +89,7 @@ class MessageRouter:
             )
             log.debug("[MSG] text: {text}", text=message.text)
         if command is None or not client.approved:
-            return defer.succeed([])
+            return []
         assert invocation is not None
         context = CommandContext(
             room=message.room,
@@ -99,11 +106,17 @@ class MessageRouter:
             match=invocation.match,
             client=client,
         )
-        d = self.dispatcher.invoke(command, context)
-        if context.extra.get("ran"):
-            d.addCallback(self._timed, name, self.clock.seconds())
-        d.addCallback(self._logReplies, client, message, directive, name)
-        return d
+        started = self.clock.seconds()
+        result = self.dispatcher.invokeNow(command, context)
+        ran = context.extra.get("ran")
+        if isinstance(result, defer.Deferred):
+            if ran:
+                result.addCallback(self._timed, name, started)
+            result.addCallback(self._logReplies, client, message, directive, name)
+            return result
+        if ran:
+            self.events.commandTimed(name, self.clock.seconds() - started)
+        return self._logReplies(result, client, message, directive, name)
 
     def logSummary(self) -> None:
         """One info line with the traffic since the last summary (if there was any)."""
