@@ -8,6 +8,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Iterator, NamedTuple
 
+import orjson
+
 from kkobot.logs import Logger
 
 log = Logger()
@@ -37,7 +39,11 @@ class Cursor:
 
 
 def encodeLine(seq: int, kind: str, values: tuple[Any, ...]) -> bytes:
-    return f"{seq}\t{kind}\t{_encode(values)}\n".encode("utf-8")
+    try:
+        return b"%d\t%s\t%s\n" % (seq, kind.encode("ascii"), orjson.dumps(values))
+    except orjson.JSONEncodeError:
+        # What orjson refuses (big ints, lone surrogates) gets json's answer.
+        return f"{seq}\t{kind}\t{_encode(values)}\n".encode("utf-8")
 
 
 class Journal:
@@ -63,7 +69,7 @@ class Journal:
         self.totalBytes = 0
         self._fd: int | None = None
         self._retired: list[int] = []
-        self._queued: list[str] = []
+        self._queued: list[bytes] = []
         self.dirty = False
 
     # -- opening
@@ -140,7 +146,7 @@ class Journal:
         """Queue one row for the next L{flush}; return its seq."""
         assert self._fd is not None, "journal not open"
         seq = self.nextSeq
-        self._queued.append(f"{seq}\t{kind}\t{_encode(values)}\n")
+        self._queued.append(encodeLine(seq, kind, values))
         self.nextSeq = seq + 1
         return seq
 
@@ -160,7 +166,7 @@ class Journal:
         if not self._queued:
             return
         assert self._fd is not None, "journal not open"
-        data = "".join(self._queued).encode("utf-8")
+        data = b"".join(self._queued)
         self._queued = []
         active = self.segments[-1]
         try:

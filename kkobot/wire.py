@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+import orjson
+
 # Error codes of the `error` event (short upper-case words, see PROTOCOL.md).
 BAD_ENCODING = "BAD_ENCODING"
 BAD_JSON = "BAD_JSON"
@@ -34,6 +36,10 @@ MAX_NESTING = 64
 # encoded as UTF-8: not into a reply, not into the database (failing a whole batch).
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+# orjson turns integers beyond 64 bits into floats where json keeps them exact;
+# a line with such a long digit run takes json's path.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 class WireError(Exception):
@@ -96,7 +102,12 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 def encode(event: str, data: Mapping[str, Any]) -> bytes:
     """One server line: compact JSON, raw UTF-8, ended by a single newline."""
-    return (_dumps({"event": event, "data": data}) + "\n").encode("utf-8")
+    obj = {"event": event, "data": data}
+    try:
+        return orjson.dumps(obj) + b"\n"
+    except orjson.JSONEncodeError:
+        # What orjson refuses (big ints, lone surrogates, odd keys) gets json's answer.
+        return (_dumps(obj) + "\n").encode("utf-8")
 
 
 def errorLine(code: str, message: str, nowMillis: int) -> bytes:
@@ -127,6 +138,18 @@ def _deeperThan(obj: Any, limit: int) -> bool:
 def _parseObject(line: bytes) -> dict[str, Any]:
     if line.endswith(b"\r"):
         line = line[:-1]
+    # orjson first (the same objects as json.loads, several times faster); every
+    # line it refuses (bad UTF-8, NaN, lone surrogates, ...) or might read
+    # differently (deep nesting, huge integers) goes the json way below, so the
+    # answers and error codes are json's.
+    if line.count(b"[") + line.count(b"{") <= MAX_NESTING and not _LONG_DIGITS.search(line):
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            if type(obj) is dict:
+                return obj
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as e:
