@@ -412,6 +412,8 @@ class ChatLog(Service):
         self._failures = 0
         self._waiters: list[defer.Deferred[bool]] = []
         self._journalCall: IDelayedCall | None = None
+        self._journalFull = False
+        self.journalRetryInterval = 1.0
         self._afterJournal: list[Callable[[], None]] = []
         self._sqlite = database.engine == "sqlite"
         self._statements = {kind: database.sql(sql) for kind, sql in INSERTS.items()}
@@ -472,39 +474,53 @@ class ChatLog(Service):
         """True while logged rows are not yet written to the journal."""
         return self.journal.queued
 
-    def afterJournaled(self, release: Callable[[bool], None]) -> None:
+    def afterJournaled(self, release: Callable[[], None]) -> None:
         """
-        Call C{release(True)} once every row logged so far is in the journal (now, if
-        it is), or C{release(False)} if the journal could not take them.
+        Call C{release()} once every row logged so far is in the journal (now, if it
+        is; later, if the disk is full, after the journal takes them again).
         """
         if self.journal.queued:
             self._afterJournal.append(release)
         else:
-            release(True)
+            release()
 
     def flushJournal(self) -> None:
         """Write the rows logged so far to the journal, then release what waited on them."""
         call, self._journalCall = self._journalCall, None
         if call is not None and call.active():
             call.cancel()
-        firstQueued = self.journal.nextSeq - len(self.journal._queued)
-        journaled = True
         try:
             self.journal.flush()
         except OSError as e:
-            # A full disk: these rows are in no journal, so they are not stored and
-            # what answers them is not sent (the clients get an error instead).
-            journaled = False
-            log.error("[DB] could not write to the journal {dir} ({error}); "
-                      "refusing the messages of this moment", dir=self.journal.directory,
-                      error=e)
-            while self._buffer and self._buffer[-1].seq >= firstQueued:
-                self._buffer.pop()
-            if self._spilledFrom is not None and self._spilledFrom >= firstQueued:
-                self._spilledFrom = None
+            self._journalBlocked(e)
+            return
+        if self._journalFull:
+            self._journalFull = False
+            log.info("[DB] journal {dir} takes rows again; reading from clients again",
+                     dir=self.journal.directory)
+            if self._valve is not None:
+                self._valve[1]("journal")
         waiting, self._afterJournal = self._afterJournal, []
         for release in waiting:
-            release(journaled)
+            release()
+
+    def _journalBlocked(self, error: OSError) -> None:
+        # A full disk: the rows stay queued (and in the buffer, on their way to the
+        # database), nothing that answers them is sent, and reading pauses: neither
+        # an answer whose rows a crash could lose, nor a dropped row. Committed
+        # segments are trimmed as batches land, which frees the space again.
+        if not self._journalFull:
+            self._journalFull = True
+            log.error(
+                "[DB] cannot write the journal {dir} ({error}); holding replies and "
+                "pausing reading from clients until it takes rows again",
+                dir=self.journal.directory,
+                error=error,
+            )
+            if self._valve is not None:
+                self._valve[0]("journal")
+        if self.running:
+            self._journalCall = self.clock.callLater(self.journalRetryInterval, self.flushJournal)
 
     # -- starting
 
@@ -892,7 +908,10 @@ class ChatLog(Service):
             yield self._syncing
         if done and self.drained:
             # Everything is in the database: leave an empty journal for the next start.
-            self.journal.rotate()
+            try:
+                self.journal.rotate()
+            except OSError:
+                pass  # rows a full disk would not take are in the database already
             self.journal.trim(self.committed)
         else:
             log.error(
@@ -903,5 +922,12 @@ class ChatLog(Service):
                 dir=self.journal.directory,
             )
         self.flushJournal()
+        if self.journal.queued and not (done and self.drained):
+            log.error(
+                "[SHUTDOWN] the journal {dir} cannot take the last rows (disk full) and "
+                "{db} is not available: they are lost",
+                dir=self.journal.directory,
+                db=self.database.describe(),
+            )
         self.journal.syncFds(self.journal.syncTargets())
         self.journal.close()

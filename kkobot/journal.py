@@ -16,6 +16,9 @@ log = Logger()
 
 ID_FILE = "journal.id"
 SUFFIX = ".jnl"
+# The one call that puts rows in the OS; tests make it fail like a full disk.
+_write = os.write
+
 # Segment names carry their first sequence number, zero-padded so they sort by name.
 NAME_DIGITS = 20
 
@@ -159,27 +162,28 @@ class Journal:
         """
         Write every queued row, one C{os.write}; they survive a SIGKILL from here on.
 
-        On an C{OSError} (a full disk) the queued rows are dropped, whatever part of
-        them reached the file is cut off again, and the error is raised: their seqs
-        stay unused.
+        On an C{OSError} (a full disk) whatever part of them reached the file is cut
+        off again, the rows stay queued for the next flush, and the error is raised.
         """
         if not self._queued:
             return
         assert self._fd is not None, "journal not open"
-        data = b"".join(self._queued)
+        lines = self._queued
+        data = b"".join(lines)
         self._queued = []
         active = self.segments[-1]
         try:
-            written = os.write(self._fd, data)
+            written = _write(self._fd, data)
             while written < len(data):
                 # Only a full disk writes short; the rest raises, or fits after all.
-                written += os.write(self._fd, data[written:])
+                written += _write(self._fd, data[written:])
         except OSError:
             try:
                 os.ftruncate(self._fd, self._sizes[active])
             except OSError:
                 log.failure("[DB] could not cut a partial write from journal {dir}",
                             dir=self.directory)
+            self._queued = lines
             raise
         size = self._sizes[active] + len(data)
         self._sizes[active] = size
@@ -201,8 +205,12 @@ class Journal:
     # -- group commit
 
     def syncTargets(self) -> list[int]:
-        """The fds to fsync for everything appended so far (then call L{synced})."""
-        self.flush()
+        """The fds to fsync for everything written so far (then call L{synced})."""
+        try:
+            self.flush()
+        except OSError:
+            pass  # the rows stay queued; the chat log retries and pauses reading
+
         self.dirty = False
         fds = list(self._retired)
         if self._fd is not None:
@@ -238,7 +246,11 @@ class Journal:
 
     def close(self) -> None:
         if self._fd is not None:
-            self.flush()
+            try:
+                self.flush()
+            except OSError:
+                # A full disk at exit: the chat log has said what that costs.
+                self._queued = []
         for fd in self._retired:
             os.close(fd)
         self._retired = []

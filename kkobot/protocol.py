@@ -261,18 +261,10 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         else:
             self.transport.write(data)
 
-    def _release(self, journaled: bool) -> None:
+    def _release(self) -> None:
         held, self._held = self._held, None
-        if not held or self._gone:
-            return
-        if journaled:
+        if held and not self._gone:
             self.transport.writeSequence(held)
-        else:
-            # What was said in this moment answers rows the journal could not take.
-            self.transport.write(wire.errorLine(
-                wire.INTERNAL_ERROR, "the server could not store this message", self.nowMillis()
-            ))
-            self.factory.events.errorSent(wire.INTERNAL_ERROR)
 
     # -- events
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ from kkobot.chatlog import ChatLog, ChatRow
 from kkobot.commands import CommandRegistry
 from kkobot.config import DBSettings
 from kkobot.db import Database
+from kkobot import journal as journal_module
 from kkobot.journal import Journal
 from kkobot.protocol import BridgeFactory
 from kkobot.router import MessageRouter
@@ -119,20 +121,56 @@ class BatchTests(ChatLogTestBase):
                 out += [l.split("\t") for l in f.read().splitlines()]
         return out
 
+    async def test_fullDiskHoldsAnswersAndPausesReadingUntilTheJournalTakesRows(self) -> None:
+        clock = task.Clock()
+        chatlog = self.makeChatLog(clock=clock, batchSize=200, flushInterval=3600)
+        await until(lambda: chatlog.ready, "the chat log to be ready")
+        valve: list[tuple[str, str]] = []
+        chatlog.setPressureValve(
+            lambda why: valve.append(("pause", why)), lambda why: valve.append(("resume", why))
+        )
+        full = [True]
+        realWrite = journal_module._write
+
+        def write(fd: int, data: bytes) -> int:
+            if full[0]:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return realWrite(fd, data)
+
+        self.patch(journal_module, "_write", write)
+        chatlog.log(row(0))
+        chatlog.log(row(1))
+        released: list[bool] = []
+        chatlog.afterJournaled(lambda: released.append(True))
+        clock.advance(0)
+        # No answer may leave while its rows are in no journal; nothing is dropped.
+        self.assertEqual(released, [])
+        self.assertEqual(valve, [("pause", "journal")])
+        self.assertEqual(self.journalLines(), [])
+        clock.advance(chatlog.journalRetryInterval)
+        self.assertEqual((released, valve), ([], [("pause", "journal")]))
+        full[0] = False
+        clock.advance(chatlog.journalRetryInterval)
+        self.assertEqual(released, [True])
+        self.assertEqual(valve, [("pause", "journal"), ("resume", "journal")])
+        self.assertEqual([line[0] for line in self.journalLines()], ["1", "2"])
+        self.assertTrue(await chatlog.flush())
+        self.assertEqual(self.messages(), ["m0", "m1"])
+
     async def test_rowsOfOneTurnAreJournaledInOneWriteBeforeWaitersRun(self) -> None:
         clock = task.Clock()
         chatlog = self.makeChatLog(clock=clock, batchSize=200, flushInterval=3600)
         chatlog.log(row(0))
         chatlog.log(row(1))
         seen: list[list[list[str]]] = []
-        chatlog.afterJournaled(lambda ok: seen.append(self.journalLines()))
+        chatlog.afterJournaled(lambda: seen.append(self.journalLines()))
         self.assertEqual(seen, [], "released before the rows were written")
         clock.advance(0)  # the end of the reactor turn
         (lines,) = seen
         self.assertEqual([(seq, kind) for seq, kind, _ in lines], [("1", "chat"), ("2", "chat")])
         self.assertEqual([json.loads(values)[4] for _, _, values in lines], ["m0", "m1"])
         # Nothing queued: a waiter runs at once.
-        chatlog.afterJournaled(lambda ok: seen.append(self.journalLines()))
+        chatlog.afterJournaled(lambda: seen.append(self.journalLines()))
         self.assertEqual(len(seen), 2)
 
     async def test_replyBytesReachTheSocketOnlyAfterTheirRowsAreJournaled(self) -> None:
