@@ -9,7 +9,6 @@ import tempfile
 from typing import Any
 
 from twisted.internet import defer, endpoints, reactor, task
-from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineReceiver
 from twisted.web.client import Agent, HTTPConnectionPool, readBody
 from twisted.web.http_headers import Headers

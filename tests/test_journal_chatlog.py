@@ -11,7 +11,7 @@ import time
 from datetime import datetime
 from typing import Any, Callable
 
-from twisted.internet import defer, reactor, task
+from twisted.internet import reactor, task
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import TestCase

@@ -18,7 +18,7 @@ from kkobot.db import Database
 from kkobot.dberrors import isRowError
 from kkobot.journal import Journal
 from tests.support import analyze, captureLogs, line, logText
-from tests.test_journal_chatlog import ChatLogTestBase, ServerPathTests, row, until
+from tests.test_journal_chatlog import ChatLogTestBase, ServerPathTests, until
 
 POISON = "poison-3f9a"
 # A trigger is how an operator (or a stricter schema) refuses one specific row.

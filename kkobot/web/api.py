@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
 
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
