@@ -22,6 +22,7 @@ from kkobot.journal import Cursor, Entry, Journal
 from kkobot.logs import Logger
 from kkobot.pingmonitor import COLUMNS as PING_COLUMNS
 from kkobot.pingmonitor import INSERT_PING_MONITOR, MYSQL_PING_MONITOR, SQLITE_PING_MONITOR, PingRow
+from kkobot.sqlvalues import MultiRowInsert
 
 log = Logger()
 
@@ -278,7 +279,7 @@ def writeBatch(
     txn: Any,
     batchStatement: str,
     batchKey: tuple[str, int, int, int],
-    statements: dict[str, str],
+    statements: dict[str, str | Callable[[Any, list[tuple[Any, ...]]], Any]],
     rowsByKind: dict[str, list[tuple[Any, ...]]],
     endStatement: str | None = None,
 ) -> None:
@@ -297,7 +298,11 @@ def writeBatch(
             raise AlreadyCommitted(lastSeq)
         raise
     for kind, rows in rowsByKind.items():
-        txn.executemany(statements[kind], rows)
+        statement = statements[kind]
+        if isinstance(statement, str):
+            txn.executemany(statement, rows)
+        else:
+            statement(txn, rows)
 
 
 def rejectedLine(journalId: str, entry: Entry, error: BaseException, when: datetime) -> bytes:
@@ -416,7 +421,10 @@ class ChatLog(Service):
         self.journalRetryInterval = 1.0
         self._afterJournal: list[Callable[[], None]] = []
         self._sqlite = database.engine == "sqlite"
-        self._statements = {kind: database.sql(sql) for kind, sql in INSERTS.items()}
+        self._statements: dict[str, Any] = {
+            kind: database.sql(sql) if self._sqlite else MultiRowInsert(sql)
+            for kind, sql in INSERTS.items()
+        }
         self._batchStatement = database.sql(INSERT_BATCH)
         self._endStatement = database.sql(SELECT_BATCH_END)
         database.addSchema(MYSQL_BATCHES, SQLITE_BATCHES)
