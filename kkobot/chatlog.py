@@ -420,6 +420,7 @@ class ChatLog(Service):
         self._journalFull = False
         self.journalRetryInterval = 1.0
         self._afterJournal: list[Callable[[], None]] = []
+        self._preparing: defer.Deferred[None] | None = None
         self._sqlite = database.engine == "sqlite"
         self._statements: dict[str, Any] = {
             kind: database.sql(sql) if self._sqlite else MultiRowInsert(sql)
@@ -558,6 +559,11 @@ class ChatLog(Service):
             )
         )
         d.addCallbacks(self._prepared, self._notPrepared)
+        self._preparing = d
+        d.addBoth(self._preparedOrNot)
+
+    def _preparedOrNot(self, _: Any) -> None:
+        self._preparing = None
 
     def _prepared(self, committed: int) -> None:
         if not self.running:
@@ -899,6 +905,10 @@ class ChatLog(Service):
 
     @defer.inlineCallbacks
     def stopService(self):
+        if self._preparing is not None:
+            # A stop right after the start: the schema check under way (bounded by
+            # the connect timeout) decides whether the pending rows can be written.
+            yield self._preparing
         Service.stopService(self)
         if self._retry is not None and self._retry.active():
             self._retry.cancel()

@@ -218,6 +218,19 @@ class ChatLogMixin:
         self.assertIn("[SHUTDOWN] writing 10 pending chat row(s)", logText(self.logs))
 
     @defer.inlineCallbacks
+    def test_stopRightAfterStartWritesTheRows(self) -> Any:
+        # A SIGTERM while the schema check is still under way: the rows answered
+        # meanwhile are written before the stop completes, not left for a next start.
+        chatlog = self.makeChatLog(batchSize=200, flushInterval=3600)
+        chatlog.startService()
+        self.assertFalse(chatlog.ready)
+        yield self.route("# echo 바로 종료")
+        yield chatlog.stopService()
+        self.assertEqual([r["message"] for r in (yield self.rows())],
+                         ["# echo 바로 종료", "에코: 바로 종료"])
+        self.assertEqual(chatlog.backlog, 0)
+
+    @defer.inlineCallbacks
     def test_overLongValues(self) -> Any:
         chatlog = yield self.started()
         room = "방" * 300
