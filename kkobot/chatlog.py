@@ -371,7 +371,7 @@ class ChatLog(Service):
         database: Any,
         clock: IReactorTime,
         journal: Journal,
-        batchSize: int = 200,
+        batchSize: int = 500,
         flushInterval: float = 0.05,
         retryInterval: float = 5.0,
         maxBufferRows: int = 20_000,

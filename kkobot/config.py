@@ -64,7 +64,7 @@ DEFAULTS: dict[str, Any] = {
     "server.max_line_bytes": 1048576,
     "server.handshake_timeout": 30,
     "plugins.dropin_dir": "plugins",
-    "chatlog.batch_size": 200,
+    "chatlog.batch_size": 500,
     "chatlog.flush_interval": 0.05,
     "log.summary_interval": 60,
 }
