@@ -50,6 +50,11 @@ class Logger(_Logger):
             return
         _Logger.emit(self, level, format, **kwargs)
 
+    def debug(self, format: str | None = None, **kwargs: Any) -> None:
+        # Debug lines sit on per-message paths: at other levels, return at once.
+        if _threshold[0] is LogLevel.debug:
+            _Logger.emit(self, LogLevel.debug, format, **kwargs)
+
 
 class FileLogService(Service):
     """Adds the rotating server.log observer while the service runs."""

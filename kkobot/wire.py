@@ -37,9 +37,12 @@ MAX_NESTING = 64
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
-# orjson turns integers beyond 64 bits into floats where json keeps them exact;
-# a line with such a long digit run takes json's path.
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+# orjson turns integers beyond 64 bits into floats where json keeps them exact; a
+# line with a number token of 19+ digits takes json's path. A number token can only
+# follow ':' '[' or ',' (and blanks, a sign), so the 19-digit ids bridges send as
+# strings ("logId":"3371984461207437313") stay on the fast path; a string that merely
+# looks like that context costs only the slower path, never a different answer.
+_LONG_DIGITS = re.compile(rb"[:,\[][ \t\r\n]*-?[0-9]{19}")
 
 
 class WireError(Exception):

@@ -162,6 +162,17 @@ class WrongShapeTests(SynchronousTestCase):
         event = wire.decode(jsonLine(analyze("x", logId=10**300)))
         assert isinstance(event, wire.ChatMessage)
         self.assertEqual(event.logId, str(10**300))
+        # Just past 64 bits, after blanks or a sign, in an array: still exact.
+        for spacing in (b"", b" ", b"\t", b"\r\n "):
+            line = (b'{"event":"analyze","data":{"room":"r","text":"t","logId":'
+                    + spacing + str(2**64).encode() + b"}}")
+            event = wire.decode(line)
+            assert isinstance(event, wire.ChatMessage)
+            self.assertEqual(event.logId, str(2**64))
+        ping = wire.decode(b'{"event":"ping","data":{"monitoring":{"q":[1, -' +
+                           str(2**64).encode() + b"]}}}")
+        assert isinstance(ping, wire.Ping)
+        self.assertEqual(ping.monitoring, {"q": [1, -(2**64)]})
 
     def test_duplicateKeysLastWins(self) -> None:
         line = (
