@@ -14,6 +14,8 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from kkobot.files import fsyncDirectory
+
 __all__ = [
     "ConfigError",
     "DEFAULT_DIR",
@@ -99,20 +101,6 @@ def exists(directory: str | os.PathLike[str]) -> bool:
     return key.is_file() and enc.is_file()
 
 
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not every platform lets a directory be opened.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _atomic_write(path: Path, payload: bytes) -> None:
     """Replace `path` with `payload`: temp file (0600) in the same dir, fsync, rename."""
     try:
@@ -134,7 +122,7 @@ def _atomic_write(path: Path, payload: bytes) -> None:
         if isinstance(exc, OSError):
             raise _os_error("write", exc, path) from None
         raise
-    _fsync_dir(path.parent)
+    fsyncDirectory(path.parent)
 
 
 def _read_keys(directory: str | os.PathLike[str]) -> list[bytes]:
@@ -300,7 +288,7 @@ def init(directory: str | os.PathLike[str], data: dict[str, Any] | None = None) 
         if isinstance(exc, OSError):
             raise _os_error("write", exc, key) from None
         raise
-    _fsync_dir(d)
+    fsyncDirectory(d)
 
 
 def rotate_key(directory: str | os.PathLike[str]) -> None:

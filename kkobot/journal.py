@@ -10,6 +10,7 @@ from typing import Any, Iterator, NamedTuple
 
 import orjson
 
+from kkobot.files import fsyncDirectory
 from kkobot.logs import Logger
 
 log = Logger()
@@ -135,7 +136,7 @@ class Journal:
         self._fd = os.open(self._path(start), flags, 0o600)
         self.totalBytes -= self._sizes.get(start, 0)
         self._sizes[start] = 0
-        _fsyncDirectory(self.directory)
+        fsyncDirectory(self.directory)
 
     # -- writing
 
@@ -332,18 +333,4 @@ def _writeDurably(path: str, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsyncDirectory(os.path.dirname(path) or ".")
-
-
-def _fsyncDirectory(directory: str) -> None:
-    # New and removed segment names must survive a power loss too.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsyncDirectory(os.path.dirname(path) or ".")
