@@ -250,3 +250,20 @@ def waitUntil(predicate: Any, what: str, timeout: float = 10.0) -> Any:
             yield task.deferLater(reactor, 0.005, lambda: None)
 
     return wait()
+
+
+def pollUntil(predicate: Any, what: str, timeout: float = 60.0, interval: float = 0.02) -> Any:
+    """
+    Poll until C{predicate()} is truthy, for synchronous tests whose server and database
+    are other processes (there is no reactor to wait on); fail after C{timeout} seconds.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)

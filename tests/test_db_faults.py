@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from typing import Any
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
@@ -20,6 +20,7 @@ from benchmarks import loadgen, targets
 from kkobot import config
 from tests import mariadb
 from tests.mariadb import privateMariaDB
+from tests.support import pollUntil
 
 NEEDS_JOURNAL = (
     "needs the chat-log journal (kkobot/journal.py, from the durable-chat-log work): "
@@ -28,18 +29,6 @@ NEEDS_JOURNAL = (
 
 # Figures of a run, for docs/reliability.md (written to $KKOBOT_FIGURES_DB when set).
 FIGURES: dict[str, Any] = {}
-
-
-def waitFor(predicate: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    """Poll until predicate() is truthy (server and database are other processes)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 class Load:
@@ -139,7 +128,7 @@ class DatabaseFaultTests(SynchronousTestCase):
         self.servers.append(server)
         server.start()
         if waitReady:
-            waitFor(lambda: "[DB] chat log ready" in self.serverLog(server), "the chat log")
+            pollUntil(lambda: "[DB] chat log ready" in self.serverLog(server), "the chat log")
         return server
 
     def serverLog(self, server: targets.ProcessTarget) -> str:
@@ -160,14 +149,19 @@ class DatabaseFaultTests(SynchronousTestCase):
 
     def waitProgress(self, load: Load, rows: int = 300) -> None:
         """Until the load is visibly mid-flight: the fault must land while messages flow."""
-        waitFor(lambda: len(self.stored(load.cfg.run_id)) >= rows, f"{rows} rows of the load")
+        pollUntil(lambda: len(self.stored(load.cfg.run_id)) >= rows, f"{rows} rows of the load")
+
+    def answeredMeanwhile(self, load: Load, count: int = 200) -> None:
+        """Hold the fault until C{count} more echoes are answered: replies must go on."""
+        before = len(load.acked())
+        pollUntil(lambda: len(load.acked()) >= before + count, f"{count} replies during the fault")
 
     def assertExactlyOnce(self, load: Load, what: str, timeout: float = 90.0) -> dict[str, int]:
         """Every acknowledged message ends up in kb_chat_logs exactly once."""
         acked = load.acked()
         runId = load.cfg.run_id
         self.assertGreater(len(acked), 0)
-        waitFor(lambda: acked <= set(self.stored(runId)), f"{len(acked)} acked rows ({what})",
+        pollUntil(lambda: acked <= set(self.stored(runId)), f"{len(acked)} acked rows ({what})",
                 timeout)
         stored = self.stored(runId)
         duplicated = {m: n for m, n in stored.items() if n > 1}
@@ -180,18 +174,18 @@ class DatabaseFaultTests(SynchronousTestCase):
         return figures
 
     def test_mariadbKilledAndRestartedUnderLoad(self) -> None:
-        """mariadbd SIGKILLed mid-load, back 2 s later: replies go on, nothing lost or doubled."""
+        """mariadbd SIGKILLed mid-load, back after 200 more replies: nothing lost or doubled."""
         self.configure()
         server = self.start()
         load = Load(server.port, conns=10, messages=300).start()
         self.waitProgress(load)
         self.db.stop(signal.SIGKILL)
-        time.sleep(2.0)
+        self.answeredMeanwhile(load)
         self.db.start()
         report = load.join()
         self.assertEqual(report["errors"], 0, report["error_detail"])
         figures = self.assertExactlyOnce(load, "mariadb_sigkill_restart")
-        figures["faults"] = "mariadbd SIGKILL, down 2 s, restarted"
+        figures["faults"] = "mariadbd SIGKILL, down while 200 more replies went out, restarted"
 
     def test_mariadbStoppedCleanlyUnderLoad(self) -> None:
         self.configure()
@@ -199,14 +193,14 @@ class DatabaseFaultTests(SynchronousTestCase):
         load = Load(server.port, conns=10, messages=300).start()
         self.waitProgress(load)
         self.db.stop(signal.SIGTERM)
-        time.sleep(1.0)
+        self.answeredMeanwhile(load)
         self.db.start()
         report = load.join()
         self.assertEqual(report["errors"], 0, report["error_detail"])
         self.assertExactlyOnce(load, "mariadb_sigterm_restart")
 
     def test_tableLockedUnderLoad(self) -> None:
-        """LOCK TABLES kb_chat_logs WRITE for 3 s: writes wait, clients are still answered."""
+        """LOCK TABLES kb_chat_logs WRITE held for 200 replies: writes wait, clients are still answered."""
         self.configure()
         server = self.start()
         locker = self.db.connect(self.name)
@@ -215,7 +209,7 @@ class DatabaseFaultTests(SynchronousTestCase):
         self.waitProgress(load)
         with locker.cursor() as cur:
             cur.execute("LOCK TABLES kb_chat_logs WRITE")
-            time.sleep(3.0)
+            self.answeredMeanwhile(load)
             cur.execute("UNLOCK TABLES")
         report = load.join()
         self.assertEqual(report["errors"], 0, report["error_detail"])

@@ -6,26 +6,15 @@ import os
 import shutil
 import signal
 import tempfile
-import time
-from typing import Any, Callable
+from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from benchmarks import loadgen, targets
 from kkobot import config
-from tests.support import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER, ScratchMysql
-
-
-def waitFor(predicate: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    """Poll until predicate() is truthy (the server is another process: no reactor here)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+from tests.support import (
+    MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER, ScratchMysql, pollUntil,
+)
 
 
 class ServerProcessTests(SynchronousTestCase):
@@ -68,7 +57,7 @@ class ServerProcessTests(SynchronousTestCase):
         os.makedirs(server.log_dir, exist_ok=True)
         self.servers.append(server)
         server.start()
-        waitFor(lambda: "[DB] chat log ready" in open(server.log_path, errors="replace").read(),
+        pollUntil(lambda: "[DB] chat log ready" in open(server.log_path, errors="replace").read(),
                 "the chat log to be ready")
         return server
 
@@ -105,7 +94,7 @@ class ServerProcessTests(SynchronousTestCase):
         return messages, replies, (messages - distinct) + (replies - distinctReplies)
 
     def waitStored(self, runId: str, n: int) -> None:
-        waitFor(lambda: self.counts(runId)[:2] == (n, n), f"{n} messages and {n} replies")
+        pollUntil(lambda: self.counts(runId)[:2] == (n, n), f"{n} messages and {n} replies")
         self.assertEqual(self.counts(runId), (n, n, 0))
 
     def test_killDashNineAfterAnswersLosesNothing(self) -> None:
@@ -139,7 +128,7 @@ class ServerProcessTests(SynchronousTestCase):
         # Small batches make the replay long enough to be killed in the middle of it.
         self.setChatlog(batch_size=5, flush_interval=0.05)
         replaying = self.start()
-        stored = waitFor(lambda: sum(self.counts(runId)[:2]), "the replay to start")
+        stored = pollUntil(lambda: sum(self.counts(runId)[:2]), "the replay to start")
         self.kill9(replaying)
         stored = sum(self.counts(runId)[:2])
         self.assertLess(stored, 4000, "replay finished before the kill: nothing was tested")
