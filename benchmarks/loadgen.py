@@ -89,6 +89,9 @@ class LoadConfig:
     # Called right when the measured phase starts / ends (e.g. to sample server CPU).
     on_start: Callable[[], None] | None = None
     on_end: Callable[[], None] | None = None
+    # Called with the connections before they connect, to watch their `answered`
+    # sets while the run goes on (fault tests count acknowledged messages).
+    on_connections: Callable[[list[Any]], None] | None = None
 
 
 class HandshakeError(RuntimeError):
@@ -306,6 +309,8 @@ async def run_load(cfg: LoadConfig) -> dict[str, Any]:
     totals = _Totals()
     owners: dict[str, int] = {}
     conns = [_Conn(cfg, i, totals, owners) for i in range(cfg.conns)]
+    if cfg.on_connections is not None:
+        cfg.on_connections(conns)
     tasks: list[asyncio.Task[Any]] = []
     failed_connections = 0
     timed_out = False

@@ -26,23 +26,13 @@ class _Load:
         self.conns: list[Any] = []
         self.report: dict[str, Any] | None = None
         self.ended_at: float | None = None
-        recorder = self.conns
-
-        class Recording(loadgen._Conn):  # type: ignore[name-defined,misc]
-            def __init__(self, *a: Any, **kw: Any) -> None:
-                super().__init__(*a, **kw)
-                recorder.append(self)
-
-        self._cls = Recording
+        cfg.on_connections = self.conns.extend
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        original = loadgen._Conn
-        loadgen._Conn = self._cls
         try:
             self.report = loadgen.run(self.cfg)
         finally:
-            loadgen._Conn = original
             self.ended_at = time.monotonic()
 
     def start(self) -> None:

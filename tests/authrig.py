@@ -14,6 +14,7 @@ from kkobot.commands import CommandRegistry
 from kkobot.limits import ConnectionLimits, LimitedBridgeFactory
 from kkobot.permissions import Permissions
 from kkobot.router import MessageRouter
+from kkobot.testing import MemoryChatLog
 from tests.support import line, sign
 
 # 2026-11-25 19:25:10 +09:00, the day of PROTOCOL.md's sample lines.
@@ -46,19 +47,6 @@ def signedAuth(
         auth.pop(name, None)
     auth["signature"] = sign(secret, salt, auth)
     return auth
-
-
-class RecordingChatLog:
-    """IChatLog that keeps rows in a list (the database path has its own tests)."""
-
-    def __init__(self) -> None:
-        self.rows: list[Any] = []
-
-    def log(self, row: Any) -> None:
-        self.rows.append(row)
-
-    def flush(self) -> defer.Deferred[None]:
-        return defer.succeed(None)
 
 
 class MemoryDevices:
@@ -126,7 +114,7 @@ class Rig:
     ) -> None:
         self.clock = task.Clock()
         self.clock.advance(NOW)
-        self.chatlog = RecordingChatLog()
+        self.chatlog = MemoryChatLog()
         if commands is None:
             commands = CommandRegistry(None)
             commands.load()

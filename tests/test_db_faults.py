@@ -39,28 +39,15 @@ class Load:
     ) -> None:
         self.started = threading.Event()
         self.conns: list[Any] = []
-        recorder = self.conns
-
-        class Recording(loadgen._Conn):
-            def __init__(self, *a: Any, **kw: Any) -> None:
-                super().__init__(*a, **kw)
-                recorder.append(self)
-
-        self._cls = Recording
         self.cfg = loadgen.LoadConfig(
             port=port, conns=conns, messages=messages, window=window, timeout=timeout,
-            on_start=self.started.set, per_source=0,
+            on_start=self.started.set, per_source=0, on_connections=self.conns.extend,
         )
         self.report: dict[str, Any] | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        original = loadgen._Conn
-        loadgen._Conn = self._cls
-        try:
-            self.report = loadgen.run(self.cfg)
-        finally:
-            loadgen._Conn = original
+        self.report = loadgen.run(self.cfg)
 
     def start(self) -> Load:
         self._thread.start()
@@ -173,31 +160,25 @@ class DatabaseFaultTests(SynchronousTestCase):
         FIGURES[what] = figures
         return figures
 
-    def test_mariadbKilledAndRestartedUnderLoad(self) -> None:
-        """mariadbd SIGKILLed mid-load, back after 200 more replies: nothing lost or doubled."""
+    def restartedUnderLoad(self, how: signal.Signals, what: str) -> dict[str, int]:
+        """mariadbd stopped mid-load, back after 200 more replies: nothing lost or doubled."""
         self.configure()
         server = self.start()
         load = Load(server.port, conns=10, messages=300).start()
         self.waitProgress(load)
-        self.db.stop(signal.SIGKILL)
+        self.db.stop(how)
         self.answeredMeanwhile(load)
         self.db.start()
         report = load.join()
         self.assertEqual(report["errors"], 0, report["error_detail"])
-        figures = self.assertExactlyOnce(load, "mariadb_sigkill_restart")
+        return self.assertExactlyOnce(load, what)
+
+    def test_mariadbKilledAndRestartedUnderLoad(self) -> None:
+        figures = self.restartedUnderLoad(signal.SIGKILL, "mariadb_sigkill_restart")
         figures["faults"] = "mariadbd SIGKILL, down while 200 more replies went out, restarted"
 
     def test_mariadbStoppedCleanlyUnderLoad(self) -> None:
-        self.configure()
-        server = self.start()
-        load = Load(server.port, conns=10, messages=300).start()
-        self.waitProgress(load)
-        self.db.stop(signal.SIGTERM)
-        self.answeredMeanwhile(load)
-        self.db.start()
-        report = load.join()
-        self.assertEqual(report["errors"], 0, report["error_detail"])
-        self.assertExactlyOnce(load, "mariadb_sigterm_restart")
+        self.restartedUnderLoad(signal.SIGTERM, "mariadb_sigterm_restart")
 
     def test_tableLockedUnderLoad(self) -> None:
         """LOCK TABLES kb_chat_logs WRITE held for 200 replies: writes wait, clients are still answered."""

@@ -23,6 +23,7 @@ from kkobot.interfaces import IChatLog, ICommand
 from kkobot.protocol import BridgeFactory, BridgeProtocol
 from kkobot.registry import ClientRegistry
 from kkobot.router import MessageRouter
+from kkobot.testing import MemoryChatLog
 from tests.support import (
     AUTH,
     BRIDGE_LINES,
@@ -49,21 +50,6 @@ HANDSHAKE_OK = {
 # The bridge's ping below echoes a timestamp this server never sent: it is
 # answered like an unprompted ping (the test clock stands at 1795602310 s).
 PING_ANSWER = {"event": "ping", "data": {"bot_name": "kkobot", "server_timestamp": 1795602310000}}
-
-
-
-@implementer(IChatLog)
-class RecordingChatLog:
-    """A chat log that keeps its rows in memory (the protocol's view of IChatLog)."""
-
-    def __init__(self) -> None:
-        self.rows: list[Any] = []
-
-    def log(self, row: Any) -> None:
-        self.rows.append(row)
-
-    def flush(self) -> defer.Deferred[None]:
-        return defer.succeed(None)
 
 
 @implementer(IPlugin, ICommand)
@@ -140,7 +126,7 @@ class ProtocolTestCase(SynchronousTestCase):
         self.clock.advance(1795602310.0)  # a realistic epoch: 2026-11-25
         self.commands = CommandRegistry()
         self.commands.load()
-        self.chatlog = RecordingChatLog()
+        self.chatlog = MemoryChatLog()
         verifyObject(IChatLog, self.chatlog)
         self.router = MessageRouter(self.commands, self.chatlog, self.clock)
         self.registry = ClientRegistry()
