@@ -24,14 +24,16 @@ class _Series:
     buckets: deque[list[int]] = field(default_factory=deque)  # [minute, in, out]
 
     def add(self, minute: int, inbound: int, outbound: int) -> None:
-        if self.buckets and self.buckets[-1][0] == minute:
-            bucket = self.buckets[-1]
+        buckets = self.buckets
+        if buckets and buckets[-1][0] == minute:
+            bucket = buckets[-1]
         else:
             bucket = [minute, 0, 0]
-            self.buckets.append(bucket)
+            buckets.append(bucket)
+            # Old minutes can only fall off when a new one starts.
+            self.trim(minute)
         bucket[1] += inbound
         bucket[2] += outbound
-        self.trim(minute)
 
     def trim(self, minute: int) -> None:
         while self.buckets and self.buckets[0][0] <= minute - WINDOW_BUCKETS:
@@ -73,8 +75,8 @@ class MessageRates(NoEvents):
         self.clock = clock
         self.maxRooms = maxRooms
         self._all = _Series()
-        # Keyed by channel id where the bridge sends one: room names can change.
-        self._rooms: OrderedDict[tuple[str, str], _Room] = OrderedDict()
+        # (bot, True, channel id) or (bot, False, room name), least recently active first.
+        self._rooms: OrderedDict[tuple[str, bool, str], _Room] = OrderedDict()
 
     def _minute(self) -> int:
         return int(self.clock.seconds() // BUCKET_SECONDS)
@@ -82,16 +84,22 @@ class MessageRates(NoEvents):
     def _record(
         self, botName: str, room: str, channelId: str | None, inbound: int, outbound: int
     ) -> None:
-        minute = self._minute()
+        now = self.clock.seconds()
+        minute = int(now // BUCKET_SECONDS)
         self._all.add(minute, inbound, outbound)
-        key = (botName, f"c:{channelId}" if channelId else f"n:{room}")
-        entry = self._rooms.pop(key, None) or _Room(room, channelId, _Series(), 0.0)
-        entry.name = room
+        # Keyed by channel id where the bridge sends one: room names can change.
+        key = (botName, True, channelId) if channelId else (botName, False, room)
+        rooms = self._rooms
+        entry = rooms.get(key)
+        if entry is None:
+            entry = rooms[key] = _Room(room, channelId, _Series(), now)
+            while len(rooms) > self.maxRooms:
+                rooms.popitem(last=False)
+        else:
+            rooms.move_to_end(key)
+            entry.name = room
         entry.series.add(minute, inbound, outbound)
-        entry.lastAt = self.clock.seconds()
-        self._rooms[key] = entry
-        while len(self._rooms) > self.maxRooms:
-            self._rooms.popitem(last=False)
+        entry.lastAt = now
 
     def messageIn(self, botName: str, room: str, channelId: str | None, command: str | None) -> None:
         self._record(botName, room, channelId, 1, 0)
@@ -101,7 +109,7 @@ class MessageRates(NoEvents):
 
     def roomName(self, botName: str, channelId: str) -> str | None:
         """The latest name seen for a channel of this bot (the phone addresses rooms by name)."""
-        entry = self._rooms.get((botName, f"c:{channelId}"))
+        entry = self._rooms.get((botName, True, channelId))
         return entry.name if entry is not None else None
 
     def perMinute(self) -> list[tuple[int, int]]:
@@ -115,7 +123,7 @@ class MessageRates(NoEvents):
         """Rooms with traffic in the last hour, busiest first."""
         minute = self._minute()
         out = []
-        for (botName, _), entry in self._rooms.items():
+        for (botName, _, _), entry in self._rooms.items():
             received, sent = entry.series.totals(minute)
             if received or sent:
                 out.append(
