@@ -8,7 +8,7 @@ import inspect
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
@@ -115,8 +115,7 @@ class CommandContext:
         return True if self.usable is None else self.usable(command)
 
 
-@dataclass(frozen=True)
-class Invocation:
+class Invocation(NamedTuple):
     """A message matched to a command."""
 
     command: Any

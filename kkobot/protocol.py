@@ -187,7 +187,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         # Before the handshake the timer is a deadline: junk lines do not extend it.
         if self.client is not None:
             self.resetTimeout()
-        if not line.strip():
+        if not line or line.isspace():
             return
         try:
             event = wire.decode(line)

@@ -174,6 +174,22 @@ class WrongShapeTests(SynchronousTestCase):
         assert isinstance(ping, wire.Ping)
         self.assertEqual(ping.monitoring, {"q": [1, -(2**64)]})
 
+    @FUZZ
+    @given(st.lists(st.one_of(
+        st.integers(min_value=-(2**70), max_value=2**70).map(lambda n: str(n).encode()),
+        st.sampled_from([b":", b",", b"[", b" ", b"\t", b"-", b'"', b"x", b"9" * 19, b"\n"]),
+    ), max_size=12).map(b"".join))
+    @example(b'{"logId":"1234567890123456789","n": -' + str(2**64).encode() + b"}")
+    def test_longNumberCheckCoversTheRule(self, line: bytes) -> None:
+        """Every line the rule sends to json's exact path, the fast check sends there too."""
+        if wire._LONG_DIGITS.search(line):
+            self.assertTrue(wire._hasLongNumber(line))
+
+    def test_longNumberCheckKeepsStringIdsFast(self) -> None:
+        self.assertFalse(wire._hasLongNumber(jsonLine(analyze("x", logId="3371984461207437313"))))
+        self.assertFalse(wire._hasLongNumber(b'{"a":"' + b"7" * 60 + b'","b":1}'))
+        self.assertTrue(wire._hasLongNumber(b'{"a":"' + b"7" * 60 + b'","b":' + b"7" * 19 + b"}"))
+
     def test_duplicateKeysLastWins(self) -> None:
         line = (
             b'{"event":"ping","event":"analyze","data":{"room":"a","text":"b"},'
