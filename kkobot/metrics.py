@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 from zope.interface import implementer
 
@@ -51,13 +57,19 @@ class ClientsCollector(Collector):
 
 class MessageCountsCollector(Collector):
     """
-    Messages in and out by bot and command, kept as plain integers by L{Metrics}
-    and turned into counter samples only when scraped.
+    Messages in and out by bot and command, and command latencies, kept as plain
+    numbers by L{Metrics} and turned into samples only when scraped.
     """
 
-    def __init__(self, received: dict[tuple[str, str], int], sent: dict[tuple[str, str], int]) -> None:
+    def __init__(
+        self,
+        received: dict[tuple[str, str], int],
+        sent: dict[tuple[str, str], int],
+        latencies: dict[str, list[float]],
+    ) -> None:
         self.received = received
         self.sent = sent
+        self.latencies = latencies
 
     def collect(self) -> Iterator[Metric]:
         for name, doc, counts in (
@@ -68,6 +80,20 @@ class MessageCountsCollector(Collector):
             for (bot, command), n in sorted(counts.items()):
                 family.add_metric([bot, command], n)
             yield family
+        latency = HistogramMetricFamily(
+            "kkobot_command_duration_seconds",
+            "Time from a command's message to its replies.",
+            labels=["command"],
+        )
+        bounds = [str(float(b)) for b in LATENCY_BUCKETS] + ["+Inf"]
+        for command, counts in sorted(self.latencies.items()):
+            # counts: one per bucket (the last is +Inf), then the sum of seconds.
+            cumulative, running = [], 0
+            for bound, n in zip(bounds, counts):
+                running += int(n)
+                cumulative.append((bound, running))
+            latency.add_metric([command], cumulative, counts[-1])
+        yield latency
 
 
 @implementer(IServerEvents)
@@ -84,11 +110,8 @@ class Metrics:
         # lock and two calls per increment, a dict entry one addition.
         self.messagesIn: dict[tuple[str, str], int] = {}
         self.messagesOut: dict[tuple[str, str], int] = {}
-        r.register(MessageCountsCollector(self.messagesIn, self.messagesOut))
-        self.commandLatency = Histogram(
-            "kkobot_command_duration_seconds", "Time from a command's message to its replies.",
-            ["command"], buckets=LATENCY_BUCKETS, registry=r,
-        )
+        self.commandLatency: dict[str, list[float]] = {}
+        r.register(MessageCountsCollector(self.messagesIn, self.messagesOut, self.commandLatency))
         self.errors = Counter(
             "kkobot_errors", "error events sent to clients, by code.", ["code"], registry=r,
         )
@@ -112,8 +135,6 @@ class Metrics:
         )
         if clients is not None:
             r.register(ClientsCollector(clients))
-        # labels() validates and locks on every call; the children never change.
-        self._latencyChildren: dict[str, Histogram] = {}
 
     def render(self) -> bytes:
         """The Prometheus text exposition of everything above."""
@@ -132,10 +153,11 @@ class Metrics:
         counts[key] = counts.get(key, 0) + 1
 
     def commandTimed(self, command: str, seconds: float) -> None:
-        child = self._latencyChildren.get(command)
-        if child is None:
-            child = self._latencyChildren[command] = self.commandLatency.labels(command)
-        child.observe(seconds)
+        counts = self.commandLatency.get(command)
+        if counts is None:
+            counts = self.commandLatency[command] = [0] * (len(LATENCY_BUCKETS) + 1) + [0.0]
+        counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        counts[-1] += seconds
 
     def errorSent(self, code: str) -> None:
         self.errors.labels(code).inc()

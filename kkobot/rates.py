@@ -77,6 +77,11 @@ class MessageRates(NoEvents):
         self._all = _Series()
         # (bot, True, channel id) or (bot, False, room name), least recently active first.
         self._rooms: OrderedDict[tuple[str, bool, str], _Room] = OrderedDict()
+        # This minute's counts, [name, channel id, in, out, last at] by room: two
+        # events per message only add here; they reach the series when the minute
+        # ends or someone asks (a dict entry costs a third of the ordered update).
+        self._pending: dict[tuple[str, bool, str], list] = {}
+        self._pendingMinute = self._minute()
 
     def _minute(self) -> int:
         return int(self.clock.seconds() // BUCKET_SECONDS)
@@ -85,21 +90,37 @@ class MessageRates(NoEvents):
         self, botName: str, room: str, channelId: str | None, inbound: int, outbound: int
     ) -> None:
         now = self.clock.seconds()
-        minute = int(now // BUCKET_SECONDS)
-        self._all.add(minute, inbound, outbound)
+        if now // BUCKET_SECONDS != self._pendingMinute or len(self._pending) >= self.maxRooms:
+            self._fold()
+            self._pendingMinute = int(now // BUCKET_SECONDS)
         # Keyed by channel id where the bridge sends one: room names can change.
         key = (botName, True, channelId) if channelId else (botName, False, room)
-        rooms = self._rooms
-        entry = rooms.get(key)
-        if entry is None:
-            entry = rooms[key] = _Room(room, channelId, _Series(), now)
-            while len(rooms) > self.maxRooms:
-                rooms.popitem(last=False)
+        counts = self._pending.get(key)
+        if counts is None:
+            self._pending[key] = [room, channelId, inbound, outbound, now]
         else:
-            rooms.move_to_end(key)
-            entry.name = room
-        entry.series.add(minute, inbound, outbound)
-        entry.lastAt = now
+            counts[0] = room
+            counts[2] += inbound
+            counts[3] += outbound
+            counts[4] = now
+
+    def _fold(self) -> None:
+        """Move the pending minute's counts into the per-room series."""
+        pending, self._pending = self._pending, {}
+        minute = self._pendingMinute
+        rooms = self._rooms
+        for key, (room, channelId, inbound, outbound, lastAt) in pending.items():
+            self._all.add(minute, inbound, outbound)
+            entry = rooms.get(key)
+            if entry is None:
+                entry = rooms[key] = _Room(room, channelId, _Series(), lastAt)
+            else:
+                rooms.move_to_end(key)
+                entry.name = room
+                entry.lastAt = lastAt
+            entry.series.add(minute, inbound, outbound)
+        while len(rooms) > self.maxRooms:
+            rooms.popitem(last=False)
 
     def messageIn(self, botName: str, room: str, channelId: str | None, command: str | None) -> None:
         self._record(botName, room, channelId, 1, 0)
@@ -109,11 +130,16 @@ class MessageRates(NoEvents):
 
     def roomName(self, botName: str, channelId: str) -> str | None:
         """The latest name seen for a channel of this bot (the phone addresses rooms by name)."""
-        entry = self._rooms.get((botName, True, channelId))
+        key = (botName, True, channelId)
+        counts = self._pending.get(key)
+        if counts is not None:
+            return counts[0]
+        entry = self._rooms.get(key)
         return entry.name if entry is not None else None
 
     def perMinute(self) -> list[tuple[int, int]]:
         """(received, sent) for each of the last 60 minutes, oldest first; the last is now."""
+        self._fold()
         minute = self._minute()
         self._all.trim(minute)
         byMinute = {b[0]: (b[1], b[2]) for b in self._all.buckets}
@@ -121,6 +147,7 @@ class MessageRates(NoEvents):
 
     def rooms(self) -> list[RoomActivity]:
         """Rooms with traffic in the last hour, busiest first."""
+        self._fold()
         minute = self._minute()
         out = []
         for (botName, _, _), entry in self._rooms.items():
