@@ -18,7 +18,7 @@ from kkobot.db import isGoneAway
 from kkobot.dberrors import describeError, errorCode, isRowError
 from kkobot.events import NO_EVENTS, IServerEvents
 from kkobot.interfaces import IChatLog
-from kkobot.journal import Cursor, Entry, Journal
+from kkobot.journal import Cursor, Entry, Journal, encodeValues
 from kkobot.logs import Logger
 from kkobot.pingmonitor import COLUMNS as PING_COLUMNS
 from kkobot.pingmonitor import INSERT_PING_MONITOR, MYSQL_PING_MONITOR, SQLITE_PING_MONITOR, PingRow
@@ -279,8 +279,8 @@ def writeBatch(
     txn: Any,
     batchStatement: str,
     batchKey: tuple[str, int, int, int],
-    statements: dict[str, str | Callable[[Any, list[tuple[Any, ...]]], Any]],
-    rowsByKind: dict[str, list[tuple[Any, ...]]],
+    statements: dict[str, str | MultiRowInsert],
+    rowsByKind: dict[str, list[Entry]],
     endStatement: str | None = None,
 ) -> None:
     """Runs in a pool thread: the batch record and its rows, one transaction."""
@@ -297,12 +297,14 @@ def writeBatch(
                 lastSeq = int(found[0]) if found else None
             raise AlreadyCommitted(lastSeq)
         raise
-    for kind, rows in rowsByKind.items():
+    for kind, entries in rowsByKind.items():
         statement = statements[kind]
+        rows = [entry.values for entry in entries]
         if isinstance(statement, str):
             txn.executemany(statement, rows)
         else:
-            statement(txn, rows)
+            encoded = [entry.encoded for entry in entries]
+            statement(txn, rows, None if None in encoded else encoded)
 
 
 def rejectedLine(journalId: str, entry: Entry, error: BaseException, when: datetime) -> bytes:
@@ -453,14 +455,15 @@ class ChatLog(Service):
     def log(self, row: Any) -> None:
         values = row.values()
         kind = row.KIND
-        seq = self.journal.add(kind, values)
+        payload = encodeValues(values)
+        seq = self.journal.add(kind, values, payload)
         if self._journalCall is None:
             # Every row of this reactor turn goes out in one write, before any reply
             # that waits in afterJournaled() does.
             self._journalCall = self.clock.callLater(0, self.flushJournal)
         if self._spilledFrom is None:
             if len(self._buffer) < self.maxBufferRows:
-                self._buffer.append(Entry(seq, kind, values))
+                self._buffer.append(Entry(seq, kind, values, payload))
             else:
                 self._spilledFrom = seq
                 self._checkPressure()
@@ -630,9 +633,9 @@ class ChatLog(Service):
             end = self._bounds[0]
             count = max(1, sum(1 for _, e in zip(range(count), buffer) if e.seq <= end))
         batch = [buffer.popleft() for _ in range(count)]
-        rowsByKind: dict[str, list[tuple[Any, ...]]] = {}
+        rowsByKind: dict[str, list[Entry]] = {}
         for entry in batch:
-            rowsByKind.setdefault(entry.kind, []).append(entry.values)
+            rowsByKind.setdefault(entry.kind, []).append(entry)
         key = (self.journal.journalId, batch[0].seq, batch[-1].seq, len(batch))
         d = self.database.runInteraction(
             writeBatch, self._batchStatement, key, self._statements, rowsByKind,

@@ -32,6 +32,9 @@ class Entry(NamedTuple):
     seq: int
     kind: str
     values: tuple[Any, ...]
+    # The values as the journal line holds them (a JSON array), when known: the
+    # MySQL INSERT is made from these bytes instead of from each value.
+    encoded: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -42,12 +45,19 @@ class Cursor:
     offset: int
 
 
-def encodeLine(seq: int, kind: str, values: tuple[Any, ...]) -> bytes:
+def encodeValues(values: tuple[Any, ...]) -> bytes:
+    """A row's values as the JSON array a journal line holds."""
     try:
-        return b"%d\t%s\t%s\n" % (seq, kind.encode("ascii"), orjson.dumps(values))
+        return orjson.dumps(values)
     except orjson.JSONEncodeError:
         # What orjson refuses (big ints, lone surrogates) gets json's answer.
-        return f"{seq}\t{kind}\t{_encode(values)}\n".encode("utf-8")
+        return _encode(values).encode("utf-8")
+
+
+def encodeLine(seq: int, kind: str, values: tuple[Any, ...], payload: bytes | None = None) -> bytes:
+    if payload is None:
+        payload = encodeValues(values)
+    return b"%d\t%s\t%s\n" % (seq, kind.encode("ascii"), payload)
 
 
 class Journal:
@@ -146,11 +156,11 @@ class Journal:
         self.flush()
         return seq
 
-    def add(self, kind: str, values: tuple[Any, ...]) -> int:
-        """Queue one row for the next L{flush}; return its seq."""
+    def add(self, kind: str, values: tuple[Any, ...], payload: bytes | None = None) -> int:
+        """Queue one row for the next L{flush} (C{payload}: its L{encodeValues}, if made); return its seq."""
         assert self._fd is not None, "journal not open"
         seq = self.nextSeq
-        self._queued.append(encodeLine(seq, kind, values))
+        self._queued.append(encodeLine(seq, kind, values, payload))
         self.nextSeq = seq + 1
         return seq
 
@@ -315,7 +325,7 @@ def _entries(
             seq, kind, payload = body.split(b"\t", 2)
             if int(seq) < fromSeq:
                 continue
-            entry = Entry(int(seq), kind.decode("ascii"), tuple(json.loads(payload)))
+            entry = Entry(int(seq), kind.decode("ascii"), tuple(json.loads(payload)), payload)
         except (ValueError, UnicodeDecodeError):
             log.warn("[DB] journal {path}: ignoring a damaged line", path=path)
             continue

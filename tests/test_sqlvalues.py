@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from kkobot.chatlog import COLUMNS, INSERT_CHAT_LOGS
 from kkobot.db import MYSQL_CHAT_LOGS
-from kkobot.sqlvalues import MultiRowInsert, rowLiteral
+from kkobot.journal import encodeValues
+from kkobot.sqlvalues import MultiRowInsert, jsonRowsLiteral, rowLiteral
+from tests.fuzzing import FUZZ
 from tests.support import ScratchMysql, mysqlConnect
 
 NASTY = [
@@ -64,11 +68,13 @@ class RoundTripTests(SynchronousTestCase):
         self.addCleanup(self.conn.close)
         self.insert = MultiRowInsert(INSERT_CHAT_LOGS)
 
-    def roundTrip(self, rows: list[tuple], maxLength: int | None = None) -> list[tuple]:
+    def roundTrip(
+        self, rows: list[tuple], maxLength: int | None = None, encoded: list[bytes] | None = None
+    ) -> list[tuple]:
         with self.conn.cursor() as cur:
             if maxLength is not None:
                 cur.max_stmt_length = maxLength
-            self.assertEqual(self.insert(cur, rows), len(rows))
+            self.assertEqual(self.insert(cur, rows, encoded), len(rows))
         return self.db.query(SELECT)
 
     def asRead(self, row: tuple) -> tuple:
@@ -100,6 +106,39 @@ class RoundTripTests(SynchronousTestCase):
             cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
         rows = [chatRow(m) for m in NASTY]
         self.assertEqual(self.roundTrip(rows), [self.asRead(r) for r in rows])
+
+    def test_fromTheJournalsJson(self) -> None:
+        # The rows' journal bytes make the statement; what MariaDB stores is the rows.
+        texts = NASTY + ["\\u0041 is not an escape here", "\\f\\b\\n", "\b\f\x7f", "a\\\"b'c\\"]
+        rows = [chatRow(m) for m in texts]
+        rows.append(chatRow("numbers and nulls", is_meaningful=0, log_id=None, room_name=None))
+        encoded = [encodeValues(r) for r in rows]
+        self.assertEqual(self.roundTrip(rows, encoded=encoded), [self.asRead(r) for r in rows])
+
+    def test_jsonPathTakesQuotesAndBackslashes(self) -> None:
+        # The round trips above go through the JSON path for these, not the fallback.
+        for text in ["it's", 'say "hi"', "back\\slash\\", "\\'; DROP TABLE x; --", "\t\r\n",
+                     "emoji 🎉 한글", 'a\\"b', "\\\\\""]:
+            self.assertIsNotNone(jsonRowsLiteral([encodeValues(chatRow(text))]), text)
+        # What MySQL would read differently goes to rowLiteral instead.
+        for text in ["nul\x00", "ctrl-z\x1a", "form\x0cfeed", "\x01"]:
+            self.assertIsNone(jsonRowsLiteral([encodeValues(chatRow(text))]), repr(text))
+
+    def test_jsonPathSplitsLikeTheRest(self) -> None:
+        # Past max_stmt_length the statement is cut between rows, as without the bytes.
+        rows = [chatRow(f"row {i} '\\ 🎉") for i in range(40)]
+        encoded = [encodeValues(r) for r in rows]
+        self.assertEqual(self.roundTrip(rows, maxLength=1000, encoded=encoded),
+                         [self.asRead(r) for r in rows])
+
+    @FUZZ
+    @given(st.lists(st.text(max_size=40), min_size=1, max_size=8))
+    def test_anyTextFromTheJournalsJson(self, texts: list[str]) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute("DELETE FROM kb_chat_logs")
+        rows = [chatRow(t, sender=t[:100], room_name=t) for t in texts]
+        encoded = [encodeValues(r) for r in rows]
+        self.assertEqual(self.roundTrip(rows, encoded=encoded), [self.asRead(r) for r in rows])
 
     def test_empty(self) -> None:
         self.assertEqual(self.roundTrip([]), [])
