@@ -463,7 +463,7 @@ class ChatLog(Service):
             self._journalCall = self.clock.callLater(0, self.flushJournal)
         if self._spilledFrom is None:
             if len(self._buffer) < self.maxBufferRows:
-                self._buffer.append(Entry(seq, kind, values, payload))
+                self._buffer.append(Entry(seq, kind, values, payload[1:-1]))
             else:
                 self._spilledFrom = seq
                 self._checkPressure()

@@ -36,7 +36,8 @@ def rowLiteral(values: Sequence[Any], literal: Callable[[Any], str]) -> str:
 def jsonRowsLiteral(payloads: Sequence[bytes]) -> bytes | None:
     """
     C{(v1,v2,...),(v1,v2,...)} made from the rows' JSON arrays as the journal holds
-    them (str, int, float, bool and null values; UTF-8), with a few C-level
+    them, each without its brackets (str, int, float, bool and null values;
+    UTF-8), with a few C-level
     replaces instead of a Python call per value. None when a row holds an escape
     MySQL reads differently (C{\\uXXXX}: NUL, ^Z, other controls, or C{\\f}); those take
     L{rowLiteral}.
@@ -46,7 +47,7 @@ def jsonRowsLiteral(payloads: Sequence[bytes]) -> bytes | None:
     double quotes around strings become single quotes; C{null}, C{true}, C{false}
     are MySQL keywords as they stand.
     """
-    body = b"),(".join([p[1:-1] for p in payloads])
+    body = b"),(".join(payloads)
     backslash = b"\\" in body
     if backslash and (b"\\u" in body or b"\\f" in body):
         return None
@@ -78,8 +79,9 @@ class MultiRowInsert:
         self, txn: Any, rows: Sequence[Sequence[Any]], encoded: Sequence[bytes] | None = None
     ) -> int:
         """
-        Insert C{rows}; C{encoded}, when given, holds each row's JSON array (the
-        journal's bytes), which makes the statement without a Python call per value.
+        Insert C{rows}; C{encoded}, when given, holds each row's JSON array without
+        its brackets (L{kkobot.journal.Entry.encoded}), which makes the statement
+        without a Python call per value.
         """
         if not rows:
             return 0

@@ -233,6 +233,31 @@ class OutageTests(ChatLogTestBase):
         self.assertFalse(os.path.exists(chatlog.rejectedPath))
         self.flushLoggedErrors()
 
+    async def test_rowsWaitingForTheDatabaseCostAboutTheirSize(self) -> None:
+        # While MySQL is away every row waits in memory (up to max_buffer_rows) with
+        # its journal bytes: a row must not pin more than its size (orjson's output
+        # buffers are 4 KB each, so keeping them would cost 20k rows ~80 MB).
+        import tracemalloc
+
+        proxy, settings = self.proxied()
+        chatlog = self.makeChatLog(settings, batchSize=10_000, flushInterval=60)
+        await until(lambda: chatlog.ready, "the chat log to be ready")
+        await proxy.cut()
+        rows = [row(i) for i in range(2000)]
+        tracemalloc.start()
+        self.addCleanup(tracemalloc.stop)
+        before = tracemalloc.get_traced_memory()[0]
+        for r in rows:
+            chatlog.log(r)
+        chatlog.flushJournal()
+        perRow = (tracemalloc.get_traced_memory()[0] - before) / len(rows)
+        self.assertEqual(chatlog.pending, 2000)
+        self.assertLess(perRow, 1024)
+        proxy.restore()
+        self.assertTrue(await chatlog.flush())
+        self.assertEqual(self.count(), 2000)
+        self.flushLoggedErrors()
+
     async def test_restartReplaysOnlyWhatTheDatabaseLacks(self) -> None:
         proxy, settings = self.proxied()
         first = self.makeChatLog(settings, batchSize=10, flushInterval=0.01, retryInterval=0.2)

@@ -112,22 +112,22 @@ class RoundTripTests(SynchronousTestCase):
         texts = NASTY + ["\\u0041 is not an escape here", "\\f\\b\\n", "\b\f\x7f", "a\\\"b'c\\"]
         rows = [chatRow(m) for m in texts]
         rows.append(chatRow("numbers and nulls", is_meaningful=0, log_id=None, room_name=None))
-        encoded = [encodeValues(r) for r in rows]
+        encoded = [encodeValues(r)[1:-1] for r in rows]
         self.assertEqual(self.roundTrip(rows, encoded=encoded), [self.asRead(r) for r in rows])
 
     def test_jsonPathTakesQuotesAndBackslashes(self) -> None:
         # The round trips above go through the JSON path for these, not the fallback.
         for text in ["it's", 'say "hi"', "back\\slash\\", "\\'; DROP TABLE x; --", "\t\r\n",
                      "emoji 🎉 한글", 'a\\"b', "\\\\\""]:
-            self.assertIsNotNone(jsonRowsLiteral([encodeValues(chatRow(text))]), text)
+            self.assertIsNotNone(jsonRowsLiteral([encodeValues(chatRow(text))[1:-1]]), text)
         # What MySQL would read differently goes to rowLiteral instead.
         for text in ["nul\x00", "ctrl-z\x1a", "form\x0cfeed", "\x01"]:
-            self.assertIsNone(jsonRowsLiteral([encodeValues(chatRow(text))]), repr(text))
+            self.assertIsNone(jsonRowsLiteral([encodeValues(chatRow(text))[1:-1]]), repr(text))
 
     def test_jsonPathSplitsLikeTheRest(self) -> None:
         # Past max_stmt_length the statement is cut between rows, as without the bytes.
         rows = [chatRow(f"row {i} '\\ 🎉") for i in range(40)]
-        encoded = [encodeValues(r) for r in rows]
+        encoded = [encodeValues(r)[1:-1] for r in rows]
         self.assertEqual(self.roundTrip(rows, maxLength=1000, encoded=encoded),
                          [self.asRead(r) for r in rows])
 
@@ -137,7 +137,7 @@ class RoundTripTests(SynchronousTestCase):
         with self.conn.cursor() as cur:
             cur.execute("DELETE FROM kb_chat_logs")
         rows = [chatRow(t, sender=t[:100], room_name=t) for t in texts]
-        encoded = [encodeValues(r) for r in rows]
+        encoded = [encodeValues(r)[1:-1] for r in rows]
         self.assertEqual(self.roundTrip(rows, encoded=encoded), [self.asRead(r) for r in rows])
 
     def test_empty(self) -> None:
