@@ -69,6 +69,30 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, all cores, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal (guest time is inside user).
+    total = sum(fields[:8])
+    idle = fields[3] + fields[4]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (total - idle) / tick, total / tick
+
+
+def local_db_pid() -> int | None:
+    """The pid of the MariaDB/MySQL server on this machine (its CPU is the database's share)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        if comm in ("mariadbd", "mysqld"):
+            return int(entry.name)
+    return None
+
+
 def status_bytes(pid: int, key: str) -> int:
     """A `kB` line of /proc/<pid>/status (VmRSS, VmHWM, ...) in bytes."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

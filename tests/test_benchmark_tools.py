@@ -231,7 +231,31 @@ def test_driver_runs_a_scenario_against_bare() -> None:
         )
     assert report["errors"] == 0 and report["replies"] == 20
     assert report["server_peak_rss_bytes"] > 0 and report["server_cpu_s"] >= 0
+    assert 0 <= report["machine_busy_pct"] <= 100
     assert target.proc is not None and target.proc.returncode is not None
+
+
+def test_cpu_budget_puts_the_database_on_top_of_the_bare_run() -> None:
+    bare = {"server_cpu_us_per_msg": 21.0, "client_cpu_us_per_msg": 27.0}
+    kk = {"scenario": "50c W=1", "server_cpu_us_per_msg": 53.0, "client_cpu_us_per_msg": 31.0,
+          "db_cpu_us_per_msg": 16.0}
+    line = run.cpu_budget(kk, bare)
+    assert kk["cpu_ceiling_vs_bare"] == 0.75  # 48 / (48 + 16)
+    assert line is not None and "bare run 48 us" in line and "kkobot run 100 us" in line
+    assert "at most 0.75" in line
+    # Without the database's figure there is no budget to state.
+    assert run.cpu_budget({"scenario": "x", "server_cpu_us_per_msg": 1.0,
+                           "client_cpu_us_per_msg": 1.0}, bare) is None
+
+
+def test_machine_cpu_and_the_database_process() -> None:
+    busy, total = targets.machine_cpu()
+    assert 0 < busy < total
+    pid = targets.local_db_pid()
+    if pid is None:
+        pytest.skip("no mariadbd/mysqld process on this machine")
+    assert Path(f"/proc/{pid}/comm").read_text().strip() in ("mariadbd", "mysqld")
+    assert targets.cpu_seconds(pid) > 0
 
 
 def test_kkobot_target_failure_is_reported_not_raised_raw(tmp_path: Path) -> None:
