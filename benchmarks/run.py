@@ -79,10 +79,10 @@ def run_scenario(target: Target, scenario: Scenario, base: loadgen.LoadConfig) -
     report["server_cpu_s"] = round(cpu_s, 3)
     # Only the measured phase (all connections already handshaken) is charged.
     report["server_cpu_us_per_msg"] = round(cpu_s * 1e6 / report["replies"], 1) if report["replies"] else None
+    # None when the phase was shorter than a clock tick (10 ms) on every core.
     total = cpu.get("machine_total_end", 0.0) - cpu.get("machine_total_start", 0.0)
-    if total > 0:
-        busy = cpu["machine_end"] - cpu["machine_start"]
-        report["machine_busy_pct"] = round(100 * busy / total, 1)
+    busy = cpu.get("machine_end", 0.0) - cpu.get("machine_start", 0.0)
+    report["machine_busy_pct"] = round(100 * busy / total, 1) if total > 0 else None
     report["server_rss_before_bytes"] = rss_before
     report["server_rss_after_bytes"] = targets.status_bytes(pid, "VmRSS")
     report["server_peak_rss_bytes"] = targets.status_bytes(pid, "VmHWM")
