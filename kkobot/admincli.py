@@ -1,4 +1,4 @@
-"""kkobot-admin: approve, deny, revoke and block bridge devices in the server's database."""
+"""kkobot-admin: manage bridge devices, and re-insert chat rows the database once refused."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any, NoReturn, Sequence
 
 from twisted.internet import defer, task
 
-from kkobot import config
+from kkobot import chatlog, config, rejected
 from kkobot.db import Database
 from kkobot.devices import DeviceStore
 
@@ -29,7 +29,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Manage the devices bridges connect from.")
+    p = _Parser(prog=PROG, description="Manage bridge devices; re-insert chat rows the database once refused.")
     p.add_argument("--config", default=os.environ.get("KKOBOT_CONFIG") or config.DEFAULT_DIR,
                    help="config directory (default $KKOBOT_CONFIG or .cfg)")
     p.add_argument("--mode", choices=("test", "prod"), default=os.environ.get("KKOBOT_MODE") or "test",
@@ -44,6 +44,18 @@ def parser() -> argparse.ArgumentParser:
         a = actions.add_parser(action, help=f"mark a device {status}")
         a.add_argument("bot")
         a.add_argument("device")
+    refused = sub.add_parser(
+        "rejected", help="rows the database refused for good (rejected.jsonl): list, re-insert"
+    )
+    refused.add_argument("--var", default="var",
+                         help="the server's --var directory (default var), for the journal")
+    refused.add_argument("--file", help="a rejected file (default: the journal's rejected.jsonl)")
+    steps = refused.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    steps.add_parser("list", help="rows waiting in the rejected file(s), by table and error")
+    steps.add_parser(
+        "import",
+        help="after fixing the cause: insert the rows, each exactly once, and archive the file",
+    )
     return p
 
 
@@ -99,6 +111,61 @@ async def run(args: argparse.Namespace, db: Database, reactor: Any) -> str:
     )
 
 
+def rejectedSetup(args: argparse.Namespace, reactor: Any = None) -> tuple[Database, str]:
+    """The server's database, and its journal's rejected file, for this config, mode and --var."""
+    from kkobot.service import Settings, StartupError, resolve
+
+    try:
+        resolved = resolve(Settings(configDir=args.config, mode=args.mode, varDir=args.var,
+                                    logDir=None))
+    except StartupError as e:
+        raise AdminError(str(e))
+    return Database(resolved.db, reactor=reactor), rejected.rejectedPath(resolved.journalDir)
+
+
+async def runRejected(args: argparse.Namespace, db: Database, journalFile: str) -> str:
+    """C{rejected list} / C{rejected import} (of C{--file}, else C{journalFile}); the text to print."""
+    path = args.file or journalFile
+    importing = path + rejected.IMPORTING_SUFFIX
+    if args.action == "list":
+        found = [p for p in (importing, path) if os.path.exists(p)]
+        if not found:
+            return f"no rejected rows: {path} does not exist"
+        return "\n".join(rejected.summarize(p, _read(p)) for p in found)
+    # import: the rows' tables are created as the server would (it may not have run).
+    chatlog.addSchema(db)
+    await db.ensureSchema()
+    if args.file:
+        # An explicit file (an archive, a copy) is imported where it is.
+        inserted, already = await _importOrExplain(db, path)
+        return f"{path}: {inserted} row(s) inserted, {already} already imported before"
+    lines = []
+    while True:
+        taken = rejected.takeForImport(path)
+        if taken is None:
+            break
+        inserted, already = await _importOrExplain(db, taken)
+        kept = rejected.archive(taken)
+        lines.append(f"{inserted} row(s) inserted into {db.describe()}, {already} already "
+                     f"imported before; the file is kept as {kept}")
+    return "\n".join(lines) or f"nothing to import: {path} does not exist"
+
+
+def _read(path: str) -> list[rejected.RejectedRow]:
+    try:
+        return rejected.readRejected(path)
+    except rejected.RejectedFileError as e:
+        raise AdminError(str(e))
+
+
+async def _importOrExplain(db: Database, path: str) -> tuple[int, int]:
+    _read(path)  # a damaged line is reported before anything is written
+    try:
+        return await rejected.importFile(db, path)
+    except rejected.StillRefused as e:
+        raise AdminError(f"{rejected.refusalText(e)}; the rows stay in {path}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     try:
         args = parser().parse_args(argv)
@@ -107,9 +174,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(1)
 
     async def _main(reactor: Any) -> None:
-        db = database(args.config, args.mode, reactor)
+        if args.area == "rejected":
+            db, path = rejectedSetup(args, reactor)
+        else:
+            db = database(args.config, args.mode, reactor)
         try:
-            sys.stdout.write(await run(args, db, reactor) + "\n")
+            if args.area == "rejected":
+                sys.stdout.write(await runRejected(args, db, path) + "\n")
+            else:
+                sys.stdout.write(await run(args, db, reactor) + "\n")
         finally:
             db.close()
 

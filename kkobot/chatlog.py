@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -14,8 +15,8 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from zope.interface import implementer
 
-from kkobot.db import isGoneAway
-from kkobot.dberrors import describeError, errorCode, isRowError
+from kkobot.db import Database, isGoneAway
+from kkobot.dberrors import describeError, errorCode, isDuplicateKey, isRowError
 from kkobot.events import NO_EVENTS, IServerEvents
 from kkobot.interfaces import IChatLog
 from kkobot.journal import Cursor, Entry, Journal, encodeValues
@@ -287,7 +288,7 @@ def writeBatch(
     try:
         txn.execute(batchStatement, batchKey)
     except Exception as e:
-        if _isDuplicateKey(e):
+        if isDuplicateKey(e):
             # The recorded batch may be shorter than this one (a retry after a lost
             # COMMIT may carry more rows): only its own range is done.
             lastSeq = None
@@ -323,21 +324,31 @@ def rejectedLine(journalId: str, entry: Entry, error: BaseException, when: datet
     return (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
 
 
+def addSchema(database: Database) -> None:
+    """The chat log's own tables (batch records, ping monitor), created with the rest."""
+    database.addSchema(MYSQL_BATCHES, SQLITE_BATCHES)
+    database.addSchema(MYSQL_PING_MONITOR, SQLITE_PING_MONITOR)
+
+
 def appendRejected(path: str, data: bytes) -> None:
     """Blocking (a worker thread): append and fsync before the row is marked done."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    while True:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        # `kkobot-admin rejected import` moves the file away, then takes this lock:
+        # holding it, and with the path still naming this file, the line cannot end
+        # up in a file being imported.
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
     try:
         os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _isDuplicateKey(error: BaseException) -> bool:
-    if type(error).__name__ != "IntegrityError":
-        return False
-    args = getattr(error, "args", ())
-    return bool(args) and (args[0] == 1062 or "UNIQUE" in str(args[0]))
 
 
 def _readCommitted(txn: Any, statement: str, journalId: str) -> int:
@@ -430,8 +441,7 @@ class ChatLog(Service):
         }
         self._batchStatement = database.sql(INSERT_BATCH)
         self._endStatement = database.sql(SELECT_BATCH_END)
-        database.addSchema(MYSQL_BATCHES, SQLITE_BATCHES)
-        database.addSchema(MYSQL_PING_MONITOR, SQLITE_PING_MONITOR)
+        addSchema(database)
 
     def setPressureValve(
         self, pause: Callable[[str], None], resume: Callable[[str], None]

@@ -21,11 +21,14 @@ TRANSIENT_CODES = frozenset({
 SCHEMA_CODES = frozenset({
     1044, 1045, 1049, 1142, 1143,  # access denied, unknown database
     1054, 1064, 1146,  # unknown column, syntax error, no such table
+    # "Field doesn't have a default value": our INSERTs name every column we know,
+    # so this is a column added to the table without a default, refusing every row.
+    1364,
 })
 
 # The values of some row: the same row fails the same way every time.
 ROW_CODES = frozenset({
-    1048, 1263, 1364,  # NULL into NOT NULL, no default value
+    1048, 1263,  # NULL into NOT NULL
     1062, 1586, 1557,  # duplicate key
     1216, 1217, 1451, 1452,  # foreign keys
     1264, 1265, 1292, 1366, 1367, 1300, 1406, 1411, 1690,  # value does not fit
@@ -62,6 +65,14 @@ def isRowError(error: BaseException) -> bool:
         # "no such table" and "database is locked" are OperationalErrors in sqlite3.
         return name in {"IntegrityError", "DataError"}
     return name in _ROW_CLASSES
+
+
+def isDuplicateKey(error: BaseException) -> bool:
+    """A unique key refused the insert (MySQL 1062, sqlite3's UNIQUE constraint)."""
+    if type(error).__name__ != "IntegrityError":
+        return False
+    args = getattr(error, "args", ())
+    return bool(args) and (args[0] == 1062 or "UNIQUE" in str(args[0]))
 
 
 def describeError(error: BaseException) -> str:
