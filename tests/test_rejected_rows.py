@@ -165,6 +165,30 @@ class RejectedRowTests(ChatLogTestBase):
         await until(lambda: len(chatlog.journal.segments) == 1, "trimming")
 
 
+class SchemaRefusalTests(ChatLogTestBase):
+    async def test_aColumnWithoutDefaultKeepsRowsJournaledNotSetAside(self) -> None:
+        # An operator adds a NOT NULL column kkobot does not know: every row is
+        # refused the same way. None is set aside; they wait in the journal and
+        # are written once the column gets a default.
+        chatlog = self.makeChatLog(batchSize=10, flushInterval=0.01, retryInterval=0.2)
+        await until(lambda: chatlog.ready, "the chat log to be ready")
+        self.scratch.execute(self.scratch.name,
+                             "ALTER TABLE kb_chat_logs ADD COLUMN tenant int NOT NULL")
+        for i in range(25):
+            chatlog.log(ChatRow.forReply(
+                f"m{i}", botName="kkobot", room="방", channelId="c1", isGroupChat=True,
+                directive=None, sent=datetime(2026, 11, 25, 19, 25, 10),
+            ))
+        await until(lambda: chatlog.batchFailures >= 3, "refused batches")
+        self.assertEqual((self.count(), chatlog.backlog, chatlog.rowsRejected), (0, 25, 0))
+        self.assertFalse(os.path.exists(chatlog.rejectedPath))
+        self.scratch.execute(self.scratch.name,
+                             "ALTER TABLE kb_chat_logs ALTER COLUMN tenant SET DEFAULT 0")
+        await until(lambda: chatlog.backlog == 0, "the rows to be written", timeout=30)
+        self.assertEqual(self.messages(), [f"m{i}" for i in range(25)])
+        self.flushLoggedErrors()
+
+
 class ClassificationTests(SynchronousTestCase):
     def test_connectionAndLockErrorsAreRetriedNotSetAside(self) -> None:
         for error in [
@@ -175,6 +199,7 @@ class ClassificationTests(SynchronousTestCase):
             pymysql.err.OperationalError(1040, "Too many connections"),
             pymysql.err.InterfaceError(0, ""),
             pymysql.err.ProgrammingError(1146, "Table 'x.kb_chat_logs' doesn't exist"),
+            pymysql.err.OperationalError(1364, "Field 'tenant' doesn't have a default value"),
             sqlite3.OperationalError("database is locked"),
             OSError(28, "No space left on device"),
         ]:
