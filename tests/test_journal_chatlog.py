@@ -315,6 +315,53 @@ class OutageTests(ChatLogTestBase):
         self.flushLoggedErrors()
 
 
+# Text the INSERT made from journal bytes must carry exactly: quotes, backslashes
+# (also before quotes and letters JSON escapes), JSON/MySQL control escapes, emoji.
+TRICKY = [
+    "it's", 'say "hi"', "back\\slash\\", "\\'; DROP TABLE kb_chat_logs; --",
+    'a\\"b', "\\n is not a newline", "tab\there\nnewline\rcr\bbs", "nul\x00 ^Z\x1a ff\x0c",
+    "\\u0041 stays", "이모지 🎉👍🏽 ㅋㅋ", "%s %(x)s %%", "",
+]
+
+
+class ExactTextTests(ChatLogTestBase):
+    """Live and replayed batches store every character as it came."""
+
+    def tricky(self, n: int) -> list[str]:
+        return [f"{i}:{TRICKY[i % len(TRICKY)]}" for i in range(n)]
+
+    def logTexts(self, chatlog: ChatLog, texts: list[str]) -> None:
+        for text in texts:
+            chatlog.log(ChatRow.forReply(
+                text, botName="kkobot", room="방 'x'", channelId="c1", isGroupChat=True,
+                directive=None, sent=datetime(2026, 11, 25, 19, 25, 10),
+            ))
+
+    async def test_liveBatches(self) -> None:
+        chatlog = self.makeChatLog(batchSize=7, flushInterval=0.01)
+        await until(lambda: chatlog.ready, "the chat log to be ready")
+        texts = self.tricky(60)
+        self.logTexts(chatlog, texts)
+        self.assertTrue(await chatlog.flush())
+        self.assertEqual(self.messages(), texts)
+
+    async def test_batchesReplayedFromTheJournalAfterARestart(self) -> None:
+        proxy, settings = self.proxied()
+        chatlog = self.makeChatLog(settings, batchSize=7, flushInterval=0.01, retryInterval=0.2)
+        await until(lambda: chatlog.ready, "the chat log to be ready")
+        await proxy.cut()
+        texts = self.tricky(60)
+        self.logTexts(chatlog, texts)
+        chatlog.flushJournal()
+        await chatlog.stopService()
+        # The next start reads every row back from the journal files.
+        proxy.restore()
+        again = self.makeChatLog(settings, batchSize=7, flushInterval=0.01)
+        await until(lambda: again.ready and again.backlog == 0, "the replay", timeout=30)
+        self.assertEqual(self.messages(), texts)
+        self.flushLoggedErrors()
+
+
 class ServerPathTests(ChatLogTestBase):
     """Through the bridge protocol: backpressure on clients, ping monitor rows."""
 
