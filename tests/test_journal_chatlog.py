@@ -28,11 +28,16 @@ from tests.mysqlproxy import CuttableProxy
 from tests.support import HELLO_320, MYSQL_HOST, MYSQL_PORT, ScratchMysql, analyze, line
 
 
-def row(i: int) -> ChatRow:
+def reply(text: str, room: str = "방", botName: str = "kkobot") -> ChatRow:
+    """The row of one message our bot sent, at a fixed time."""
     return ChatRow.forReply(
-        f"m{i}", botName="kkobot", room="방", channelId="c1", isGroupChat=True,
+        text, botName=botName, room=room, channelId="c1", isGroupChat=True,
         directive=None, sent=datetime(2026, 11, 25, 19, 25, 10),
     )
+
+
+def row(i: int) -> ChatRow:
+    return reply(f"m{i}")
 
 
 async def until(predicate: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
@@ -332,10 +337,7 @@ class ExactTextTests(ChatLogTestBase):
 
     def logTexts(self, chatlog: ChatLog, texts: list[str]) -> None:
         for text in texts:
-            chatlog.log(ChatRow.forReply(
-                text, botName="kkobot", room="방 'x'", channelId="c1", isGroupChat=True,
-                directive=None, sent=datetime(2026, 11, 25, 19, 25, 10),
-            ))
+            chatlog.log(reply(text, room="방 'x'"))
 
     async def test_liveBatches(self) -> None:
         chatlog = self.makeChatLog(batchSize=7, flushInterval=0.01)

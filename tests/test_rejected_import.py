@@ -14,15 +14,8 @@ from kkobot.chatlog import REJECTED_FILE, ChatLog, ChatRow, appendRejected, reje
 from kkobot.config import DBSettings
 from kkobot.db import Database
 from kkobot.journal import Entry, Journal
-from tests.test_journal_chatlog import ChatLogTestBase, until
-from tests.test_rejected_rows import POISON, TRIGGER, texts
-
-
-def reply(text: str) -> ChatRow:
-    return ChatRow.forReply(
-        text, botName="kkobot", room="방", channelId="c1", isGroupChat=True,
-        directive=None, sent=datetime(2026, 11, 25, 19, 25, 10),
-    )
+from tests.test_journal_chatlog import ChatLogTestBase, reply, until
+from tests.test_rejected_rows import TRIGGER, texts
 
 
 def args(*words: str) -> object:

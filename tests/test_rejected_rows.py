@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from datetime import datetime
 from typing import Any
 
 import pymysql
@@ -13,12 +12,12 @@ from twisted.internet import defer, reactor
 from twisted.logger import LogLevel
 from twisted.trial.unittest import SynchronousTestCase
 
-from kkobot.chatlog import REJECTED_FILE, ChatLog, ChatRow, _inThread, appendRejected
+from kkobot.chatlog import REJECTED_FILE, ChatLog, _inThread, appendRejected
 from kkobot.db import Database
 from kkobot.dberrors import isRowError
 from kkobot.journal import Journal
 from tests.support import analyze, captureLogs, line, logText
-from tests.test_journal_chatlog import ChatLogTestBase, ServerPathTests, until
+from tests.test_journal_chatlog import ChatLogTestBase, ServerPathTests, reply, row, until
 
 POISON = "poison-3f9a"
 # A trigger is how an operator (or a stricter schema) refuses one specific row.
@@ -43,10 +42,7 @@ class RejectedRowTests(ChatLogTestBase):
 
     def logAll(self, chatlog: ChatLog, names: list[str]) -> None:
         for text in names:
-            chatlog.log(ChatRow.forReply(
-                text, botName="kkobot", room="방", channelId="c1", isGroupChat=True,
-                directive=None, sent=datetime(2026, 11, 25, 19, 25, 10),
-            ))
+            chatlog.log(reply(text))
 
     async def test_refusedRowsAreSetAsideAndEveryOtherRowIsWrittenOnce(self) -> None:
         self.scratch.execute(self.scratch.name, TRIGGER)
@@ -96,11 +92,7 @@ class RejectedRowTests(ChatLogTestBase):
         chatlog = self.makeChatLog(batchSize=50, flushInterval=0.01)
         await until(lambda: chatlog.ready, "the chat log to be ready")
         for i in range(10):
-            chatlog.log(ChatRow.forReply(
-                f"m{i}", botName="kkobot" if i != 6 else "a-much-longer-bot",
-                room="방", channelId="c1", isGroupChat=True, directive=None,
-                sent=datetime(2026, 11, 25, 19, 25, 10),
-            ))
+            chatlog.log(reply(f"m{i}", botName="kkobot" if i != 6 else "a-much-longer-bot"))
         self.assertTrue(await chatlog.flush())
         self.assertEqual(self.messages(), [f"m{i}" for i in range(10) if i != 6])
         (refused,) = self.rejected()
@@ -175,10 +167,7 @@ class SchemaRefusalTests(ChatLogTestBase):
         self.scratch.execute(self.scratch.name,
                              "ALTER TABLE kb_chat_logs ADD COLUMN tenant int NOT NULL")
         for i in range(25):
-            chatlog.log(ChatRow.forReply(
-                f"m{i}", botName="kkobot", room="방", channelId="c1", isGroupChat=True,
-                directive=None, sent=datetime(2026, 11, 25, 19, 25, 10),
-            ))
+            chatlog.log(row(i))
         await until(lambda: chatlog.batchFailures >= 3, "refused batches")
         self.assertEqual((self.count(), chatlog.backlog, chatlog.rowsRejected), (0, 25, 0))
         self.assertFalse(os.path.exists(chatlog.rejectedPath))
