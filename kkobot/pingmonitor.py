@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
@@ -55,16 +56,28 @@ INSERT_PING_MONITOR = (
 )
 
 
+# The int columns' range: a value past it would have MySQL refuse the whole row.
+_INT_LIMIT = 2**31
+
+
 def _number(value: Any) -> float | None:
     # Old bridges send nulls, strings or nothing; a bad value is recorded as NULL.
+    # So are NaN, infinities and numbers past a double (JSON allows all of them
+    # through Python's parser; MySQL stores none, and the journal writes them as null).
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _integer(value: Any) -> int | None:
     number = _number(value)
-    return None if number is None else int(number)
+    if number is None or not -_INT_LIMIT <= number < _INT_LIMIT:
+        return None
+    return int(number)
 
 
 def _text(value: Any, width: int) -> str | None:

@@ -432,6 +432,14 @@ class ServerPathTests(ChatLogTestBase):
         proto.dataReceived(line({"event": "ping", "data": {
             "bot_name": "kkobot", "client_status": {"cpu": None, "ram": None, "temp": None},
             "is_manual": False, "auth": auth}}))
+        # Numbers JSON lets through that no column holds: NULL, not an error.
+        before = transport.value()
+        proto.dataReceived(line({"event": "ping", "data": {
+            "bot_name": "kkobot", "auth": auth,
+            "monitoring": {"total_memory": float("nan"), "memory_usage": float("inf"),
+                           "memory_percent": 10**400, "message_queue_size": float("-inf"),
+                           "active_rooms": 2**31}}}))
+        self.assertEqual(transport.value(), before)
         self.assertTrue(await chatlog.flush())
         rows = self.scratch.query(
             "SELECT bot_name, device_id, device_uuid, client_address, client_version, "
@@ -442,6 +450,8 @@ class ServerPathTests(ChatLogTestBase):
         self.assertEqual(rows, [
             ("kkobot", "5f3c2a1b9d8e7f60", "5f3c2a1b9d8e7f60", "127.0.0.1", "3.2.0",
              6028.0, 8.0, 0.1, 3, 1, 123, ping_time),
+            ("kkobot", "5f3c2a1b9d8e7f60", "5f3c2a1b9d8e7f60", "127.0.0.1", "3.2.0",
+             None, None, None, None, None, None, ping_time),
             ("kkobot", "5f3c2a1b9d8e7f60", "5f3c2a1b9d8e7f60", "127.0.0.1", "3.2.0",
              None, None, None, None, None, None, ping_time),
         ])
