@@ -460,6 +460,28 @@ class ChatLog(Service):
         """Rows journaled but not yet known to be in the database (in flight included)."""
         return self.journal.nextSeq - 1 - self.committed if self.journal.segments else 0
 
+    # -- what /readyz reports
+
+    @property
+    def databaseUp(self) -> bool:
+        """The schema check and the last batch went through (False during an outage)."""
+        return self.ready and self._failures == 0
+
+    @property
+    def spooling(self) -> bool:
+        """The database does not answer: rows are kept in the journal until it does."""
+        return not self.databaseUp
+
+    @property
+    def spoolBacklog(self) -> int:
+        """Rows journaled and not yet in the database (L{backlog})."""
+        return self.backlog
+
+    @property
+    def journalFull(self) -> bool:
+        """The journal refuses rows (a full disk): answers are held and reading is paused."""
+        return self._journalFull
+
     # -- logging: the per-message hot path
 
     def log(self, row: Any) -> None:
@@ -774,6 +796,7 @@ class ChatLog(Service):
         error, _ = self._rejected.pop(entry.seq)
         self._failures = 0
         self.rowsRejected += 1
+        self.events.rowsRejected(1)
         self.committed = max(self.committed, entry.seq)
         self._popBounds()
         self.journal.trim(self.committed)

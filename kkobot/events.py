@@ -43,6 +43,9 @@ class IServerEvents(Interface):
     def rowsReplayed(count):
         """C{count} spooled rows were written to the database."""
 
+    def rowsRejected(count):
+        """C{count} rows the database refused for good were set aside (rejected.jsonl)."""
+
 
 @implementer(IServerEvents)
 class NoEvents:
@@ -70,6 +73,9 @@ class NoEvents:
         pass
 
     def rowsReplayed(self, count: int) -> None:
+        pass
+
+    def rowsRejected(self, count: int) -> None:
         pass
 
 

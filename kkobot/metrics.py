@@ -129,6 +129,10 @@ class Metrics:
             "kkobot_chatlog_rows_replayed", "Spooled chat-log rows replayed into the database.",
             registry=r,
         )
+        self.rowsRejectedTotal = Counter(
+            "kkobot_chatlog_rows_rejected",
+            "Rows the database refused for good, set aside in rejected.jsonl.", registry=r,
+        )
         self.flushLatency = Histogram(
             "kkobot_chatlog_flush_duration_seconds", "Time to write one chat-log batch.",
             buckets=FLUSH_BUCKETS, registry=r,
@@ -174,3 +178,6 @@ class Metrics:
 
     def rowsReplayed(self, count: int) -> None:
         self.rowsReplayedTotal.inc(count)
+
+    def rowsRejected(self, count: int) -> None:
+        self.rowsRejectedTotal.inc(count)

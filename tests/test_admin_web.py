@@ -71,7 +71,8 @@ class AdminWebTests(TestCase):
         self.assertEqual(
             json.loads(body),
             {"ready": True, "listening": True, "database": "ok", "spooling": False,
-             "backlog": {"buffered": 0, "spooled": 0}},
+             "journal_full": False, "backlog": {"buffered": 0, "spooled": 0},
+             "rejected_rows": 0},
         )
         code, headers, body = yield self.server.request(b"GET", "/metrics")
         self.assertEqual(code, 200)

@@ -9,6 +9,7 @@ import shutil
 import tempfile
 import time
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, Callable
 
 from twisted.internet import reactor, task
@@ -24,8 +25,13 @@ from kkobot import journal as journal_module
 from kkobot.journal import Journal
 from kkobot.protocol import BridgeFactory
 from kkobot.router import MessageRouter
+from kkobot.web.health import readiness
 from tests.mysqlproxy import CuttableProxy
 from tests.support import HELLO_320, MYSQL_HOST, MYSQL_PORT, ScratchMysql, analyze, line
+
+
+# What /readyz needs of the bridge factory: a listening port.
+LISTENING = SimpleNamespace(numPorts=1)
 
 
 def reply(text: str, room: str = "방", botName: str = "kkobot") -> ChatRow:
@@ -152,6 +158,9 @@ class BatchTests(ChatLogTestBase):
         self.assertEqual(released, [])
         self.assertEqual(valve, [("pause", "journal")])
         self.assertEqual(self.journalLines(), [])
+        # The one state in which the server is not ready: it answers no one.
+        state = readiness(LISTENING, chatlog)
+        self.assertEqual((state["ready"], state["journal_full"]), (False, True))
         clock.advance(chatlog.journalRetryInterval)
         self.assertEqual((released, valve), ([], [("pause", "journal")]))
         full[0] = False
@@ -159,6 +168,7 @@ class BatchTests(ChatLogTestBase):
         self.assertEqual(released, [True])
         self.assertEqual(valve, [("pause", "journal"), ("resume", "journal")])
         self.assertEqual([line[0] for line in self.journalLines()], ["1", "2"])
+        self.assertEqual(readiness(LISTENING, chatlog)["ready"], True)
         self.assertTrue(await chatlog.flush())
         self.assertEqual(self.messages(), ["m0", "m1"])
 
@@ -236,6 +246,29 @@ class OutageTests(ChatLogTestBase):
         # Lost connections are retried, never taken for rows the database refuses.
         self.assertEqual(chatlog.rowsRejected, 0)
         self.assertFalse(os.path.exists(chatlog.rejectedPath))
+        self.flushLoggedErrors()
+
+    async def test_readinessFollowsTheDatabaseAndTheBacklog(self) -> None:
+        proxy, settings = self.proxied()
+        chatlog = self.makeChatLog(settings, batchSize=10, flushInterval=0.01, retryInterval=0.2)
+        await until(lambda: chatlog.ready, "the chat log to be ready")
+        state = readiness(LISTENING, chatlog)
+        self.assertEqual((state["ready"], state["database"], state["spooling"]),
+                         (True, "ok", False))
+        await proxy.cut()
+        for i in range(25):
+            chatlog.log(row(i))
+        await until(lambda: chatlog.batchFailures >= 2, "failed batches while MySQL is away")
+        # Still ready (every message is answered and journaled), and it says why.
+        state = readiness(LISTENING, chatlog)
+        self.assertEqual((state["ready"], state["database"], state["spooling"]),
+                         (True, "unavailable", True))
+        self.assertEqual(state["backlog"]["spooled"], 25)
+        proxy.restore()
+        await until(lambda: chatlog.backlog == 0, "the backlog to be written", timeout=30)
+        state = readiness(LISTENING, chatlog)
+        self.assertEqual((state["database"], state["spooling"], state["backlog"]["spooled"]),
+                         ("ok", False, 0))
         self.flushLoggedErrors()
 
     async def test_rowsWaitingForTheDatabaseCostAboutTheirSize(self) -> None:

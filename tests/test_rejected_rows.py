@@ -16,8 +16,11 @@ from kkobot.chatlog import REJECTED_FILE, ChatLog, _inThread, appendRejected
 from kkobot.db import Database
 from kkobot.dberrors import isRowError
 from kkobot.journal import Journal
+from kkobot.metrics import Metrics
+from kkobot.web.health import readiness
+from tests.adminhelpers import metricValue
 from tests.support import analyze, captureLogs, line, logText
-from tests.test_journal_chatlog import ChatLogTestBase, ServerPathTests, reply, row, until
+from tests.test_journal_chatlog import LISTENING, ChatLogTestBase, ServerPathTests, reply, row, until
 
 POISON = "poison-3f9a"
 # A trigger is how an operator (or a stricter schema) refuses one specific row.
@@ -47,13 +50,16 @@ class RejectedRowTests(ChatLogTestBase):
     async def test_refusedRowsAreSetAsideAndEveryOtherRowIsWrittenOnce(self) -> None:
         self.scratch.execute(self.scratch.name, TRIGGER)
         events = captureLogs(self)
-        chatlog = self.makeChatLog(batchSize=20, flushInterval=0.01)
+        metrics = Metrics()
+        chatlog = self.makeChatLog(batchSize=20, flushInterval=0.01, events=metrics)
         await until(lambda: chatlog.ready, "the chat log to be ready")
         names = texts(70, poison={17, 18, 45})
         self.logAll(chatlog, names)
         self.assertTrue(await chatlog.flush())
         self.assertEqual(self.messages(), [t for t in names if t != POISON])
         self.assertEqual(chatlog.rowsRejected, 3)
+        self.assertEqual(metricValue(metrics.render(), "kkobot_chatlog_rows_rejected_total"), 3)
+        self.assertEqual(readiness(LISTENING, chatlog)["rejected_rows"], 3)
         self.assertEqual((chatlog.backlog, chatlog.committed), (0, 70))
         lines = self.rejected()
         self.assertEqual([r["seq"] for r in lines], [18, 19, 46])

@@ -1,4 +1,4 @@
-"""/healthz (the process answers) and /readyz (listening, database reachable or spooling, backlog)."""
+"""/healthz (the process answers) and /readyz (listening, database or journal taking rows, backlog)."""
 
 from __future__ import annotations
 
@@ -20,21 +20,26 @@ class Healthz(Resource):
 def readiness(factory: Any, chatlog: Any) -> dict[str, Any]:
     """
     What /readyz reports. C{factory.numPorts} counts the ports the bridge factory
-    listens on. A chat log that spools when the database is away (the durable chat
-    log) exposes C{spooling} and C{spoolBacklog}; without them both read as off / 0.
+    listens on. The chat log answers whether the database takes rows (C{databaseUp}),
+    whether rows are kept in the journal meanwhile (C{spooling}, C{spoolBacklog}),
+    and whether the journal itself refuses rows (C{journalFull}): only then are
+    answers held and reading paused, so only then is the server not ready.
     """
     listening = factory.numPorts > 0
-    database = bool(getattr(chatlog, "ready", False))
+    database = bool(getattr(chatlog, "databaseUp", getattr(chatlog, "ready", False)))
     spooling = bool(getattr(chatlog, "spooling", False))
+    journalFull = bool(getattr(chatlog, "journalFull", False))
     return {
-        "ready": listening and (database or spooling),
+        "ready": listening and (database or spooling) and not journalFull,
         "listening": listening,
         "database": "ok" if database else "unavailable",
         "spooling": spooling,
+        "journal_full": journalFull,
         "backlog": {
             "buffered": int(getattr(chatlog, "pending", 0)),
             "spooled": int(getattr(chatlog, "spoolBacklog", 0)),
         },
+        "rejected_rows": int(getattr(chatlog, "rowsRejected", 0)),
     }
 
 
