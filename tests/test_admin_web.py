@@ -83,6 +83,7 @@ class AdminWebTests(TestCase):
         code, headers, body = yield self.server.request(b"GET", "/")
         self.assertEqual(code, 200)
         self.assertIn("연결된 기기가 없습니다.", body.decode("utf-8"))
+        self.assertIn("<b>정상</b>채팅 로그 DB", body.decode("utf-8"))
         code, _, _ = yield self.server.request(b"GET", "/nope")
         self.assertEqual(code, 404)
 

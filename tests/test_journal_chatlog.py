@@ -16,6 +16,7 @@ from twisted.internet import reactor, task
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import TestCase
+from twisted.web.template import flattenString, tags
 
 from kkobot.chatlog import ChatLog, ChatRow
 from kkobot.commands import CommandRegistry
@@ -26,6 +27,7 @@ from kkobot.journal import Journal
 from kkobot.protocol import BridgeFactory
 from kkobot.router import MessageRouter
 from kkobot.web.health import readiness
+from kkobot.web.status import chatlogTiles
 from tests.mysqlproxy import CuttableProxy
 from tests.support import HELLO_320, MYSQL_HOST, MYSQL_PORT, ScratchMysql, analyze, line
 
@@ -264,6 +266,9 @@ class OutageTests(ChatLogTestBase):
         self.assertEqual((state["ready"], state["database"], state["spooling"]),
                          (True, "unavailable", True))
         self.assertEqual(state["backlog"]["spooled"], 25)
+        # The status page says so too.
+        tiles = await flattenString(None, tags.div(*chatlogTiles(chatlog)))
+        self.assertIn("<b>연결 끊김</b>DB 대기 25행", tiles.decode("utf-8"))
         proxy.restore()
         await until(lambda: chatlog.backlog == 0, "the backlog to be written", timeout=30)
         state = readiness(LISTENING, chatlog)

@@ -11,6 +11,7 @@ import pymysql
 from twisted.internet import defer, reactor
 from twisted.logger import LogLevel
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.template import flattenString, tags
 
 from kkobot.chatlog import REJECTED_FILE, ChatLog, _inThread, appendRejected
 from kkobot.db import Database
@@ -18,6 +19,7 @@ from kkobot.dberrors import isRowError
 from kkobot.journal import Journal
 from kkobot.metrics import Metrics
 from kkobot.web.health import readiness
+from kkobot.web.status import chatlogTiles
 from tests.adminhelpers import metricValue
 from tests.support import analyze, captureLogs, line, logText
 from tests.test_journal_chatlog import LISTENING, ChatLogTestBase, ServerPathTests, reply, row, until
@@ -60,6 +62,8 @@ class RejectedRowTests(ChatLogTestBase):
         self.assertEqual(chatlog.rowsRejected, 3)
         self.assertEqual(metricValue(metrics.render(), "kkobot_chatlog_rows_rejected_total"), 3)
         self.assertEqual(readiness(LISTENING, chatlog)["rejected_rows"], 3)
+        tiles = await flattenString(None, tags.div(*chatlogTiles(chatlog)))
+        self.assertIn("<b>3</b>DB가 거부한 행", tiles.decode("utf-8"))
         self.assertEqual((chatlog.backlog, chatlog.committed), (0, 70))
         lines = self.rejected()
         self.assertEqual([r["seq"] for r in lines], [18, 19, 46])

@@ -19,6 +19,7 @@ th { font-weight: 600; white-space: nowrap; }
 .summary { display: flex; gap: 16px; flex-wrap: wrap; margin-bottom: .4em; }
 .summary div { border: 1px solid var(--line); border-radius: 8px; padding: 6px 12px; }
 .summary b { display: block; font-size: 1.3em; }
+.summary div.alert { border-color: #d33; } .summary div.alert b { color: #d33; }
 svg.chart { width: 100%; height: auto; display: block; }
 svg.chart .in { fill: var(--accent); } svg.chart .out { fill: #1a8f3a; }
 svg.chart text { font-size: 11px; fill: currentColor; opacity: .7; }

@@ -73,7 +73,7 @@ class AdminRoot(Resource):
         self.guard = guard
         self.login = LoginResource(guard)
         self.pages: dict[bytes, IResource] = {
-            b"": StatusPage(parts.registry, parts.rates, parts.clock),
+            b"": StatusPage(parts.registry, parts.rates, parts.clock, parts.chatlog),
             b"logout": LogoutResource(guard),
             b"healthz": Healthz(),
             b"readyz": Readyz(parts.factory, parts.chatlog),

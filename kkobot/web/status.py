@@ -83,14 +83,38 @@ def table(columns: list[str], rows: list[Tag], empty: str, numeric: set[str], cl
     return tags.table(tags.thead(head), tags.tbody(*rows), class_=cls)
 
 
+def chatlogTiles(chatlog: Any) -> list[Tag]:
+    """The chat log at a glance: does the database take rows, how many wait, how many were refused."""
+    if chatlog is None:
+        return []
+    if getattr(chatlog, "journalFull", False):
+        state = tags.div(tags.b("디스크 가득 참"), "저널에 쓸 수 없어 응답을 멈췄습니다",
+                         class_="alert chatlog")
+    elif getattr(chatlog, "databaseUp", True):
+        state = tags.div(tags.b("정상"), "채팅 로그 DB", class_="chatlog")
+    else:
+        state = tags.div(tags.b("연결 끊김"), f"DB 대기 {chatlog.spoolBacklog}행 (저널에 보관 중)",
+                         class_="alert chatlog")
+    out = [state]
+    rejected = int(getattr(chatlog, "rowsRejected", 0))
+    if rejected:
+        out.append(tags.div(tags.b(str(rejected)), "DB가 거부한 행 (rejected import로 복구)",
+                            class_="alert rejected"))
+    return out
+
+
 class StatusPage(Resource):
     isLeaf = True
 
-    def __init__(self, registry: ClientRegistry, rates: MessageRates, clock: IReactorTime) -> None:
+    def __init__(
+        self, registry: ClientRegistry, rates: MessageRates, clock: IReactorTime,
+        chatlog: Any = None,
+    ) -> None:
         Resource.__init__(self)
         self.registry = registry
         self.rates = rates
         self.clock = clock
+        self.chatlog = chatlog
 
     def render_GET(self, request: IRequest) -> bytes:
         return renderTag(request, self.build())
@@ -124,6 +148,7 @@ class StatusPage(Resource):
                 tags.div(tags.b(str(len({c.botName for c in clients}))), "봇"),
                 tags.div(tags.b(str(lastHour)), "최근 1시간 메시지"),
                 tags.div(tags.b(str(perMinute[-1][0] + perMinute[-1][1])), "이번 분"),
+                *chatlogTiles(self.chatlog),
                 class_="summary",
             ),
             tags.h2("기기"),
