@@ -151,3 +151,41 @@ class FileHandoverTests(TestCase):
 
         rows = await db.runInteraction(messages)
         self.assertEqual([tuple(r) for r in rows], [("sqlite",)])
+
+
+class SetupTests(TestCase):
+    """`kkobot-admin rejected` finds the same database and journal as the server."""
+
+    def setUp(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="kkobot-rejected-setup-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def test_embeddedDefault(self) -> None:
+        cfg = os.path.join(self.dir, "no-config")
+        db, path = admincli.rejectedSetup(
+            admincli.parser().parse_args(["--config", cfg, "rejected", "--var", "v", "list"]))
+        self.addCleanup(db.close)
+        self.assertEqual(db.engine, "sqlite")
+        self.assertEqual(path, os.path.join("v", "journal", "test", REJECTED_FILE))
+
+    def test_configuredDatabaseAndJournalDir(self) -> None:
+        from kkobot import config
+        from tests.test_service import writeConfig
+
+        cfg = os.path.join(self.dir, "cfg")
+        writeConfig(cfg, prod={"host": "127.0.0.1", "user": "kk", "db_name": "kkobot_prod"})
+        data = config.load(cfg)
+        data.setdefault("chatlog", {})["journal_dir"] = os.path.join(self.dir, "j")
+        config.save(cfg, data)
+        db, path = admincli.rejectedSetup(admincli.parser().parse_args(
+            ["--config", cfg, "--mode", "prod", "rejected", "list"]))
+        self.addCleanup(db.close)
+        self.assertEqual(db.engine, "mysql")
+        self.assertIn("kkobot_prod", db.describe())
+        self.assertEqual(path, os.path.join(self.dir, "j", "prod", REJECTED_FILE))
+
+    def test_prodWithoutConfigIsRefused(self) -> None:
+        with self.assertRaises(admincli.AdminError) as refused:
+            admincli.rejectedSetup(admincli.parser().parse_args(
+                ["--config", os.path.join(self.dir, "none"), "--mode", "prod", "rejected", "list"]))
+        self.assertIn("prod mode needs a config", str(refused.exception))
