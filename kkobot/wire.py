@@ -287,7 +287,34 @@ def parseHello(data: Mapping[str, Any]) -> Hello:
     )
 
 
+_TEXT = (str, type(None))
+_FLAG = (bool, type(None))
+
+
 def parseChatMessage(data: Mapping[str, Any]) -> ChatMessage:
+    get = data.get
+    room, text, sender = get("room"), get("text"), get("sender")
+    channelId, logId, userHash = get("channelId"), get("logId"), get("userHash")
+    timestamp, botName, clientType = get("timestamp"), get("botName"), get("clientType")
+    isGroupChat, isMention, auth = get("isGroupChat"), get("isMention"), get("auth")
+    # What bridges send: text as strings, flags as booleans, built without a call
+    # per field. Anything else (numeric ids, "true", a missing room) is checked
+    # field by field below, with the same answers.
+    if (
+        type(room) is str and type(text) is str and type(sender) in _TEXT
+        and type(channelId) in _TEXT and type(logId) in _TEXT and type(userHash) in _TEXT
+        and type(timestamp) in _TEXT and type(botName) in _TEXT and type(clientType) in _TEXT
+        and type(isGroupChat) in _FLAG and type(isMention) in _FLAG
+        and (auth is None or type(auth) is dict)
+    ):
+        return ChatMessage(
+            room, text, sender or "", isGroupChat is True, isMention is True,
+            channelId, logId, userHash, timestamp, botName, clientType, auth,
+        )
+    return _checkedChatMessage(data)
+
+
+def _checkedChatMessage(data: Mapping[str, Any]) -> ChatMessage:
     return ChatMessage(
         room=_str(data, "room", required=True) or "",
         text=_str(data, "text", required=True) or "",

@@ -185,6 +185,26 @@ class WrongShapeTests(SynchronousTestCase):
         if wire._LONG_DIGITS.search(line):
             self.assertTrue(wire._hasLongNumber(line))
 
+    @FUZZ
+    @given(st.dictionaries(
+        st.sampled_from(["room", "text", "sender", "isGroupChat", "isMention", "channelId",
+                         "logId", "userHash", "timestamp", "botName", "clientType", "auth",
+                         "other"]),
+        st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=5),
+                  st.sampled_from(["true", "false", "", "1"]),
+                  st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+                  st.lists(st.integers(), max_size=2)),
+    ))
+    def test_analyzeFastPathAnswersLikeTheCheckedOne(self, data: dict) -> None:
+        """The shortcut for well-typed analyze data never answers differently."""
+        def outcome(parse):
+            try:
+                return parse(data)
+            except wire.WireError as e:
+                return (e.code, e.message)
+
+        self.assertEqual(outcome(wire.parseChatMessage), outcome(wire._checkedChatMessage))
+
     def test_longNumberCheckKeepsStringIdsFast(self) -> None:
         self.assertFalse(wire._hasLongNumber(jsonLine(analyze("x", logId="3371984461207437313"))))
         self.assertFalse(wire._hasLongNumber(b'{"a":"' + b"7" * 60 + b'","b":1}'))
