@@ -22,7 +22,7 @@ from tests.hostile import (
     rssBytes,
     until,
 )
-from tests.support import HELLO_320, analyze, line
+from tests.support import HELLO_320, analyze, line, tempDir
 
 MB = 1024 * 1024
 
@@ -73,7 +73,7 @@ class HostileClientTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.server = Server(self.mktemp())
+        self.server = Server(tempDir(self))
         yield self.server.start()
         self.addCleanup(self.server.stop)
         self.good = yield self.connect()
@@ -308,7 +308,7 @@ class LogFloodTests(TestCase):
 
     @defer.inlineCallbacks
     def test_garbageFloodDoesNotFloodTheLog(self):
-        base = self.mktemp()
+        base = tempDir(self)
         server = Server(base, logLevel="info", logDir=os.path.join(base, "logs"))
         yield server.start()
         self.addCleanup(server.stop)

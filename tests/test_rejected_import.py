@@ -162,11 +162,12 @@ class SetupTests(TestCase):
 
     def test_embeddedDefault(self) -> None:
         cfg = os.path.join(self.dir, "no-config")
+        var = os.path.join(self.dir, "v")
         db, path = admincli.rejectedSetup(
-            admincli.parser().parse_args(["--config", cfg, "rejected", "--var", "v", "list"]))
+            admincli.parser().parse_args(["--config", cfg, "rejected", "--var", var, "list"]))
         self.addCleanup(db.close)
         self.assertEqual(db.engine, "sqlite")
-        self.assertEqual(path, os.path.join("v", "journal", "test", REJECTED_FILE))
+        self.assertEqual(path, os.path.join(var, "journal", "test", REJECTED_FILE))
 
     def test_configuredDatabaseAndJournalDir(self) -> None:
         from kkobot import config
