@@ -217,6 +217,18 @@ class BridgeServerService(MultiService):
         MultiService.startService(self)
         log.info("[SERVER] listening on {endpoint}", endpoint=self.endpoint)
 
+    def whenListening(self) -> defer.Deferred[Any]:
+        """The bound IListeningPort once listening; tests learn a port-0 number from it."""
+        d: defer.Deferred[Any] = defer.Deferred()
+
+        def seen(port: Any) -> Any:
+            d.callback(port)
+            return port  # the listener's own Deferred keeps it, for stopService
+
+        # StreamServerEndpointService offers no public accessor for its port.
+        self.listener._waitingForPort.addCallback(seen)
+        return d
+
     @defer.inlineCallbacks
     def stopService(self):
         yield MultiService.stopService(self)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from typing import Any
 
 from twisted.internet import defer, endpoints, reactor, task
@@ -18,7 +16,7 @@ from io import BytesIO
 
 from kkobot.service import KkobotService, Settings, resolve
 from kkobot.web.settings import AdminSettings
-from tests.support import HELLO_320, line
+from tests.support import HELLO_320, line, tempDir
 
 TOKEN = "test-admin-token-0123456789"
 LOOPBACK0 = "tcp:0:interface=127.0.0.1"
@@ -63,31 +61,12 @@ class BridgeClient(LineReceiver):
         )
 
 
-def scratchDir(testCase: Any) -> str:
-    """A temporary directory removed after the test (trial's mktemp lands in the checkout under pytest)."""
-    path = tempfile.mkdtemp(prefix="kkobot-test-")
-    testCase.addCleanup(shutil.rmtree, path, True)
-    return path
-
-
-def portOf(listener: Any) -> defer.Deferred:
-    """The port a StreamServerEndpointService bound (there is no public accessor)."""
-    d: defer.Deferred = defer.Deferred()
-
-    def got(port: Any) -> Any:
-        d.callback(port)
-        return port  # the service's own Deferred keeps its port for stopService
-
-    listener._waitingForPort.addCallback(got)
-    return d
-
-
 class RunningServer:
     """KkobotService on the real reactor: bridge and admin web on ephemeral loopback ports."""
 
     def __init__(self, testCase: Any) -> None:
         self.testCase = testCase
-        base = scratchDir(testCase)
+        base = tempDir(testCase)
         settings = Settings(
             port=LOOPBACK0, configDir=os.path.join(base, "no-config"), logDir=None,
             varDir=os.path.join(base, "var"), dropinDir=os.path.join(base, "plugins"),
@@ -104,7 +83,7 @@ class RunningServer:
     def start(self):
         self.service.startService()
         self.testCase.addCleanup(self.stop)
-        bridgePort = yield portOf(self.service.server.listener)
+        bridgePort = yield self.service.server.whenListening()
         adminPort = yield self.service.admin.whenListening()
         self.bridgePort = bridgePort.getHost().port
         self.adminPort = adminPort.getHost().port

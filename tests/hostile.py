@@ -10,12 +10,11 @@ from typing import Any, Callable
 
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.task import deferLater
 from twisted.protocols.basic import LineReceiver
 
 from kkobot import logs
 from kkobot.service import KkobotService, Settings, makeService
-from tests.support import HELLO_320, analyze, line
+from tests.support import HELLO_320, analyze, line, waitUntil
 
 
 def rssBytes(pid: int | str = "self") -> int:
@@ -28,16 +27,6 @@ def rssBytes(pid: int | str = "self") -> int:
 
 def openFds(pid: int | str = "self") -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-@defer.inlineCallbacks
-def until(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition"):
-    """Poll on the reactor (never sleeping the thread) until C{predicate()} or a deadline."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        yield deferLater(reactor, 0.01, lambda: None)
 
 
 class BridgeClient(LineReceiver):
@@ -127,23 +116,15 @@ class Server:
     @defer.inlineCallbacks
     def start(self):
         self.service.startService()
-        # Peek at the listening port without consuming the Deferred stopService needs.
-        found: defer.Deferred = defer.Deferred()
-
-        def peek(port: Any) -> Any:
-            found.callback(port)
-            return port
-
-        self.service.server.listener._waitingForPort.addCallback(peek)
-        listening = yield found
+        listening = yield self.service.server.whenListening()
         self.port = listening.getHost().port
-        yield until(lambda: self.service.chatlog.ready, what="the chat log")
+        yield waitUntil(lambda: self.service.chatlog.ready, what="the chat log")
 
     @defer.inlineCallbacks
     def stop(self):
         try:
             yield self.service.stopService()
-            yield until(lambda: not self.factory.connections, what="connections to close")
+            yield waitUntil(lambda: not self.factory.connections, what="connections to close")
         finally:
             logs.setLevel("info")
 

@@ -237,7 +237,7 @@ def tempDir(testcase: Any) -> str:
     return path
 
 
-def waitUntil(predicate: Any, what: str, timeout: float = 10.0) -> Any:
+def waitUntil(predicate: Any, what: str, timeout: float = 20.0) -> Any:
     """A Deferred that fires once C{predicate()} is true (polled on the real reactor)."""
     from twisted.internet import defer, reactor, task
 
@@ -250,6 +250,52 @@ def waitUntil(predicate: Any, what: str, timeout: float = 10.0) -> Any:
             yield task.deferLater(reactor, 0.005, lambda: None)
 
     return wait()
+
+
+def writeMysqlConfig(cfgdir: str, host: str, port: int, name: str, journalDir: str,
+                     user: str = "root", password: str = "", **chatlog: Any) -> None:
+    """A test-mode config on one MySQL database, auth off, the journal in C{journalDir}."""
+    from kkobot import config
+
+    data = config.skeleton()
+    data["DBs"]["kkobot_test"] = {
+        "HOST": host, "PORT": port, "USER": user, "PASSWORD": password, "NAME": name,
+    }
+    data["auth"] = {"required": False, "auto_approve": True}
+    data["chatlog"] = {"journal_dir": journalDir, **chatlog}
+    config.init(cfgdir, data)
+
+
+def startServerProcess(workdir: str, cfgdir: str, servers: list, waitReady: bool = True) -> Any:
+    """
+    C{twistd -n kkobot} with C{cfgdir} on a free loopback port, run from C{workdir}
+    (its own log directory per run), appended to C{servers}; by default it returns
+    once the chat log says it is ready.
+    """
+    from benchmarks import targets
+
+    port = targets.free_port()
+    argv = [
+        targets.twistd_path(), "-n", "--pidfile=", "kkobot",
+        "--port", f"tcp:{port}:interface=127.0.0.1", "--config", cfgdir,
+        "--var", os.path.join(workdir, "var"), "--logs", "",
+    ]
+    server = targets.ProcessTarget(
+        "kkobot", argv, port=port, cwd=workdir,
+        log_dir=os.path.join(workdir, f"run{len(servers)}"), remove_log_dir=False,
+    )
+    os.makedirs(server.log_dir, exist_ok=True)
+    servers.append(server)
+    server.start()
+    if waitReady:
+        pollUntil(lambda: "[DB] chat log ready" in serverLog(server), "the chat log to be ready")
+    return server
+
+
+def serverLog(server: Any) -> str:
+    """Everything a server process started by L{startServerProcess} has logged so far."""
+    with open(server.log_path, errors="replace") as f:
+        return f.read()
 
 
 def pollUntil(predicate: Any, what: str, timeout: float = 60.0, interval: float = 0.02) -> Any:

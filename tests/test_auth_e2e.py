@@ -85,7 +85,7 @@ class E2EMixin:
             return service.stopService()
 
     async def connect(self, service, clientEndpoint) -> BridgeClient:
-        port = await service.server.listener._waitingForPort
+        port = await service.server.whenListening()
         client = await clientEndpoint(port.getHost().port).connect(Factory.forProtocol(BridgeClient))
         self.addCleanup(lambda: client.lost)
         self.addCleanup(client.transport.loseConnection)

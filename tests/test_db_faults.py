@@ -17,10 +17,9 @@ from typing import Any
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from benchmarks import loadgen, targets
-from kkobot import config
 from tests import mariadb
 from tests.mariadb import privateMariaDB
-from tests.support import pollUntil
+from tests.support import pollUntil, startServerProcess, writeMysqlConfig
 
 NEEDS_JOURNAL = (
     "needs the chat-log journal (kkobot/journal.py, from the durable-chat-log work): "
@@ -91,36 +90,12 @@ class DatabaseFaultTests(SynchronousTestCase):
         conn.close()
 
     def configure(self, **chatlog: Any) -> None:
-        data = config.skeleton()
-        data["DBs"]["kkobot_test"] = {
-            "HOST": "127.0.0.1", "PORT": self.db.port, "USER": "root", "PASSWORD": "",
-            "NAME": self.name,
-        }
-        data["auth"] = {"required": False, "auto_approve": True}
-        data["chatlog"] = {"journal_dir": self.journalDir, **chatlog}
-        config.init(self.cfgdir, data)
+        writeMysqlConfig(self.cfgdir, "127.0.0.1", self.db.port, self.name, self.journalDir,
+                         **chatlog)
 
     def start(self, waitReady: bool = True) -> targets.ProcessTarget:
-        port = targets.free_port()
-        argv = [
-            targets.twistd_path(), "-n", "--pidfile=", "kkobot",
-            "--port", f"tcp:{port}:interface=127.0.0.1", "--config", self.cfgdir,
-            "--var", os.path.join(self.workdir, "var"), "--logs", "",
-        ]
-        server = targets.ProcessTarget(
-            "kkobot", argv, port=port, cwd=self.workdir,
-            log_dir=os.path.join(self.workdir, f"run{len(self.servers)}"), remove_log_dir=False,
-        )
-        os.makedirs(server.log_dir, exist_ok=True)
-        self.servers.append(server)
-        server.start()
-        if waitReady:
-            pollUntil(lambda: "[DB] chat log ready" in self.serverLog(server), "the chat log")
-        return server
+        return startServerProcess(self.workdir, self.cfgdir, self.servers, waitReady)
 
-    def serverLog(self, server: targets.ProcessTarget) -> str:
-        with open(server.log_path, errors="replace") as f:
-            return f.read()
 
     def stored(self, runId: str) -> dict[str, int]:
         """Message text -> how many rows hold it, for one load run."""

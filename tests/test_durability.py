@@ -14,6 +14,7 @@ from benchmarks import loadgen, targets
 from kkobot import config
 from tests.support import (
     MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER, ScratchMysql, pollUntil,
+    startServerProcess, writeMysqlConfig,
 )
 
 
@@ -26,14 +27,8 @@ class ServerProcessTests(SynchronousTestCase):
         self.addCleanup(shutil.rmtree, self.workdir, True)
         self.cfgdir = os.path.join(self.workdir, "cfg")
         self.journalDir = os.path.join(self.workdir, "journal")
-        data = config.skeleton()
-        data["DBs"]["kkobot_test"] = {
-            "HOST": MYSQL_HOST, "PORT": MYSQL_PORT, "USER": MYSQL_USER,
-            "PASSWORD": MYSQL_PASSWORD, "NAME": self.scratch.name,
-        }
-        data["auth"] = {"required": False, "auto_approve": True}
-        data["chatlog"] = {"journal_dir": self.journalDir}
-        config.init(self.cfgdir, data)
+        writeMysqlConfig(self.cfgdir, MYSQL_HOST, MYSQL_PORT, self.scratch.name,
+                         self.journalDir, user=MYSQL_USER, password=MYSQL_PASSWORD)
         self.servers: list[targets.ProcessTarget] = []
         self.addCleanup(self.stopAll)
 
@@ -43,23 +38,7 @@ class ServerProcessTests(SynchronousTestCase):
         config.save(self.cfgdir, data)
 
     def start(self) -> targets.ProcessTarget:
-        argv = [
-            targets.twistd_path(), "-n", "--pidfile=", "kkobot",
-            "--port", "tcp:{port}:interface=127.0.0.1", "--config", self.cfgdir,
-            "--var", os.path.join(self.workdir, "var"), "--logs", "",
-        ]
-        port = targets.free_port()
-        argv = [a.replace("{port}", str(port)) for a in argv]
-        server = targets.ProcessTarget(
-            "kkobot", argv, port=port, cwd=self.workdir,
-            log_dir=os.path.join(self.workdir, f"run{len(self.servers)}"), remove_log_dir=False,
-        )
-        os.makedirs(server.log_dir, exist_ok=True)
-        self.servers.append(server)
-        server.start()
-        pollUntil(lambda: "[DB] chat log ready" in open(server.log_path, errors="replace").read(),
-                "the chat log to be ready")
-        return server
+        return startServerProcess(self.workdir, self.cfgdir, self.servers)
 
     def stopAll(self) -> None:
         for server in self.servers:

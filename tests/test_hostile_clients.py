@@ -20,9 +20,8 @@ from tests.hostile import (
     connect,
     openFds,
     rssBytes,
-    until,
 )
-from tests.support import HELLO_320, analyze, line, tempDir
+from tests.support import HELLO_320, analyze, line, tempDir, waitUntil
 
 MB = 1024 * 1024
 
@@ -175,17 +174,17 @@ class HostileClientTests(TestCase):
             peak[0] = max(peak[0], sendBuffer(proto))
             return "send-buffer" in proto._pauseReasons
 
-        yield until(pausedBySendBuffer, what="the server to pause the non-reader")
+        yield waitUntil(pausedBySendBuffer, what="the server to pause the non-reader")
         self.probe.start()
         # It stays paused, its buffer bounded, while the good client does 50 round trips.
-        yield until(lambda: len(self.probe.during) >= 50, what="50 probe round trips")
+        yield waitUntil(lambda: len(self.probe.during) >= 50, what="50 probe round trips")
         self.assertTrue(pausedBySendBuffer())
         self.assertLess(peak[0], 1 * MB)
         rssPaused = rssBytes()
         yield self.probe.stop()
         figures = self.probe.check(self)
         hostile.transport.resumeProducing()
-        yield until(
+        yield waitUntil(
             lambda: sum(e["event"] == "messageResponse" for e in hostile.events) >= lines,
             timeout=60, what="every reply after the client reads again",
         )
@@ -224,11 +223,11 @@ class HostileClientTests(TestCase):
         batch = 25
         for start in range(0, total, batch):
             yield defer.gatherResults([one(i) for i in range(start, start + batch)])
-        yield until(lambda: len(self.server.factory.connections) == 1, what="the burst to drain")
+        yield waitUntil(lambda: len(self.server.factory.connections) == 1, what="the burst to drain")
         yield self.probe.stop()
         self.assertEqual(sum(done.values()), total)
         self.assertEqual(len(self.server.service.registry), 1)
-        yield until(lambda: openFds() <= fdsBefore, what="file descriptors to be released")
+        yield waitUntil(lambda: openFds() <= fdsBefore, what="file descriptors to be released")
         FIGURES["burst"] = dict(
             connections=total, by_kind=done, fds_before=fdsBefore, fds_after=openFds(),
             rss_before=rssBefore, rss_after=rssBytes(), **self.probe.check(self),
@@ -255,7 +254,7 @@ class HostileClientTests(TestCase):
             s.shutdown(socket.SHUT_WR)
             halfClosed.append(s)
         self.probe.start()
-        yield until(
+        yield waitUntil(
             lambda: len(self.server.factory.connections) == 1,
             timeout=30, what="silent and half-closed peers to be closed",
         )
@@ -324,7 +323,7 @@ class LogFloodTests(TestCase):
         self.assertEqual(len(hostile.errors()), count + 1)
         hostile.transport.loseConnection()
         yield hostile.lost
-        yield until(lambda: not server.factory.connections, what="the close")
+        yield waitUntil(lambda: not server.factory.connections, what="the close")
         with open(logPath, encoding="utf-8") as f:
             f.seek(before)
             text = f.read()

@@ -7,10 +7,9 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 from twisted.internet import reactor, task
 from twisted.internet.address import IPv4Address
@@ -29,7 +28,7 @@ from kkobot.router import MessageRouter
 from kkobot.web.health import readiness
 from kkobot.web.status import chatlogTiles
 from tests.mysqlproxy import CuttableProxy
-from tests.support import HELLO_320, MYSQL_HOST, MYSQL_PORT, ScratchMysql, analyze, line
+from tests.support import HELLO_320, MYSQL_HOST, MYSQL_PORT, ScratchMysql, analyze, line, waitUntil
 
 
 # What /readyz needs of the bridge factory: a listening port.
@@ -46,18 +45,6 @@ def reply(text: str, room: str = "방", botName: str = "kkobot") -> ChatRow:
 
 def row(i: int) -> ChatRow:
     return reply(f"m{i}")
-
-
-async def until(predicate: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    """Poll (on the reactor) until predicate() is truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await task.deferLater(reactor, 0.02)
 
 
 class ChatLogTestBase(TestCase):
@@ -101,10 +88,10 @@ class ChatLogTestBase(TestCase):
 class BatchTests(ChatLogTestBase):
     async def test_fullBatchIsWrittenWithoutWaitingForTheTimer(self) -> None:
         chatlog = self.makeChatLog(batchSize=5, flushInterval=3600)
-        await until(lambda: chatlog.ready, "the chat log to be ready")
+        await waitUntil(lambda: chatlog.ready, "the chat log to be ready")
         for i in range(12):
             chatlog.log(row(i))
-        await until(lambda: self.count() == 10, "two full batches")
+        await waitUntil(lambda: self.count() == 10, "two full batches")
         # The last two wait for the timer (an hour) or a flush, not for more rows.
         self.assertEqual(chatlog.pending, 2)
         self.assertTrue(await chatlog.flush())
@@ -117,7 +104,7 @@ class BatchTests(ChatLogTestBase):
     async def test_partialBatchIsWrittenAfterTheFlushInterval(self) -> None:
         clock = task.Clock()
         chatlog = self.makeChatLog(clock=clock, batchSize=200, flushInterval=0.05)
-        await until(lambda: chatlog.ready, "the chat log to be ready")
+        await waitUntil(lambda: chatlog.ready, "the chat log to be ready")
         for i in range(3):
             chatlog.log(row(i))
         clock.advance(0.049)
@@ -137,7 +124,7 @@ class BatchTests(ChatLogTestBase):
     async def test_fullDiskHoldsAnswersAndPausesReadingUntilTheJournalTakesRows(self) -> None:
         clock = task.Clock()
         chatlog = self.makeChatLog(clock=clock, batchSize=200, flushInterval=3600)
-        await until(lambda: chatlog.ready, "the chat log to be ready")
+        await waitUntil(lambda: chatlog.ready, "the chat log to be ready")
         valve: list[tuple[str, str]] = []
         chatlog.setPressureValve(
             lambda why: valve.append(("pause", why)), lambda why: valve.append(("resume", why))
@@ -232,18 +219,18 @@ class OutageTests(ChatLogTestBase):
     async def test_outageKeepsRowsJournaledAndWritesThemOnceWhenBack(self) -> None:
         proxy, settings = self.proxied()
         chatlog = self.makeChatLog(settings, batchSize=10, flushInterval=0.01, retryInterval=0.2)
-        await until(lambda: chatlog.ready, "the chat log to be ready")
+        await waitUntil(lambda: chatlog.ready, "the chat log to be ready")
         for i in range(25):
             chatlog.log(row(i))
         self.assertTrue(await chatlog.flush())
         await proxy.cut()
         for i in range(25, 65):
             chatlog.log(row(i))
-        await until(lambda: chatlog.batchFailures >= 3, "failed batches while MySQL is away")
+        await waitUntil(lambda: chatlog.batchFailures >= 3, "failed batches while MySQL is away")
         self.assertEqual(self.count(), 25)
         self.assertEqual(chatlog.backlog, 40)
         proxy.restore()
-        await until(lambda: chatlog.backlog == 0, "the backlog to be written", timeout=30)
+        await waitUntil(lambda: chatlog.backlog == 0, "the backlog to be written", timeout=30)
         self.assertEqual(self.messages(), [f"m{i}" for i in range(65)])
         # Lost connections are retried, never taken for rows the database refuses.
         self.assertEqual(chatlog.rowsRejected, 0)
@@ -253,14 +240,14 @@ class OutageTests(ChatLogTestBase):
     async def test_readinessFollowsTheDatabaseAndTheBacklog(self) -> None:
         proxy, settings = self.proxied()
         chatlog = self.makeChatLog(settings, batchSize=10, flushInterval=0.01, retryInterval=0.2)
-        await until(lambda: chatlog.ready, "the chat log to be ready")
+        await waitUntil(lambda: chatlog.ready, "the chat log to be ready")
         state = readiness(LISTENING, chatlog)
         self.assertEqual((state["ready"], state["database"], state["spooling"]),
                          (True, "ok", False))
         await proxy.cut()
         for i in range(25):
             chatlog.log(row(i))
-        await until(lambda: chatlog.batchFailures >= 2, "failed batches while MySQL is away")
+        await waitUntil(lambda: chatlog.batchFailures >= 2, "failed batches while MySQL is away")
         # Still ready (every message is answered and journaled), and it says why.
         state = readiness(LISTENING, chatlog)
         self.assertEqual((state["ready"], state["database"], state["spooling"]),
@@ -270,7 +257,7 @@ class OutageTests(ChatLogTestBase):
         tiles = await flattenString(None, tags.div(*chatlogTiles(chatlog)))
         self.assertIn("<b>연결 끊김</b>DB 대기 25행", tiles.decode("utf-8"))
         proxy.restore()
-        await until(lambda: chatlog.backlog == 0, "the backlog to be written", timeout=30)
+        await waitUntil(lambda: chatlog.backlog == 0, "the backlog to be written", timeout=30)
         state = readiness(LISTENING, chatlog)
         self.assertEqual((state["database"], state["spooling"], state["backlog"]["spooled"]),
                          ("ok", False, 0))
@@ -284,7 +271,7 @@ class OutageTests(ChatLogTestBase):
 
         proxy, settings = self.proxied()
         chatlog = self.makeChatLog(settings, batchSize=10_000, flushInterval=60)
-        await until(lambda: chatlog.ready, "the chat log to be ready")
+        await waitUntil(lambda: chatlog.ready, "the chat log to be ready")
         await proxy.cut()
         rows = [row(i) for i in range(2000)]
         tracemalloc.start()
@@ -304,7 +291,7 @@ class OutageTests(ChatLogTestBase):
     async def test_restartReplaysOnlyWhatTheDatabaseLacks(self) -> None:
         proxy, settings = self.proxied()
         first = self.makeChatLog(settings, batchSize=10, flushInterval=0.01, retryInterval=0.2)
-        await until(lambda: first.ready, "the chat log to be ready")
+        await waitUntil(lambda: first.ready, "the chat log to be ready")
         for i in range(30):
             first.log(row(i))
         self.assertTrue(await first.flush())
@@ -317,7 +304,7 @@ class OutageTests(ChatLogTestBase):
         self.assertEqual(self.count(), 30)
         proxy.restore()
         second = self.makeChatLog(settings, batchSize=7, flushInterval=0.01)
-        await until(lambda: second.ready and second.backlog == 0, "the replay", timeout=30)
+        await waitUntil(lambda: second.ready and second.backlog == 0, "the replay", timeout=30)
         second.log(row(50))
         self.assertTrue(await second.flush())
         self.assertEqual(self.messages(), [f"m{i}" for i in range(51)])
@@ -331,7 +318,7 @@ class OutageTests(ChatLogTestBase):
             chatlog.log(row(i))
         self.assertFalse(chatlog.ready)
         proxy.restore()
-        await until(lambda: chatlog.ready and chatlog.backlog == 0, "the first write", timeout=30)
+        await waitUntil(lambda: chatlog.ready and chatlog.backlog == 0, "the first write", timeout=30)
         self.assertEqual(self.messages(), [f"m{i}" for i in range(5)])
         self.flushLoggedErrors()
 
@@ -341,7 +328,7 @@ class OutageTests(ChatLogTestBase):
             settings, batchSize=5, maxBufferRows=10, flushInterval=0.01, retryInterval=0.2,
             segmentBytes=2048,
         )
-        await until(lambda: chatlog.ready, "the chat log to be ready")
+        await waitUntil(lambda: chatlog.ready, "the chat log to be ready")
         await proxy.cut()
         for i in range(200):
             chatlog.log(row(i))
@@ -351,10 +338,10 @@ class OutageTests(ChatLogTestBase):
         self.assertLessEqual(len(chatlog._buffer), 10)
         self.assertGreater(len(chatlog.journal.segments), 3)
         proxy.restore()
-        await until(lambda: chatlog.backlog == 0, "the backlog", timeout=30)
+        await waitUntil(lambda: chatlog.backlog == 0, "the backlog", timeout=30)
         self.assertEqual(self.messages(), [f"m{i}" for i in range(200)])
         # Written segments are deleted; only the active one is left.
-        await until(lambda: len(chatlog.journal.segments) == 1, "trimming")
+        await waitUntil(lambda: len(chatlog.journal.segments) == 1, "trimming")
         self.flushLoggedErrors()
 
 
@@ -379,7 +366,7 @@ class ExactTextTests(ChatLogTestBase):
 
     async def test_liveBatches(self) -> None:
         chatlog = self.makeChatLog(batchSize=7, flushInterval=0.01)
-        await until(lambda: chatlog.ready, "the chat log to be ready")
+        await waitUntil(lambda: chatlog.ready, "the chat log to be ready")
         texts = self.tricky(60)
         self.logTexts(chatlog, texts)
         self.assertTrue(await chatlog.flush())
@@ -388,7 +375,7 @@ class ExactTextTests(ChatLogTestBase):
     async def test_batchesReplayedFromTheJournalAfterARestart(self) -> None:
         proxy, settings = self.proxied()
         chatlog = self.makeChatLog(settings, batchSize=7, flushInterval=0.01, retryInterval=0.2)
-        await until(lambda: chatlog.ready, "the chat log to be ready")
+        await waitUntil(lambda: chatlog.ready, "the chat log to be ready")
         await proxy.cut()
         texts = self.tricky(60)
         self.logTexts(chatlog, texts)
@@ -397,7 +384,7 @@ class ExactTextTests(ChatLogTestBase):
         # The next start reads every row back from the journal files.
         proxy.restore()
         again = self.makeChatLog(settings, batchSize=7, flushInterval=0.01)
-        await until(lambda: again.ready and again.backlog == 0, "the replay", timeout=30)
+        await waitUntil(lambda: again.ready and again.backlog == 0, "the replay", timeout=30)
         self.assertEqual(self.messages(), texts)
         self.flushLoggedErrors()
 
@@ -428,7 +415,7 @@ class ServerPathTests(ChatLogTestBase):
             settings, batchSize=5, maxBufferRows=10, maxJournalBytes=16 * 1024,
             segmentBytes=2048, flushInterval=0.01, retryInterval=0.2,
         )
-        await until(lambda: chatlog.ready, "the chat log to be ready")
+        await waitUntil(lambda: chatlog.ready, "the chat log to be ready")
         factory = self.server(chatlog)
         proto, transport = self.connect(factory)
         await proxy.cut()
@@ -445,7 +432,7 @@ class ServerPathTests(ChatLogTestBase):
         _, late = self.connect(factory)
         self.assertEqual(late.producerState, "paused")
         proxy.restore()
-        await until(lambda: transport.producerState == "producing", "resume", timeout=30)
+        await waitUntil(lambda: transport.producerState == "producing", "resume", timeout=30)
         self.assertTrue(await chatlog.flush())
         texts = self.messages()
         expected = []
@@ -456,7 +443,7 @@ class ServerPathTests(ChatLogTestBase):
 
     async def test_pingsBecomePingMonitorRows(self) -> None:
         chatlog = self.makeChatLog(flushInterval=0.01)
-        await until(lambda: chatlog.ready, "the chat log to be ready")
+        await waitUntil(lambda: chatlog.ready, "the chat log to be ready")
         factory = self.server(chatlog)
         proto, transport = self.connect(factory)
         auth = {"deviceUUID": "5f3c2a1b9d8e7f60", "timestamp": 1795602311310}

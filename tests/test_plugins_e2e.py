@@ -87,14 +87,7 @@ class DropInReloadTests(TestCase):
             dropinDir=self.dropin))
         self.service.startService()
         self.addCleanup(self.service.stopService)
-        listening: defer.Deferred = defer.Deferred()
-
-        def listened(port):
-            listening.callback(port)
-            return port  # stopService needs the port back from this Deferred
-
-        self.service.server.listener._waitingForPort.addCallback(listened)
-        port = yield listening
+        port = yield self.service.server.whenListening()
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port)
         self.bridge = yield connectProtocol(endpoint, Bridge())
         self.addCleanup(self._disconnect)

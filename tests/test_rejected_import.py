@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from datetime import datetime
 
 from twisted.trial.unittest import TestCase
@@ -14,7 +12,8 @@ from kkobot.chatlog import REJECTED_FILE, ChatLog, ChatRow, appendRejected, reje
 from kkobot.config import DBSettings
 from kkobot.db import Database
 from kkobot.journal import Entry, Journal
-from tests.test_journal_chatlog import ChatLogTestBase, reply, until
+from tests.support import tempDir, waitUntil
+from tests.test_journal_chatlog import ChatLogTestBase, reply
 from tests.test_rejected_rows import TRIGGER, texts
 
 
@@ -26,7 +25,7 @@ class ImportTests(ChatLogTestBase):
     async def setAside(self, names: list[str]) -> ChatLog:
         self.scratch.execute(self.scratch.name, TRIGGER)
         chatlog = self.makeChatLog(batchSize=10, flushInterval=0.01)
-        await until(lambda: chatlog.ready, "the chat log to be ready")
+        await waitUntil(lambda: chatlog.ready, "the chat log to be ready")
         for text in names:
             chatlog.log(reply(text))
         self.assertTrue(await chatlog.flush())
@@ -77,7 +76,7 @@ class ImportTests(ChatLogTestBase):
         # The server's own watermark is untouched: a restart replays nothing.
         await chatlog.stopService()
         restarted = self.makeChatLog(batchSize=10, flushInterval=0.01)
-        await until(lambda: restarted.ready, "the restarted chat log to be ready")
+        await waitUntil(lambda: restarted.ready, "the restarted chat log to be ready")
         self.assertEqual(restarted.committed, 30)
         self.assertTrue(await restarted.flush())
         self.assertEqual(self.count(), 30)
@@ -112,8 +111,7 @@ class ImportTests(ChatLogTestBase):
 
 class FileHandoverTests(TestCase):
     def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="kkobot-rejected-")
-        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.dir = tempDir(self)
         self.path = os.path.join(self.dir, REJECTED_FILE)
 
     def test_setAsidesAfterTheMoveStartANewFile(self) -> None:
@@ -157,8 +155,7 @@ class SetupTests(TestCase):
     """`kkobot-admin rejected` finds the same database and journal as the server."""
 
     def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="kkobot-rejected-setup-")
-        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.dir = tempDir(self)
 
     def test_embeddedDefault(self) -> None:
         cfg = os.path.join(self.dir, "no-config")

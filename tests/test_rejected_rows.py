@@ -22,7 +22,8 @@ from kkobot.web.health import readiness
 from kkobot.web.status import chatlogTiles
 from tests.adminhelpers import metricValue
 from tests.support import analyze, captureLogs, line, logText
-from tests.test_journal_chatlog import LISTENING, ChatLogTestBase, ServerPathTests, reply, row, until
+from tests.support import waitUntil
+from tests.test_journal_chatlog import LISTENING, ChatLogTestBase, ServerPathTests, reply, row
 
 POISON = "poison-3f9a"
 # A trigger is how an operator (or a stricter schema) refuses one specific row.
@@ -54,7 +55,7 @@ class RejectedRowTests(ChatLogTestBase):
         events = captureLogs(self)
         metrics = Metrics()
         chatlog = self.makeChatLog(batchSize=20, flushInterval=0.01, events=metrics)
-        await until(lambda: chatlog.ready, "the chat log to be ready")
+        await waitUntil(lambda: chatlog.ready, "the chat log to be ready")
         names = texts(70, poison={17, 18, 45})
         self.logAll(chatlog, names)
         self.assertTrue(await chatlog.flush())
@@ -90,7 +91,7 @@ class RejectedRowTests(ChatLogTestBase):
         # A restart replays nothing: no duplicate rows, no second rejected line.
         await chatlog.stopService()
         again = self.makeChatLog(batchSize=20, flushInterval=0.01)
-        await until(lambda: again.ready and again.backlog == 0, "the second start")
+        await waitUntil(lambda: again.ready and again.backlog == 0, "the second start")
         self.assertEqual(self.count(), 67)
         self.assertEqual(len(self.rejected()), 3)
 
@@ -100,7 +101,7 @@ class RejectedRowTests(ChatLogTestBase):
             self.scratch.name, "ALTER TABLE kb_chat_logs MODIFY sender varchar(8) DEFAULT NULL"
         )
         chatlog = self.makeChatLog(batchSize=50, flushInterval=0.01)
-        await until(lambda: chatlog.ready, "the chat log to be ready")
+        await waitUntil(lambda: chatlog.ready, "the chat log to be ready")
         for i in range(10):
             chatlog.log(reply(f"m{i}", botName="kkobot" if i != 6 else "a-much-longer-bot"))
         self.assertTrue(await chatlog.flush())
@@ -126,15 +127,15 @@ class RejectedRowTests(ChatLogTestBase):
         first = ChatLog(database, reactor, Journal(self.journalDir), batchSize=10,
                         flushInterval=0.01, inThread=dieAfterTheFileLine)
         first.startService()
-        await until(lambda: first.ready, "the chat log to be ready")
+        await waitUntil(lambda: first.ready, "the chat log to be ready")
         names = texts(30, poison={13})
         self.logAll(first, names)
-        await until(lambda: hung, "the refused row's line")
+        await waitUntil(lambda: hung, "the refused row's line")
         # Rows before the refused one were committed in halves of the split batch.
         self.assertEqual(first.committed, 13)
         first.journal.close()
         second = self.makeChatLog(batchSize=10, flushInterval=0.01)
-        await until(lambda: second.ready and second.backlog == 0, "the replay")
+        await waitUntil(lambda: second.ready and second.backlog == 0, "the replay")
         self.assertEqual(self.messages(), [t for t in names if t != POISON])
         self.assertEqual([r["seq"] for r in self.rejected()], [14, 14])
 
@@ -144,7 +145,7 @@ class RejectedRowTests(ChatLogTestBase):
             batchSize=5, maxBufferRows=10, maxJournalBytes=16 * 1024, segmentBytes=2048,
             flushInterval=0.01,
         )
-        await until(lambda: chatlog.ready, "the chat log to be ready")
+        await waitUntil(lambda: chatlog.ready, "the chat log to be ready")
         paths = ServerPathTests("connect")
         paths.addCleanup = self.addCleanup  # type: ignore[method-assign]
         factory = paths.server(chatlog)
@@ -157,14 +158,14 @@ class RejectedRowTests(ChatLogTestBase):
                 expected += [f"# echo {text}", f"에코: {text}"]
             self.assertEqual(transport.producerState, "producing", f"paused at {i}")
             # A bridge's pace: the database keeps up, so only a stuck queue can pause.
-            await until(lambda: chatlog.backlog <= 10, f"the backlog after message {i}")
+            await waitUntil(lambda: chatlog.backlog <= 10, f"the backlog after message {i}")
         self.assertEqual(transport.value().count(b'"messageResponse"'), 200)
         self.assertTrue(await chatlog.flush())
         self.assertEqual(self.messages(), expected)
         self.assertEqual(chatlog.rowsRejected, 2)  # the message and its echo
         self.assertFalse(chatlog.paused)
         # Past the refused rows the journal is trimmed like any other.
-        await until(lambda: len(chatlog.journal.segments) == 1, "trimming")
+        await waitUntil(lambda: len(chatlog.journal.segments) == 1, "trimming")
 
 
 class SchemaRefusalTests(ChatLogTestBase):
@@ -173,17 +174,17 @@ class SchemaRefusalTests(ChatLogTestBase):
         # refused the same way. None is set aside; they wait in the journal and
         # are written once the column gets a default.
         chatlog = self.makeChatLog(batchSize=10, flushInterval=0.01, retryInterval=0.2)
-        await until(lambda: chatlog.ready, "the chat log to be ready")
+        await waitUntil(lambda: chatlog.ready, "the chat log to be ready")
         self.scratch.execute(self.scratch.name,
                              "ALTER TABLE kb_chat_logs ADD COLUMN tenant int NOT NULL")
         for i in range(25):
             chatlog.log(row(i))
-        await until(lambda: chatlog.batchFailures >= 3, "refused batches")
+        await waitUntil(lambda: chatlog.batchFailures >= 3, "refused batches")
         self.assertEqual((self.count(), chatlog.backlog, chatlog.rowsRejected), (0, 25, 0))
         self.assertFalse(os.path.exists(chatlog.rejectedPath))
         self.scratch.execute(self.scratch.name,
                              "ALTER TABLE kb_chat_logs ALTER COLUMN tenant SET DEFAULT 0")
-        await until(lambda: chatlog.backlog == 0, "the rows to be written", timeout=30)
+        await waitUntil(lambda: chatlog.backlog == 0, "the rows to be written", timeout=30)
         self.assertEqual(self.messages(), [f"m{i}" for i in range(25)])
         self.flushLoggedErrors()
 

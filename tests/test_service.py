@@ -218,16 +218,7 @@ class RunningServiceMixin:
         self.service = makeService(settings)
         self.service.startService()
         self.addCleanup(self._stopIfRunning)
-        # tcp:0 picks a free port; the endpoint service knows which. (Its Deferred
-        # must keep the port as its result: stopService needs it to stop listening.)
-        gotPort: defer.Deferred[Any] = defer.Deferred()
-
-        def keep(port: Any) -> Any:
-            gotPort.callback(port)
-            return port
-
-        self.service.server.listener._waitingForPort.addCallback(keep)
-        port = yield gotPort
+        port = yield self.service.server.whenListening()
         self.port = port.getHost().port
         yield waitUntil(lambda: self.service.chatlog.ready, "the chat log to be ready")
 

@@ -11,7 +11,8 @@ from twisted.internet import defer, reactor
 from twisted.trial.unittest import SkipTest, TestCase
 
 from tests import cdp
-from tests.adminhelpers import TOKEN, RunningServer, scratchDir
+from tests.adminhelpers import TOKEN, RunningServer
+from tests.support import tempDir
 from tests.support import analyze
 
 # Set to a directory (e.g. docs) to keep the screenshots this test takes.
@@ -42,7 +43,7 @@ class StatusPageInChromium(TestCase):
                            "message_queue_size": 3, "active_rooms": 2}}})
         yield server.rows()
 
-        profile = scratchDir(self)
+        profile = tempDir(self)
         pipe = cdp.launch(reactor, profile)
         self.addCleanup(self._stopChromium, pipe)
         page = yield cdp.Page.open(pipe)
@@ -93,7 +94,7 @@ class StatusPageInChromium(TestCase):
         shot = yield page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
         png = base64.b64decode(shot["data"])
         self.assertEqual(png[:8], b"\x89PNG\r\n\x1a\n")
-        path = os.path.join(scratchDir(self), name)
+        path = os.path.join(tempDir(self), name)
         with open(path, "wb") as f:
             f.write(png)
         if SCREENSHOT_DIR:
