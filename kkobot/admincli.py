@@ -120,7 +120,7 @@ def rejectedSetup(args: argparse.Namespace, reactor: Any = None) -> tuple[Databa
                                     logDir=None))
     except StartupError as e:
         raise AdminError(str(e))
-    return Database(resolved.db, reactor=reactor), rejected.rejectedPath(resolved.journalDir)
+    return Database(resolved.db, reactor=reactor), chatlog.rejectedPath(resolved.journalDir)
 
 
 async def runRejected(args: argparse.Namespace, db: Database, journalFile: str) -> str:
@@ -159,9 +159,9 @@ def _read(path: str) -> list[rejected.RejectedRow]:
 
 
 async def _importOrExplain(db: Database, path: str) -> tuple[int, int]:
-    _read(path)  # a damaged line is reported before anything is written
+    rows = _read(path)  # a damaged line is reported before anything is written
     try:
-        return await rejected.importFile(db, path)
+        return await rejected.importRejected(db, rows)
     except rejected.StillRefused as e:
         raise AdminError(f"{rejected.refusalText(e)}; the rows stay in {path}")
 

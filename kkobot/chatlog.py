@@ -264,6 +264,13 @@ SELECT_BATCH_END = (
 # Rows the database refuses for good (bad values, a trigger's SIGNAL, ...): one JSON
 # object per line, in the journal directory, so an operator can fix and re-insert them.
 REJECTED_FILE = "rejected.jsonl"
+
+
+def rejectedPath(journalDir: str) -> str:
+    """Where the rows the database refused for good are kept, beside the journal."""
+    return os.path.join(journalDir, REJECTED_FILE)
+
+
 COLUMNS_BY_KIND = {ChatRow.KIND: COLUMNS, PingRow.KIND: list(PING_COLUMNS)}
 TABLES = {ChatRow.KIND: "kb_chat_logs", PingRow.KIND: "kb_ping_monitor"}
 
@@ -408,7 +415,7 @@ class ChatLog(Service):
         self.pingRowsWritten = 0
         self.batchFailures = 0
         self.rowsRejected = 0
-        self.rejectedPath = os.path.join(journal.directory, REJECTED_FILE)
+        self.rejectedPath = rejectedPath(journal.directory)
         # While a refused batch is being split: the last seq of each coming batch.
         self._bounds: deque[int] = deque()
         # Rows the database refused for good, by seq: the error, and whether the

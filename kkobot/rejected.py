@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from kkobot.chatlog import COLUMNS_BY_KIND, INSERT_BATCH, INSERTS, REJECTED_FILE, TABLES
+from kkobot.chatlog import COLUMNS_BY_KIND, INSERT_BATCH, INSERTS, TABLES
 from kkobot.db import Database
 from kkobot.dberrors import describeError, isDuplicateKey
 
@@ -128,9 +128,8 @@ def importRows(txn: Any, rows: Sequence[RejectedRow], statements: dict[str, str]
     return inserted, already
 
 
-async def importFile(db: Database, path: str) -> tuple[int, int]:
-    """Insert every row of C{path} in one transaction; L{StillRefused} leaves the database as it was."""
-    rows = readRejected(path)
+async def importRejected(db: Database, rows: Sequence[RejectedRow]) -> tuple[int, int]:
+    """Insert C{rows} in one transaction; L{StillRefused} leaves the database as it was."""
     if not rows:
         return 0, 0
     statements = {kind: db.sql(sql) for kind, sql in INSERTS.items()}
@@ -170,10 +169,6 @@ def archive(importing: str) -> str:
         target = os.path.join(directory, f"rejected-imported-{stamp}-{n}.jsonl")
     os.replace(importing, target)
     return target
-
-
-def rejectedPath(journalDir: str) -> str:
-    return os.path.join(journalDir, REJECTED_FILE)
 
 
 def refusalText(e: StillRefused) -> str:

@@ -106,7 +106,7 @@ class MessageRouter:
             match=invocation.match,
             client=client,
         )
-        started = self.clock.seconds()
+        started = context.now
         result = self.dispatcher.invokeNow(command, context)
         ran = context.extra.get("ran")
         if isinstance(result, defer.Deferred):

@@ -41,11 +41,10 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # follow ':' '[' or ',' (and blanks, a sign), so the 19-digit ids bridges send as
 # strings ("logId":"3371984461207437313") stay on the fast path; a string that merely
 # looks like that context costs only the slower path, never a different answer.
-_LONG_DIGITS = re.compile(rb"[:,\[][ \t\r\n]*-?[0-9]{19}")
-# The same test without the regex, which cost ~2.5 us a line (every ':' and ',' of
-# the line starts an attempt): one C translate maps digits to '9', ':' ',' '[' to
-# ':', blanks to ' ', and everything else (the quote of a string id included) to 'x';
-# then only the runs of 19+ digits, usually one string logId, are looked at.
+# (As a regex, [:,\[][ \t\r\n]*-?[0-9]{19}, it cost ~2.5 us a line: every ':' and ','
+# starts an attempt. Instead one C translate maps digits to '9', ':' ',' '[' to ':',
+# blanks to ' ', and everything else, the quote of a string id included, to 'x';
+# then only the runs of 19+ digits, usually one string logId, are looked at.)
 _NUMBER_CLASSES = bytes(
     ord("9") if chr(c).isdigit() and c < 128
     else ord(":") if c in b":,["
@@ -58,7 +57,7 @@ _NINETEEN = b"9" * 19
 
 
 def _hasLongNumber(line: bytes) -> bool:
-    """True when L{_LONG_DIGITS} would match C{line} (or, rarely, a blank/sign mix it would not)."""
+    """True when C{line} may hold a number token of 19+ digits (see above; a mix of blanks and signs before the digits also counts)."""
     classes = line.translate(_NUMBER_CLASSES)
     at = classes.find(_NINETEEN)
     while at != -1:
