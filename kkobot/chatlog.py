@@ -475,16 +475,6 @@ class ChatLog(Service):
         return self.ready and self._failures == 0
 
     @property
-    def spooling(self) -> bool:
-        """The database does not answer: rows are kept in the journal until it does."""
-        return not self.databaseUp
-
-    @property
-    def spoolBacklog(self) -> int:
-        """Rows journaled and not yet in the database (L{backlog})."""
-        return self.backlog
-
-    @property
     def journalFull(self) -> bool:
         """The journal refuses rows (a full disk): answers are held and reading is paused."""
         return self._journalFull

@@ -20,26 +20,21 @@ class Healthz(Resource):
 def readiness(factory: Any, chatlog: Any) -> dict[str, Any]:
     """
     What /readyz reports. C{factory.numPorts} counts the ports the bridge factory
-    listens on. The chat log answers whether the database takes rows (C{databaseUp}),
-    whether rows are kept in the journal meanwhile (C{spooling}, C{spoolBacklog}),
-    and whether the journal itself refuses rows (C{journalFull}): only then are
-    answers held and reading paused, so only then is the server not ready.
+    listens on. When the database does not take rows the chat log keeps them in the
+    journal ("spooling") and every message is still answered; only a journal that
+    refuses rows (a full disk) holds answers and pauses reading, so only that, or a
+    closed port, makes the server not ready.
     """
     listening = factory.numPorts > 0
-    database = bool(getattr(chatlog, "databaseUp", getattr(chatlog, "ready", False)))
-    spooling = bool(getattr(chatlog, "spooling", False))
-    journalFull = bool(getattr(chatlog, "journalFull", False))
+    database = chatlog.databaseUp
     return {
-        "ready": listening and (database or spooling) and not journalFull,
+        "ready": listening and not chatlog.journalFull,
         "listening": listening,
         "database": "ok" if database else "unavailable",
-        "spooling": spooling,
-        "journal_full": journalFull,
-        "backlog": {
-            "buffered": int(getattr(chatlog, "pending", 0)),
-            "spooled": int(getattr(chatlog, "spoolBacklog", 0)),
-        },
-        "rejected_rows": int(getattr(chatlog, "rowsRejected", 0)),
+        "spooling": not database,
+        "journal_full": chatlog.journalFull,
+        "backlog": {"buffered": chatlog.pending, "spooled": chatlog.backlog},
+        "rejected_rows": chatlog.rowsRejected,
     }
 
 

@@ -87,16 +87,16 @@ def chatlogTiles(chatlog: Any) -> list[Tag]:
     """The chat log at a glance: does the database take rows, how many wait, how many were refused."""
     if chatlog is None:
         return []
-    if getattr(chatlog, "journalFull", False):
+    if chatlog.journalFull:
         state = tags.div(tags.b("디스크 가득 참"), "저널에 쓸 수 없어 응답을 멈췄습니다",
                          class_="alert chatlog")
-    elif getattr(chatlog, "databaseUp", True):
+    elif chatlog.databaseUp:
         state = tags.div(tags.b("정상"), "채팅 로그 DB", class_="chatlog")
     else:
-        state = tags.div(tags.b("연결 끊김"), f"DB 대기 {chatlog.spoolBacklog}행 (저널에 보관 중)",
+        state = tags.div(tags.b("연결 끊김"), f"DB 대기 {chatlog.backlog}행 (저널에 보관 중)",
                          class_="alert chatlog")
     out = [state]
-    rejected = int(getattr(chatlog, "rowsRejected", 0))
+    rejected = chatlog.rowsRejected
     if rejected:
         out.append(tags.div(tags.b(str(rejected)), "DB가 거부한 행 (rejected import로 복구)",
                             class_="alert rejected"))
