@@ -1,0 +1,77 @@
+"""The columns a table really has: so kkobot can write to operators' existing tables as they are."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from twisted.internet import defer
+
+
+class Column(NamedTuple):
+    """One column as the database describes it."""
+
+    name: str
+    dataType: str  # lower case: varchar, int, datetime, enum, text, ...
+    nullable: bool
+    hasDefault: bool  # a DEFAULT, or filled by the database (AUTO_INCREMENT)
+    maxLength: int | None  # characters, for text columns
+    columnType: str  # the full type, e.g. "enum('success','timeout','error')"
+
+
+Shape = dict[str, Column]
+
+
+def readShape(txn: Any, engine: str, table: str) -> Shape | None:
+    """Runs in a pool thread: the columns of C{table}, or None when it does not exist."""
+    if engine == "sqlite":
+        txn.execute(f"PRAGMA table_info({table})")
+        rows = txn.fetchall()
+        if not rows:
+            return None
+        shape: Shape = {}
+        for _cid, name, declared, notnull, default, pk in rows:
+            declared = (declared or "").lower()
+            shape[name] = Column(
+                name=name,
+                dataType=declared.split("(")[0].strip() or "text",
+                nullable=not notnull,
+                hasDefault=default is not None or bool(pk),
+                maxLength=None,
+                columnType=declared,
+            )
+        return shape
+    txn.execute(
+        "SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE, COLUMN_DEFAULT, "
+        "CHARACTER_MAXIMUM_LENGTH, COLUMN_TYPE, EXTRA FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+        (table,),
+    )
+    rows = txn.fetchall()
+    if not rows:
+        return None
+    shape = {}
+    for name, dataType, nullable, default, maxLength, columnType, extra in rows:
+        shape[name] = Column(
+            name=name,
+            dataType=str(dataType).lower(),
+            nullable=nullable == "YES",
+            # MariaDB reports a nullable column without DEFAULT as default 'NULL'.
+            hasDefault=default is not None or nullable == "YES"
+            or "auto_increment" in str(extra).lower(),
+            maxLength=int(maxLength) if maxLength is not None else None,
+            columnType=str(columnType).lower(),
+        )
+    return shape
+
+
+def shapeOf(database: Any, table: str) -> defer.Deferred[Shape | None]:
+    """The columns of C{table} in C{database} (a L{kkobot.db.Database}), or None."""
+    return database.runInteraction(readShape, database.engine, table)
+
+
+def missingRequired(shape: Shape, written: set[str]) -> list[str]:
+    """Columns that need a value (NOT NULL, no default) which a writer of C{written} leaves out."""
+    return sorted(
+        name for name, column in shape.items()
+        if name not in written and not column.nullable and not column.hasDefault
+    )
