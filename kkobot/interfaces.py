@@ -18,10 +18,10 @@ class ICommand(Interface):
 
     # Optional declarations, read with getattr (a command may leave any of them out):
     #   examples   sequence of "# name ..." strings, or ("# name ...", "expected reply")
-    #   options    sequence of kkobot.options.Option: typed --name=value options
+    #   options    sequence of kkobot.commands.options.Option: typed --name=value options
     #   adminOnly  bool: only admins (Permissions.isAdmin) may run it
     #   rooms      None, or room names / channel ids where it may run
-    #   cooldown   None, seconds per user, or kkobot.cooldowns.Cooldown(user, room, overall)
+    #   cooldown   None, seconds per user, or kkobot.commands.cooldowns.Cooldown(user, room, overall)
     #   timeout    seconds before a slow call is cancelled (None: the server default)
     #   pattern    a regex (str or compiled): a passive trigger matched against any message
 
@@ -71,7 +71,7 @@ class ICommandContext(Interface):
 
 
 class IJob(Interface):
-    """A scheduled message, found as a plugin like L{ICommand} (see kkobot.scheduler)."""
+    """A scheduled message, found as a plugin like L{ICommand} (see kkobot.commands.scheduler)."""
 
     name = Attribute("Unique name within its module.")
     botName = Attribute("The bot whose connection sends it.")
@@ -82,7 +82,7 @@ class IJob(Interface):
         """The first firing time (epoch seconds) strictly after C{when}."""
 
     def run(context):
-        """Produce the message(s): like L{ICommand.run}, with a L{kkobot.scheduler.JobContext}."""
+        """Produce the message(s): like L{ICommand.run}, with a L{kkobot.commands.scheduler.JobContext}."""
 
 
 class IChatLog(Interface):

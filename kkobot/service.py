@@ -20,18 +20,18 @@ from kkobot.devices import DeviceStore, applyDeviceStatus
 from kkobot.events import EventFanout
 from kkobot.journal import Journal
 from kkobot.limits import ConnectionLimits, LimitedBridgeFactory
-from kkobot.dispatch import Dispatcher
+from kkobot.commands.dispatch import Dispatcher
 from kkobot.logs import Logger
 from kkobot.metrics import Metrics
 from kkobot.outbound import Outbound
-from kkobot.permissions import Permissions
+from kkobot.commands.permissions import Permissions
 from kkobot.protocol import BridgeFactory
 from kkobot.rates import MessageRates
 from kkobot.registry import ClientRegistry
-from kkobot.reload import SighupReloader
-from kkobot.router import MessageRouter
+from kkobot.commands.reload import SighupReloader
+from kkobot.commands.router import MessageRouter
 from kkobot.web.settings import AdminConfigError, AdminSettings, adminSettings
-from kkobot.scheduler import Scheduler
+from kkobot.commands.scheduler import Scheduler
 
 log = Logger()
 

@@ -12,8 +12,8 @@ from twisted.internet.testing import StringTransport
 from kkobot.auth import HmacAuthenticator
 from kkobot.commands import CommandRegistry
 from kkobot.limits import ConnectionLimits, LimitedBridgeFactory
-from kkobot.permissions import Permissions
-from kkobot.router import MessageRouter
+from kkobot.commands.permissions import Permissions
+from kkobot.commands.router import MessageRouter
 from kkobot.testing import MemoryChatLog
 from tests.support import line, sign
 

@@ -9,7 +9,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kkobot import config
 from kkobot.auth import HmacAuthenticator, OpenAuthenticator
-from kkobot.permissions import ADMIN_ONLY_REPLY, DISABLED_REPLY, Permissions
+from kkobot.commands.permissions import ADMIN_ONLY_REPLY, DISABLED_REPLY, Permissions
 from kkobot.service import KkobotService, Settings, StartupError, resolve
 from tests.authrig import Rig, errors, signedAuth
 from tests.support import HELLO_320, analyze

@@ -17,7 +17,7 @@ from kkobot.config import DBSettings
 from kkobot.db import Database
 from kkobot.journal import Journal
 from kkobot.registry import ClientInfo
-from kkobot.router import MessageRouter
+from kkobot.commands.router import MessageRouter
 from tests.support import (
     ScratchMysql,
     analyze,

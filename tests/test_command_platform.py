@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kkobot.command import Cooldown, Option, Reply, command, daily, every
 from kkobot.commands import TIMEOUT_REPLY
-from kkobot.permissions import ADMIN_ONLY_REPLY, DISABLED_REPLY
+from kkobot.commands.permissions import ADMIN_ONLY_REPLY, DISABLED_REPLY
 from kkobot.testing import CommandTester
 
 

@@ -18,7 +18,7 @@ from kkobot.chatlog import ChatRow
 from kkobot.commands import CommandRegistry
 from kkobot.interfaces import IChatLog
 from kkobot.protocol import BridgeFactory, BridgeProtocol
-from kkobot.router import MessageRouter
+from kkobot.commands.router import MessageRouter
 from tests.fuzzing import FUZZ, WRONG, jsonLine, jsonValues
 from tests.support import HELLO_320, analyze, line
 

@@ -24,7 +24,7 @@ from kkobot.db import Database
 from kkobot import journal as journal_module
 from kkobot.journal import Journal
 from kkobot.protocol import BridgeFactory
-from kkobot.router import MessageRouter
+from kkobot.commands.router import MessageRouter
 from kkobot.web.health import readiness
 from kkobot.web.status import chatlogTiles
 from tests.mysqlproxy import CuttableProxy

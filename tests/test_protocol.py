@@ -22,7 +22,7 @@ from kkobot.commands import ERROR_REPLY, CommandRegistry
 from kkobot.interfaces import IChatLog, ICommand
 from kkobot.protocol import BridgeFactory, BridgeProtocol
 from kkobot.registry import ClientRegistry
-from kkobot.router import MessageRouter
+from kkobot.commands.router import MessageRouter
 from kkobot.testing import MemoryChatLog
 from tests.support import (
     AUTH,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kkobot.command import command
-from kkobot.cooldowns import Cooldown
+from kkobot.command import Cooldown, command
 
 
 def describe(cmd: Any) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kkobot.command import command
-from kkobot.reload import describeReport
+from kkobot.commands.reload import describeReport
 
 
 @command(

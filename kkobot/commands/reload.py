@@ -8,7 +8,7 @@ from typing import Any
 
 from twisted.application.service import Service
 
-from kkobot.loader import ScanReport
+from kkobot.commands.loader import ScanReport
 from kkobot.logs import Logger
 
 log = Logger()

@@ -14,11 +14,13 @@ from kkobot.logs import Logger
 from zope.interface import implementer
 
 from kkobot.chatlog import CLIENT_TIME_FORMAT, ChatRow
-from kkobot.commands import CommandContext, CommandRegistry, Reply, directiveFor, matchCommand
-from kkobot.dispatch import Dispatcher
+from kkobot.commands.context import CommandContext
+from kkobot.commands.registry import CommandRegistry, directiveFor, matchCommand
+from kkobot.commands.reply import Reply
+from kkobot.commands.dispatch import Dispatcher
 from kkobot.events import NO_EVENTS, IServerEvents
 from kkobot.interfaces import IChatLog, IMessageHandler
-from kkobot.permissions import Permissions
+from kkobot.commands.permissions import Permissions
 from kkobot.pingmonitor import PingRow
 from kkobot.registry import ClientInfo
 from kkobot.wire import ChatMessage, Ping

@@ -7,11 +7,13 @@ from typing import Any
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 
-from kkobot.commands import DEFAULT_TIMEOUT, CommandRegistry, Reply, runCommandNow
-from kkobot.cooldowns import Cooldown, Cooldowns
+from kkobot.commands.registry import CommandRegistry
+from kkobot.commands.reply import Reply
+from kkobot.commands.run import DEFAULT_TIMEOUT, runCommandNow
+from kkobot.commands.cooldowns import Cooldown, Cooldowns
 from kkobot.logs import Logger
-from kkobot.options import OptionError, parseOptions
-from kkobot.permissions import DISABLED_REPLY, Permissions
+from kkobot.commands.options import OptionError, parseOptions
+from kkobot.commands.permissions import DISABLED_REPLY, Permissions
 
 log = Logger()
 

@@ -1,118 +1,19 @@
-"""Command plugins: the registry of what is loaded, parsing `# name args`, running one call."""
+"""The commands loaded right now, and which one a message (`# name args`) invokes."""
 
 from __future__ import annotations
 
-import base64
 import importlib
-import inspect
 import os
 import re
-from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
-from twisted.internet import defer
-from twisted.internet.interfaces import IReactorTime
-from twisted.python.failure import Failure
-from zope.interface import implementer
-
-from kkobot.interfaces import ICommand, ICommandContext, IJob
-from kkobot.loader import PluginFailure, PluginLoader, ScanReport
+from kkobot.commands.loader import PluginFailure, PluginLoader, ScanReport
+from kkobot.interfaces import ICommand, IJob
 from kkobot.logs import Logger
-
-__all__ = [
-    "PREFIX", "ERROR_REPLY", "TIMEOUT_REPLY", "DEFAULT_TIMEOUT", "Reply", "CommandContext",
-    "Invocation", "matchCommand", "parseInvocation", "directiveFor", "normalizeReplies", "PluginFailure",
-    "CommandRegistry", "runCommand", "runCommandNow",
-]
 
 log = Logger()
 
 PREFIX = "#"
-
-# Short Korean replies users see when something goes wrong on our side.
-ERROR_REPLY = "명령을 처리하는 중 오류가 발생했습니다. 잠시 후 다시 시도해 주세요."
-TIMEOUT_REPLY = "명령 처리 시간이 초과되었습니다. 잠시 후 다시 시도해 주세요."
-
-DEFAULT_TIMEOUT = 10.0
-
-
-@dataclass(frozen=True)
-class Reply:
-    """One chat message the bot sends back (text, or media per PROTOCOL.md)."""
-
-    text: str
-    mediaWaitTime: int | None = None
-
-    @classmethod
-    def media(cls, *urls: str, waitTime: int | None = None) -> Reply:
-        """Images by URL: C{MEDIA_URL:url1|||url2}; C{waitTime} in ms."""
-        return cls("MEDIA_URL:" + "|||".join(urls), waitTime)
-
-    @classmethod
-    def image(cls, *payloads: bytes | str, waitTime: int | None = None) -> Reply:
-        """Images inline: C{IMAGE_BASE64:...}; bytes are base64-encoded here."""
-        encoded = [
-            base64.b64encode(p).decode("ascii") if isinstance(p, bytes) else p for p in payloads
-        ]
-        return cls("IMAGE_BASE64:" + "|||".join(encoded), waitTime)
-
-    @property
-    def isMedia(self) -> bool:
-        return self.text.startswith(("MEDIA_URL:", "IMAGE_BASE64:"))
-
-
-@implementer(ICommandContext)
-@dataclass
-class CommandContext:
-    """The message that invoked a command, as L{ICommandContext} describes it."""
-
-    room: str
-    channelId: str | None
-    sender: str
-    userHash: str | None
-    botName: str
-    isGroupChat: bool
-    isMention: bool
-    text: str
-    command: str
-    args: str
-    now: float
-    extra: dict[str, Any] = field(default_factory=dict)
-    options: dict[str, Any] = field(default_factory=dict)
-    rest: str | None = None
-    match: re.Match[str] | None = None
-    isAdmin: bool = False
-    client: Any = None
-    clients: Any = None
-    commands: Any = None
-    # Set by the dispatcher: how send() and canUse() reach the server.
-    outbound: Any = field(default=None, repr=False)
-    usable: Callable[[Any], bool] | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.rest is None:
-            self.rest = self.args
-
-    def send(
-        self,
-        text: str | Reply,
-        room: str | None = None,
-        channelId: str | None = None,
-        mediaWaitTime: int | None = None,
-    ) -> bool:
-        if self.outbound is None:
-            return False
-        if isinstance(text, Reply):
-            text, mediaWaitTime = text.text, text.mediaWaitTime
-        if room is None:
-            room = self.room
-            channelId = self.channelId if channelId is None else channelId
-        return self.outbound.send(
-            self.botName, room, text, channelId, self.isGroupChat, mediaWaitTime=mediaWaitTime
-        )
-
-    def canUse(self, command: Any) -> bool:
-        return True if self.usable is None else self.usable(command)
 
 
 class Invocation(NamedTuple):
@@ -146,26 +47,6 @@ def parseInvocation(text: str) -> tuple[str, str] | None:
 def directiveFor(name: str) -> str:
     """The `directive` column value for a command, e.g. C{"# echo"}."""
     return f"{PREFIX} {name}"
-
-
-def normalizeReplies(result: Any) -> list[Reply]:
-    """A command's return value as a list of L{Reply}."""
-    if result is None:
-        return []
-    if isinstance(result, (str, Reply)):
-        result = [result]
-    replies = []
-    for item in result:
-        if item is None:
-            continue
-        if isinstance(item, Reply):
-            replies.append(item)
-        elif isinstance(item, str):
-            if item:
-                replies.append(Reply(item))
-        else:
-            raise TypeError(f"a command returned {type(item).__name__}, not text")
-    return replies
 
 
 def matchCommand(registry: Any, text: str) -> Invocation | None:
@@ -318,82 +199,3 @@ class CommandRegistry:
 
 def _short(names: list[str]) -> str:
     return ", ".join(n.rsplit(".", 1)[-1] for n in names) or "-"
-
-
-def runCommand(
-    command: Any,
-    context: Any,
-    clock: IReactorTime | None = None,
-    timeout: float | None = None,
-) -> defer.Deferred[list[Reply]]:
-    """
-    Run one command; always fires with replies, never errbacks.
-
-    A command that raises is logged with its traceback and the user gets a short
-    Korean error reply instead. With C{clock} and C{timeout}, a call still running
-    after C{timeout} seconds is cancelled and answered with L{TIMEOUT_REPLY}.
-    """
-    result = runCommandNow(command, context, clock, timeout)
-    return result if isinstance(result, defer.Deferred) else defer.succeed(result)
-
-
-def runCommandNow(
-    command: Any,
-    context: Any,
-    clock: IReactorTime | None = None,
-    timeout: float | None = None,
-) -> list[Reply] | defer.Deferred[list[Reply]]:
-    """
-    L{runCommand}, but a command that answers at once gives its replies as a list.
-
-    Most commands return a plain value: building a Deferred chain for each of them
-    cost more CPU than the command itself. Only a Deferred or coroutine result
-    gets a Deferred (with the timeout) back.
-    """
-    try:
-        result = _call(command, context)
-        if isinstance(result, Failure):
-            return _failed(result, command, context, timeout)
-        if not isinstance(result, defer.Deferred):
-            return normalizeReplies(result)
-    except BaseException:
-        return _failed(Failure(), command, context, timeout)
-    if clock is not None and timeout and not result.called:
-        result.addTimeout(timeout, clock)
-    result.addCallback(normalizeReplies)
-    result.addErrback(_failed, command, context, timeout)
-    return result
-
-
-def _call(command: Any, context: Any) -> Any:
-    declared = getattr(command, "options", ())
-    if declared and not getattr(context, "extra", {}).get("optionsParsed"):
-        # Called without the dispatcher (embedding, older tests): parse here.
-        from kkobot.options import OptionError, parseOptions
-
-        try:
-            context.options, context.rest = parseOptions(context.args, declared)
-        except OptionError as e:
-            return f"{e}\n사용법: {getattr(command, 'usage', '') or '# ' + command.name}"
-    result = command.run(context)
-    if inspect.iscoroutine(result):
-        return defer.ensureDeferred(result)
-    return result
-
-
-def _failed(failure: Failure, command: Any, context: Any, timeout: float | None) -> list[Reply]:
-    if failure.check(defer.TimeoutError):
-        log.warn(
-            "[MSG] command {name!r} timed out after {timeout}s in room {room!r}; cancelled",
-            name=command.name,
-            timeout=timeout,
-            room=context.room,
-        )
-        return [Reply(TIMEOUT_REPLY)]
-    log.failure(
-        "[MSG] command {name!r} failed in room {room!r}",
-        failure,
-        name=command.name,
-        room=context.room,
-    )
-    return [Reply(ERROR_REPLY)]

@@ -14,7 +14,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from kkobot.commands import normalizeReplies
+from kkobot.commands.reply import normalizeReplies
 from kkobot.interfaces import IJob
 from kkobot.logs import Logger
 

@@ -1,0 +1,241 @@
+"""Test harness for command plugins: feed messages, assert replies, advance a clock; no sockets, no DB."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from twisted.internet import defer, task
+from zope.interface import implementer
+
+from kkobot.chatlog import ChatRow
+from kkobot.commands.registry import CommandRegistry
+from kkobot.commands.reply import Reply
+from kkobot.commands.dispatch import Dispatcher
+from kkobot.interfaces import IChatLog
+from kkobot.commands.loader import _pluginsOf
+from kkobot.outbound import Outbound
+from kkobot.commands.permissions import Permissions
+from kkobot.registry import ClientInfo, ClientRegistry
+from kkobot.commands.router import MessageRouter
+from kkobot.commands.scheduler import Scheduler
+from kkobot.wire import ChatMessage
+
+__all__ = ["CommandTester", "Replies", "Sent", "MemoryChatLog"]
+
+
+@implementer(IChatLog)
+class MemoryChatLog:
+    """Keeps the chat-log rows in a list (C{rows})."""
+
+    def __init__(self) -> None:
+        self.rows: list[ChatRow] = []
+
+    def log(self, row: ChatRow) -> None:
+        self.rows.append(row)
+
+    def flush(self) -> defer.Deferred[None]:
+        return defer.succeed(None)
+
+
+class Replies(list):
+    """The replies to one message; filled in when the command finishes (see C{done})."""
+
+    done = False
+
+    @property
+    def texts(self) -> list[str]:
+        return [reply.text for reply in self]
+
+    @property
+    def text(self) -> str:
+        """All reply texts joined by newlines ('' for no reply)."""
+        return "\n".join(self.texts)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A message the server pushed to a bot on its own (a schedule, C{context.send})."""
+
+    botName: str
+    room: str
+    text: str
+    channelId: str | None
+    mediaWaitTime: int | None
+
+
+class CommandTester:
+    """
+    A server without sockets: the real router, dispatcher and scheduler, a
+    C{task.Clock}, an in-memory chat log and one connected fake bot.
+
+        t = CommandTester(kkobot_hello)          # a module, or command objects
+        assert t.send("# hello 철수").texts == ["안녕하세요, 철수님!"]
+        t.advance(30)                            # cooldowns, timeouts, schedules
+
+    C{builtins} loads kkobot's own plugins (help, echo, ping, reload) too;
+    C{dropinDir} loads a drop-in folder as the server would. C{admins} are userHash
+    values (the C{user} of L{send}); C{config} is merged into the permissions config.
+    The clock starts at C{start} (epoch seconds).
+    """
+
+    def __init__(
+        self,
+        *plugins: Any,
+        builtins: bool = True,
+        dropinDir: str | None = None,
+        admins: tuple[str, ...] | list[str] = (),
+        config: dict[str, Any] | None = None,
+        botName: str = "kkobot",
+        timeout: float = 10.0,
+        exemptAdmins: bool = True,
+        timezone: str = "Asia/Seoul",
+        lateness: float = 300.0,
+        start: float = 1_767_225_600.0,  # 2026-01-01 09:00 in Seoul
+    ) -> None:
+        self.clock = task.Clock()
+        self.clock.advance(start)
+        self.botName = botName
+        self.commands = CommandRegistry(dropinDir)
+        if not builtins:
+            self.commands.loader.directories = [self.commands.dropinDir] if dropinDir else []
+        for plugin in plugins:
+            self.commands.add(*(_pluginsOf(plugin) if isinstance(plugin, ModuleType) else [plugin]))
+        self.commands.load()
+        self.chatlog = MemoryChatLog()
+        self.clients = ClientRegistry()
+        self.outbound = Outbound(self.clients, self.chatlog, self.clock)
+        self.permissions = Permissions({**(config or {}), "admins": list(admins)})
+        self.dispatcher = Dispatcher(
+            self.commands,
+            self.permissions,
+            self.clock,
+            outbound=self.outbound,
+            clients=self.clients,
+            timeout=timeout,
+            exemptAdmins=exemptAdmins,
+        )
+        self.router = MessageRouter(
+            self.commands, self.chatlog, self.clock, self.permissions, dispatcher=self.dispatcher
+        )
+        self.scheduler = Scheduler(
+            self.commands, self.outbound, self.clock, timezone=timezone, lateness=lateness
+        )
+        self.outbox: list[Sent] = []
+        self.client = self.connect(botName)
+        self.scheduler.startService()
+
+    # -- the bot's connection
+
+    def connect(self, botName: str | None = None) -> ClientInfo:
+        """Connect a fake bridge for C{botName}; what the server pushes lands in C{outbox}."""
+        name = botName or self.botName
+
+        def receive(line: bytes) -> None:
+            event = json.loads(line)
+            data = event["data"]
+            self.outbox.append(
+                Sent(name, data["room"], data["text"], data.get("channel_id"), data.get("media_wait_time"))
+            )
+
+        client = ClientInfo(
+            botName=name,
+            version="3.2.0",
+            clientType="MessengerBotR",
+            deviceID="test-device",
+            address="127.0.0.1",
+            connectedSince=self.clock.seconds(),
+            send=receive,
+        )
+        self.clients.add(client)
+        return client
+
+    def disconnect(self, botName: str | None = None) -> None:
+        for client in self.clients.forBot(botName or self.botName):
+            self.clients.remove(client)
+
+    # -- messages
+
+    def send(
+        self,
+        text: str,
+        user: str = "user1",
+        room: str = "테스트방",
+        sender: str = "홍길동",
+        channelId: str | None = None,
+        isGroupChat: bool = True,
+        isMention: bool = False,
+        client: ClientInfo | None = None,
+    ) -> Replies:
+        """
+        Feed one chat message, as C{user} (its userHash) in C{room}.
+
+        C{channelId} defaults to C{"ch:" + room}. The returned L{Replies} is complete
+        when the command answers at once; for a slow one, L{advance} the clock first.
+        """
+        message = ChatMessage(
+            room=room,
+            text=text,
+            sender=sender,
+            isGroupChat=isGroupChat,
+            isMention=isMention,
+            channelId=channelId if channelId is not None else f"ch:{room}",
+            userHash=user,
+            botName=self.botName,
+        )
+        replies = Replies()
+
+        def fill(result: list[Reply]) -> None:
+            replies.extend(result)
+            replies.done = True
+
+        d = self.router.handleMessage(client or self.client, message)
+        d.addCallback(fill)
+        return replies
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock on, firing what falls due (in steps, so chained timers fire too)."""
+        target = self.clock.seconds() + seconds
+        while True:
+            due = [c.getTime() for c in self.clock.getDelayedCalls() if c.getTime() <= target]
+            if not due:
+                break
+            self.clock.advance(max(0.0, min(due) - self.clock.seconds()))
+        self.clock.advance(max(0.0, target - self.clock.seconds()))
+
+    def setRtt(self, millis: float | None) -> None:
+        """Pretend the bot answered a server ping with this round trip."""
+        self.client.lastRttMillis = millis
+        self.client.lastPingAt = self.clock.seconds()
+
+    # -- assertions
+
+    def assertReply(self, text: str, *expected: str, **kw: Any) -> Replies:
+        """Send C{text}; fail unless the reply texts are exactly C{expected}."""
+        replies = self.send(text, **kw)
+        if not replies.done:
+            raise AssertionError(f"{text!r} has not answered yet (advance the clock?)")
+        if replies.texts != list(expected):
+            raise AssertionError(f"{text!r} answered {replies.texts!r}, expected {list(expected)!r}")
+        return replies
+
+    def assertNoReply(self, text: str, **kw: Any) -> None:
+        replies = self.send(text, **kw)
+        if replies.texts:
+            raise AssertionError(f"{text!r} answered {replies.texts!r}, expected silence")
+
+    def checkExamples(self, command: Any, **kw: Any) -> None:
+        """Every C{("# input", "expected reply")} example of C{command} must hold."""
+        for example in getattr(command, "examples", ()):
+            if isinstance(example, tuple):
+                self.assertReply(example[0], example[1], **kw)
+
+    def scheduledRows(self) -> list[ChatRow]:
+        return [row for row in self.chatlog.rows if row.is_scheduled]
+
+    def stop(self) -> None:
+        """Stop the scheduler (call from tearDown / addCleanup)."""
+        if self.scheduler.running:
+            self.scheduler.stopService()
