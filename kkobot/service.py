@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,9 @@ class Settings:
     varDir: str = "var"
     dropinDir: str | None = None
     adminPort: str | None = None
+    # Named on purpose (--config, KKOBOT_CONFIG): a missing config is then an error,
+    # not the embedded default.
+    configGiven: bool = False
 
     @classmethod
     def fromEnvironment(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -59,6 +63,7 @@ class Settings:
             port=env.get("KKOBOT_PORT") or None,
             mode=env.get("KKOBOT_MODE") or "test",
             configDir=env.get("KKOBOT_CONFIG") or config.DEFAULT_DIR,
+            configGiven=bool(env.get("KKOBOT_CONFIG")),
             logLevel=env.get("KKOBOT_LOG_LEVEL") or "info",
             dropinDir=env.get("KKOBOT_PLUGINS") or None,
             adminPort=env.get("KKOBOT_ADMIN_PORT") or None,
@@ -102,6 +107,52 @@ def endpointFor(port: str | None, interface: str) -> str:
     return port
 
 
+def isLoopback(endpoint: str) -> bool:
+    """
+    Whether a server endpoint string only accepts connections from this machine:
+    C{tcp}/C{tcp6}/C{ssl} bound to a loopback interface, or a C{unix} socket.
+    Anything else (no interface: every address; other endpoint types) is not.
+    """
+    # Twisted's endpoint syntax: ':' separates fields, '\\' escapes the next character.
+    fields: list[str] = [""]
+    escaped = False
+    for ch in endpoint.strip():
+        if escaped:
+            fields[-1] += ch
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == ":":
+            fields.append("")
+        else:
+            fields[-1] += ch
+    kind = fields[0].lower()
+    if kind == "unix":
+        return True
+    # Where `interface` sits among each type's positional arguments.
+    position = {"tcp": 1, "tcp6": 1, "ssl": 4}.get(kind)
+    if position is None:
+        return False
+    positional = [f for f in fields[1:] if "=" not in f]
+    interface = positional[position] if len(positional) > position else ""
+    for item in fields[1:]:
+        name, eq, value = item.partition("=")
+        if eq and name == "interface":
+            interface = value
+    if interface.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(interface.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _halfConfig(directory: str) -> bool:
+    """One of the two config files without the other: load() says how to repair it."""
+    return any(os.path.lexists(os.path.join(directory, name))
+               for name in (config.KEY_FILE, config.ENC_FILE))
+
+
 def resolve(settings: Settings) -> Resolved:
     """Read the config (if any) and decide every setting; raise L{StartupError}."""
     if settings.mode not in MODES:
@@ -112,7 +163,17 @@ def resolve(settings: Settings) -> Resolved:
         raise StartupError(str(e))
     notes: list[str] = []
     try:
-        if config.exists(settings.configDir):
+        if settings.configGiven and not config.exists(settings.configDir):
+            # A mistyped --config must not quietly become the no-auth default.
+            orDefault = "" if settings.mode == "prod" else (
+                ", or leave out --config to run on the embedded default "
+                "(loopback only, no authentication)")
+            raise StartupError(
+                f"no config in {settings.configDir}/ (given with --config or KKOBOT_CONFIG): "
+                f"check the path, or create one with `kkobot-config --dir "
+                f"{settings.configDir} init`{orDefault}"
+            )
+        if config.exists(settings.configDir) or _halfConfig(settings.configDir):
             cfg = config.load(settings.configDir)
             config.validate(cfg)
             db = config.db_settings(cfg, settings.mode)
@@ -151,10 +212,20 @@ def resolve(settings: Settings) -> Resolved:
         raise StartupError(f"config {settings.configDir}: {e}")
     except AdminConfigError as e:
         raise StartupError(f"config {settings.configDir}: {e}")
+    endpoint = endpointFor(settings.port, interface)
+    if not authRequired and not isLoopback(endpoint):
+        cli = f"kkobot-config --dir {settings.configDir}"
+        turnOn = (f"`{cli} init`, then `{cli} add-bot NAME`" if cfg is None
+                  else f"`{cli} set auth.required true`, and `{cli} add-bot NAME`")
+        raise StartupError(
+            f"refusing to listen on {endpoint} without authentication: anyone who can "
+            "reach it would be answered. Listen on loopback only (interface=127.0.0.1), "
+            f"or turn authentication on: {turnOn}"
+        )
     return Resolved(
         settings=settings,
         cfg=cfg,
-        endpoint=endpointFor(settings.port, interface),
+        endpoint=endpoint,
         db=db,
         dropinDir=dropin,
         authRequired=authRequired,

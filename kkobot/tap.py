@@ -6,6 +6,7 @@ import sys
 
 from twisted.python import usage
 
+from kkobot import config
 from kkobot.service import MODES, Settings, StartupError, makeService as _makeService
 
 
@@ -18,7 +19,8 @@ class Options(usage.Options):
     optParameters = [
         ["port", "p", None, "Port number or Twisted endpoint (default 1490).", str],
         ["mode", "m", "test", "test or prod: picks DBs.kkobot_test / DBs.kkobot_prod."],
-        ["config", "c", ".cfg", "Config directory (.kkobot.key + .kkobot.enc)."],
+        ["config", "c", None,
+         "Config directory (.kkobot.key + .kkobot.enc; default .cfg). Named here, it must exist."],
         ["log-level", None, "info", "debug, info, warn or error (chat text is debug)."],
         ["plugins", None, None, "Drop-in plugin folder (default: plugins.dropin_dir or ./plugins)."],
         ["logs", None, "logs", "Directory of server.log."],
@@ -35,7 +37,8 @@ class Options(usage.Options):
         return Settings(
             port=self["port"],
             mode=self["mode"],
-            configDir=self["config"],
+            configDir=self["config"] or config.DEFAULT_DIR,
+            configGiven=self["config"] is not None,
             logLevel=self["log-level"],
             logDir=self["logs"] or None,
             varDir=self["var"],

@@ -176,6 +176,46 @@ class TwistdTests(SynchronousTestCase):
         self.assertIn("kkobot: prod mode needs a config", output)
 
 
+class RefusesToStartTests(SynchronousTestCase):
+    """Settings that would answer strangers stop twistd with one line, before listening."""
+
+    def setUp(self) -> None:
+        self.cwd = tempDir(self)
+
+    def refused(self, args: list[str], env: dict[str, str] | None = None) -> str:
+        server = Server(self, args, self.cwd, env=env)
+        status = server.finish()
+        output = "\n".join(server.lines)
+        self.assertEqual(status, 1, output)
+        self.assertNotIn("Traceback", output)
+        self.assertNotIn("[SERVER] listening", output)
+        self.assertFalse(os.path.exists(os.path.join(self.cwd, "var")))
+        return output
+
+    def test_noConfigOnEveryInterface(self) -> None:
+        port = freePort()
+        output = self.refused(["-n", "kkobot", "--port", f"tcp:{port}:interface=0.0.0.0"])
+        self.assertIn(f"kkobot: refusing to listen on tcp:{port}:interface=0.0.0.0 without "
+                      "authentication", output)
+        # Nothing took the port.
+        with socket.socket() as s:
+            s.bind(("0.0.0.0", port))
+
+    def test_mistypedConfig(self) -> None:
+        output = self.refused(["-n", "kkobot", "--port", str(freePort()), "--config", "/etc/kkobto"])
+        self.assertIn("kkobot: no config in /etc/kkobto/ (given with --config or KKOBOT_CONFIG)",
+                      output)
+
+    def test_tacWithAMistypedConfig(self) -> None:
+        output = self.refused(["-ny", TAC], env={"KKOBOT_PORT": str(freePort()),
+                                                 "KKOBOT_CONFIG": "/etc/kkobto"})
+        self.assertIn("kkobot: no config in /etc/kkobto/", output)
+
+    def test_tacOnEveryInterface(self) -> None:
+        output = self.refused(["-ny", TAC], env={"KKOBOT_PORT": "tcp:0:interface=0.0.0.0"})
+        self.assertIn("without authentication", output)
+
+
 class OptionsTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.addCleanup(logs.setLevel, "info")
