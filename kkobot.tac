@@ -4,8 +4,10 @@ import sys
 
 from twisted.application.service import Application
 
+from kkobot.files import tightenUmask
 from kkobot.service import Settings, StartupError, makeService
 
+tightenUmask()
 application = Application("kkobot")
 try:
     makeService(Settings.fromEnvironment()).setServiceParent(application)

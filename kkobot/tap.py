@@ -6,7 +6,7 @@ import sys
 
 from twisted.python import usage
 
-from kkobot import config
+from kkobot import config, files
 from kkobot.service import MODES, Settings, StartupError, makeService as _makeService
 
 
@@ -48,6 +48,10 @@ class Options(usage.Options):
 
 
 def makeService(options: Options):
+    # Before anything is created, twistd's own log file included (it opens that file
+    # after this returns): files the operator's shell umask would leave readable to
+    # everyone stay the server's.
+    files.tightenUmask()
     try:
         return _makeService(options.settings())
     except StartupError as e:

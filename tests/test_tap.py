@@ -8,6 +8,7 @@ import select
 import signal
 import socket
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -42,12 +43,13 @@ class Server:
     """A twistd process whose stdout is read line by line, with deadlines, no sleeps."""
 
     def __init__(self, testcase: SynchronousTestCase, args: list[str], cwd: str,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, umask: int | None = None) -> None:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("KKOBOT_")}
         environ.update(env or {})
         self.proc = subprocess.Popen(
             [TWISTD, *args], cwd=cwd, env=environ,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            preexec_fn=None if umask is None else (lambda: os.umask(umask)),
         )
         testcase.addCleanup(self.kill)
         self.lines: list[str] = []
@@ -155,6 +157,34 @@ class TwistdTests(SynchronousTestCase):
         port = freePort()
         server = Server(self, ["-ny", TAC], self.cwd, env={"KKOBOT_PORT": str(port)})
         self.assertServed(server, port)
+
+    def test_filesAreTheServersOwnWhateverTheUmask(self) -> None:
+        port = freePort()
+        server = Server(self, ["-n", "kkobot", "--port", str(port)], self.cwd, umask=0)
+        server.waitFor("[DB] chat log ready")
+        echoRoundTrip(port)
+        server.waitFor("disconnected")
+
+        def mode(*parts: str) -> int:
+            return stat.S_IMODE(os.stat(os.path.join(self.cwd, *parts)).st_mode)
+
+        # While running: SQLite's -wal and -shm exist only now.
+        database = os.path.join("var", "kkobot_test.sqlite3")
+        modes = {name: mode(name) for name in
+                 (database, database + "-wal", database + "-shm", "var",
+                  os.path.join("var", "journal"), os.path.join("var", "journal", "test"),
+                  "logs", os.path.join("logs", "server.log"))}
+        journal = os.path.join(self.cwd, "var", "journal", "test")
+        for name in os.listdir(journal):
+            modes[os.path.join(journal, name)] = mode(journal, name)
+        server.proc.send_signal(signal.SIGTERM)
+        server.finish()
+        self.assertEqual(modes.pop("logs"), 0o750)
+        self.assertEqual(modes.pop(os.path.join("logs", "server.log")), 0o640)
+        self.assertEqual(len(modes), 8, modes)  # + a journal segment and journal.id
+        for name, found in modes.items():
+            expected = 0o700 if os.path.isdir(os.path.join(self.cwd, name)) else 0o600
+            self.assertEqual(found, expected, name)
 
     def test_prodWithoutConfigExitsWithOneLine(self) -> None:
         server = Server(self, ["-n", "kkobot", "--mode", "prod", "--port", str(freePort())],
