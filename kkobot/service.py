@@ -21,6 +21,7 @@ from kkobot.devices import DeviceStore, applyDeviceStatus
 from kkobot.events import EventFanout
 from kkobot.journal import Journal
 from kkobot.limits import ConnectionLimits, LimitedBridgeFactory
+from kkobot.loader import untrusted as untrustedPlugins
 from kkobot.dispatch import Dispatcher
 from kkobot.logs import Logger
 from kkobot.metrics import Metrics
@@ -212,6 +213,10 @@ def resolve(settings: Settings) -> Resolved:
         raise StartupError(f"config {settings.configDir}: {e}")
     except AdminConfigError as e:
         raise StartupError(f"config {settings.configDir}: {e}")
+    problems = untrustedPlugins(os.path.abspath(dropin))
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise StartupError(f"refusing to run plugins: {problems[0]}{more}")
     endpoint = endpointFor(settings.port, interface)
     if not authRequired and not isLoopback(endpoint):
         cli = f"kkobot-config --dir {settings.configDir}"

@@ -227,6 +227,32 @@ class NoAuthStaysOnLoopbackTests(SynchronousTestCase):
         self.assertIn("is missing; restore it from your backup", message)
 
 
+class UntrustedPluginsTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.root = tempDir(self)
+        self.addCleanup(logs.setLevel, "info")
+
+    def test_pluginFolderOthersCanWriteStopsTheStart(self) -> None:
+        plugins = os.path.join(self.root, "plugins")
+        os.mkdir(plugins)
+        for name in ("kkobot_a.py", "kkobot_b.py"):
+            with open(os.path.join(plugins, name), "w") as f:
+                f.write("X = 1\n")
+            os.chmod(os.path.join(plugins, name), 0o666)
+        with self.assertRaises(StartupError) as cm:
+            resolve(settingsFor(self.root))
+        self.assertEqual(
+            str(cm.exception),
+            f"refusing to run plugins: plugin file {plugins}/kkobot_a.py is writable by group "
+            f"or others (mode 0666); fix it with: chmod go-w {plugins}/kkobot_a.py "
+            "(and 1 more)")
+        os.chmod(plugins, 0o777)
+        with self.assertRaises(StartupError) as cm:
+            resolve(settingsFor(self.root))
+        self.assertIn(f"plugin folder {plugins} is writable by group or others (mode 0777)",
+                      str(cm.exception))
+
+
 class ListenTests(SynchronousTestCase):
     """What makeService listens on, checked without a real socket."""
 

@@ -187,6 +187,26 @@ class TwistdTests(SynchronousTestCase):
             expected = 0o700 if os.path.isdir(os.path.join(self.cwd, name)) else 0o600
             self.assertEqual(found, expected, name)
 
+    def test_sighupRunsNothingOthersCouldHaveWritten(self) -> None:
+        plugins = os.path.join(self.cwd, "plugins")
+        os.mkdir(plugins, 0o755)
+        server = Server(self, ["-n", "kkobot", "--port", str(freePort())], self.cwd)
+        server.waitFor("[SERVER] listening on")
+        # Someone opens the folder and drops a file of theirs in it.
+        os.chmod(plugins, 0o777)
+        planted = os.path.join(plugins, "kkobot_planted.py")
+        with open(planted, "w", encoding="utf-8") as f:
+            f.write("import pathlib\npathlib.Path(__file__ + '.ran').touch()\n")
+        if os.geteuid() == 0:
+            os.chown(planted, 65534, -1)
+        server.proc.send_signal(signal.SIGHUP)
+        line = server.waitFor("refusing to run plugins")
+        self.assertIn(f"plugin folder {plugins} is writable by group or others (mode 0777)", line)
+        self.assertFalse(os.path.exists(planted + ".ran"))
+        server.proc.send_signal(signal.SIGTERM)
+        server.finish()
+        self.assertFalse(os.path.exists(planted + ".ran"))
+
     def test_prodWithoutConfigExitsWithOneLine(self) -> None:
         server = Server(self, ["-n", "kkobot", "--mode", "prod", "--port", str(freePort())],
                         self.cwd)
@@ -372,6 +392,13 @@ class RefusesToStartTests(SynchronousTestCase):
         output = self.refused(["-ny", TAC], env={"KKOBOT_PORT": str(freePort()),
                                                  "KKOBOT_CONFIG": "/etc/kkobto"})
         self.assertIn("kkobot: no config in /etc/kkobto/", output)
+
+    def test_pluginFolderOthersCanWrite(self) -> None:
+        os.mkdir(os.path.join(self.cwd, "plugins"))
+        os.chmod(os.path.join(self.cwd, "plugins"), 0o777)
+        output = self.refused(["-n", "kkobot", "--port", str(freePort())])
+        self.assertIn("kkobot: refusing to run plugins: plugin folder", output)
+        self.assertIn("chmod go-w", output)
 
     def test_tacOnEveryInterface(self) -> None:
         output = self.refused(["-ny", TAC], env={"KKOBOT_PORT": "tcp:0:interface=0.0.0.0"})
