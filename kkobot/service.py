@@ -442,7 +442,8 @@ class KkobotService(MultiService):
                 registry=self.registry, outbound=self.outbound, metrics=self.metrics,
                 rates=self.rates, factory=self.factory, chatlog=self.chatlog, clock=reactor,
             )
-            self.admin = AdminService(resolved.admin.endpoint, parts, resolved.admin.token, reactor)
+            self.admin = AdminService(resolved.admin.endpoint, parts, resolved.admin.token, reactor,
+                                      allowedHosts=resolved.admin.allowedHosts)
             self.admin.setServiceParent(self)
 
     def startService(self) -> None:
