@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import stat
 import subprocess
 import sys
@@ -166,7 +167,9 @@ class TestEdit:
         editor = make_editor(tmp_path, f"""
 st = os.stat(path)
 data = json.load(open(path, encoding="utf-8"))
-json.dump({{"dir": os.path.dirname(os.path.abspath(path)), "mode": st.st_mode & 0o777}},
+folder = os.path.dirname(os.path.abspath(path))
+json.dump({{"dir": os.path.dirname(folder), "mode": st.st_mode & 0o777,
+           "folder": os.path.basename(folder), "folderMode": os.stat(folder).st_mode & 0o777}},
           open({str(seen)!r}, "w"))
 data["SERVER"]["server_ip"] = "10.1.2.3"
 data["DBs"]["kkobot_test"]["PASSWORD"] = "비밀"
@@ -179,7 +182,9 @@ json.dump(data, open(path, "w", encoding="utf-8"), ensure_ascii=False)
         assert data["SERVER"]["server_ip"] == "10.1.2.3"
         assert data["DBs"]["kkobot_test"]["PASSWORD"] == "비밀"
         info = json.loads(seen.read_text())
-        assert info == {"dir": str(cfg.resolve()), "mode": 0o600}
+        # In a private folder inside the config folder, never in /tmp.
+        assert info.pop("folder").startswith(".kkobot.edit.")
+        assert info == {"dir": str(cfg.resolve()), "mode": 0o600, "folderMode": 0o700}
         assert sorted(p.name for p in cfg.iterdir()) == [config.ENC_FILE, config.KEY_FILE]
 
     def test_visual_wins_and_takes_arguments(self, cfg: Path, run: Run, tmp_path: Path,
@@ -349,3 +354,76 @@ def test_console_script(tmp_path: Path) -> None:
     bad = cli("remove-bot", "nobody")
     assert bad.returncode == 1 and bad.stdout == ""
     assert bad.stderr.startswith("kkobot-config: ") and bad.stderr.count("\n") == 1
+
+
+BLOCKING_EDITOR = """
+import signal
+# What vim does beside the file it edits: a swap file holding the same text.
+folder, name = os.path.split(path)
+with open(os.path.join(folder, "." + name + ".swp"), "w") as f:
+    f.write(open(path).read())
+with open(sys.argv[1] + ".tmp", "w") as f:
+    json.dump({"path": path, "pid": os.getpid()}, f)
+os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+while True:
+    signal.pause()
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("signame,whole_group", [
+    ("SIGHUP", True),    # the terminal hangs up: editor and kkobot-config both get it
+    ("SIGHUP", False),
+    ("SIGTERM", False),
+    ("SIGINT", False),
+    ("SIGQUIT", False),
+])
+def test_edit_removes_the_decrypted_copy_on_signals(tmp_path: Path, signame: str,
+                                                    whole_group: bool) -> None:
+    from tests.support import pollUntil
+
+    script = REPO / ".venv" / "bin" / "kkobot-config"
+    if not script.exists():
+        script = Path(sys.executable).with_name("kkobot-config")
+    d = tmp_path / "cfg"
+    env = {k: v for k, v in os.environ.items() if k not in ("KKOBOT_CONFIG", "VISUAL")}
+    assert configcli.main(["--dir", str(d), "init"]) == 0
+    assert configcli.main(["--dir", str(d), "add-bot", "kkobot", "--secret",
+                           "plain-secret-0123456789", "--salt", "s"]) == 0
+    before = (d / config.ENC_FILE).read_bytes()
+    ready = tmp_path / "ready.json"
+    env["EDITOR"] = f"{make_editor(tmp_path, BLOCKING_EDITOR)} {ready}"
+    proc = subprocess.Popen([str(script), "--dir", str(d), "edit"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        pollUntil(ready.exists, "the editor to start", timeout=30)
+        seen = json.loads(ready.read_text())
+        # The decrypted config (and the editor's swap file) is on disk now.
+        assert "plain-secret-0123456789" in Path(seen["path"]).read_text()
+        signum = getattr(signal, signame)
+        if whole_group:
+            os.killpg(proc.pid, signum)
+        else:
+            os.kill(proc.pid, signum)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        # kkobot-config ends (and reaps) its editor before it exits.
+        editorLeft = ready.exists() and not _gone(json.loads(ready.read_text())["pid"])
+        if editorLeft:
+            os.kill(json.loads(ready.read_text())["pid"], signal.SIGKILL)
+    assert not editorLeft
+    assert proc.returncode == 1
+    assert err == f"kkobot-config: stopped by {signame}; the decrypted copy was removed\n"
+    assert sorted(p.name for p in d.iterdir()) == [config.ENC_FILE, config.KEY_FILE]
+    assert (d / config.ENC_FILE).read_bytes() == before
