@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import json
 import os
 import secrets
@@ -85,13 +86,49 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warnArgv(what: str, safe: str) -> None:
+    # Other users see a process's arguments (ps, /proc/PID/cmdline), and shells keep
+    # them in their history: say so, but keep working for existing scripts.
+    sys.stderr.write(
+        f"{PROG}: warning: {what} on the command line is visible to other users (ps) "
+        f"and stays in your shell history; next time use {safe}\n")
+
+
+def _readValue(label: str) -> str:
+    """
+    One value from standard input: a prompt that does not echo (asked twice) on a
+    terminal, else one line of the input (its line break dropped), for scripts:
+    C{printf '%s\\n' "$PW" | kkobot-config set KEY -}.
+    """
+    if sys.stdin is not None and sys.stdin.isatty():
+        try:
+            first = getpass.getpass(f"{label} (not shown): ")
+            again = getpass.getpass(f"{label} again: ")
+        except EOFError:
+            raise config.ConfigError(f"no {label} given; nothing changed") from None
+        if first != again:
+            raise config.ConfigError(f"the two {label} entries differ; nothing changed")
+        return first
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    if not line:
+        raise config.ConfigError(f"no {label} on standard input; nothing changed")
+    return line[:-1] if line.endswith("\n") else line
+
+
 def cmd_set(args: argparse.Namespace) -> int:
     data = _load(args)
-    value = config.parse_value(args.value)
     leaf = config.split_key(args.key)[-1]
+    raw = args.value
+    if raw is None or raw == "-":
+        raw = _readValue(f"value of {args.key}")
+        if raw.endswith("\r"):
+            raw = raw[:-1]
+    elif _is_secret_leaf(leaf) and raw:
+        _warnArgv(f"the value of {args.key}", f"`{PROG} set {args.key} -` (asks for it)")
+    value = config.parse_value(raw)
     # A numeric password such as 123456 is still a password: keep what was typed.
     if _is_secret_leaf(leaf) and isinstance(value, (bool, int, float)):
-        value = args.value
+        value = raw
     config.set_dotted(data, args.key, value)
     _save(args, data)
     _out(f"{args.key} = {_show_value(args.key, value)}")
@@ -235,10 +272,22 @@ def cmd_add_bot(args: argparse.Namespace) -> int:
     if name in bots:
         raise config.ConfigError(
             f"bot {name!r} already exists; `{PROG} remove-bot {shlex.quote(name)}` first")
-    secret = args.secret if args.secret is not None else secrets.token_urlsafe(32)
-    salt = args.salt if args.salt is not None else secrets.token_hex(16)
+    if args.secret is not None and args.secret_stdin:
+        raise config.ConfigError("give --secret or --secret-stdin, not both")
+    if args.salt is not None and args.salt_stdin:
+        raise config.ConfigError("give --salt or --salt-stdin, not both")
+    if args.secret is not None or args.salt is not None:
+        _warnArgv("--secret / --salt", "--secret-stdin / --salt-stdin (asks for them)")
+    secret = args.secret
+    if args.secret_stdin:
+        secret = _readValue(f"SECRET_KEY of {name}").rstrip("\r")
+    salt = args.salt
+    if args.salt_stdin:
+        salt = _readValue(f"BOT_SPECIFIC_SALT of {name}").rstrip("\r")
+    secret = secret if secret is not None else secrets.token_urlsafe(32)
+    salt = salt if salt is not None else secrets.token_hex(16)
     if not secret:
-        raise config.ConfigError("--secret must not be empty (omit it to generate one)")
+        raise config.ConfigError("the secret must not be empty (omit it to generate one)")
     bots[name] = {"secret": secret, "salt": salt}
     _save(args, data)
     # The only place a secret is ever printed; the lines paste straight into the
@@ -297,17 +346,26 @@ def _parser() -> _Parser:
     add("init", cmd_init, "create the directory, a new key and a skeleton config")
     p = add("show", cmd_show, "print the config as JSON, secrets masked")
     p.add_argument("key", nargs="?", help="only this dotted key")
-    p = add("set", cmd_set, "set a dotted key to a JSON value or a plain string")
+    p = add("set", cmd_set, "set a dotted key to a JSON value or a plain string "
+                            "(VALUE - or none: read it from standard input, no echo on a terminal)")
     p.add_argument("key")
-    p.add_argument("value")
+    p.add_argument("value", nargs="?",
+                   help="the value; - (or leave it out) to read it without putting it on the "
+                        "command line, as every secret should be")
     p = add("unset", cmd_unset, "remove a dotted key")
     p.add_argument("key")
     add("edit", cmd_edit, "edit the decrypted JSON in $VISUAL / $EDITOR (default vi)")
     p = add("add-bot", cmd_add_bot,
             "add a bot's secret and salt (generated unless given) and print them once")
     p.add_argument("name")
-    p.add_argument("--secret", help="use this SECRET_KEY instead of a generated one")
-    p.add_argument("--salt", help="use this BOT_SPECIFIC_SALT instead of a generated one")
+    p.add_argument("--secret", help="use this SECRET_KEY instead of a generated one "
+                                    "(visible in ps: prefer --secret-stdin)")
+    p.add_argument("--salt", help="use this BOT_SPECIFIC_SALT instead of a generated one "
+                                  "(visible in ps: prefer --salt-stdin)")
+    p.add_argument("--secret-stdin", action="store_true",
+                   help="read SECRET_KEY from standard input (asked without echo on a terminal)")
+    p.add_argument("--salt-stdin", action="store_true",
+                   help="read BOT_SPECIFIC_SALT from standard input (after the secret's line)")
     p = add("remove-bot", cmd_remove_bot, "remove a bot's credentials")
     p.add_argument("name")
     add("rotate-key", cmd_rotate_key, "generate a new key and re-encrypt the config")
