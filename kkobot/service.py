@@ -213,30 +213,38 @@ def resolve(settings: Settings) -> Resolved:
         raise StartupError(f"config {settings.configDir}: {e}")
     except AdminConfigError as e:
         raise StartupError(f"config {settings.configDir}: {e}")
-    problems = untrustedPlugins(os.path.abspath(dropin))
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise StartupError(f"refusing to run plugins: {problems[0]}{more}")
-    endpoint = endpointFor(settings.port, interface)
-    if not authRequired and not isLoopback(endpoint):
-        cli = f"kkobot-config --dir {settings.configDir}"
-        turnOn = (f"`{cli} init`, then `{cli} add-bot NAME`" if cfg is None
-                  else f"`{cli} set auth.required true`, and `{cli} add-bot NAME`")
-        raise StartupError(
-            f"refusing to listen on {endpoint} without authentication: anyone who can "
-            "reach it would be answered. Listen on loopback only (interface=127.0.0.1), "
-            f"or turn authentication on: {turnOn}"
-        )
     return Resolved(
         settings=settings,
         cfg=cfg,
-        endpoint=endpoint,
+        endpoint=endpointFor(settings.port, interface),
         db=db,
         dropinDir=dropin,
         authRequired=authRequired,
         notes=notes,
         admin=admin,
     )
+
+
+def refuseUnsafe(resolved: Resolved) -> None:
+    """
+    What the server will not serve with (tools that only read the settings, such as
+    kkobot-admin, do not care): no authentication beyond loopback, plugin code that
+    others could have written. Raises L{StartupError}.
+    """
+    settings = resolved.settings
+    if not resolved.authRequired and not isLoopback(resolved.endpoint):
+        cli = f"kkobot-config --dir {settings.configDir}"
+        turnOn = (f"`{cli} init`, then `{cli} add-bot NAME`" if resolved.cfg is None
+                  else f"`{cli} set auth.required true`, and `{cli} add-bot NAME`")
+        raise StartupError(
+            f"refusing to listen on {resolved.endpoint} without authentication: anyone who "
+            "can reach it would be answered. Listen on loopback only (interface=127.0.0.1), "
+            f"or turn authentication on: {turnOn}"
+        )
+    problems = untrustedPlugins(os.path.abspath(resolved.dropinDir))
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise StartupError(f"refusing to run plugins: {problems[0]}{more}")
 
 
 def _checkCredentials(cfg: dict[str, Any], mode: str) -> list[str]:
@@ -324,6 +332,7 @@ class KkobotService(MultiService):
     """The whole server. Children start in order and stop in reverse order."""
 
     def __init__(self, resolved: Resolved, reactor: Any = None) -> None:
+        refuseUnsafe(resolved)
         MultiService.__init__(self)
         if reactor is None:
             from twisted.internet import reactor

@@ -20,6 +20,7 @@ from kkobot.service import (
     StartupError,
     endpointFor,
     makeService,
+    refuseUnsafe,
     resolve,
 )
 from tests.support import (
@@ -175,7 +176,7 @@ class NoAuthStaysOnLoopbackTests(SynchronousTestCase):
 
     def refusal(self, **kw: Any) -> str:
         with self.assertRaises(StartupError) as cm:
-            resolve(Settings(**kw))
+            refuseUnsafe(resolve(Settings(**kw)))
         message = str(cm.exception)
         self.assertNotIn("\n", message)
         return message
@@ -196,6 +197,10 @@ class NoAuthStaysOnLoopbackTests(SynchronousTestCase):
         message = self.refusal(configDir=cfg, port="1490")
         self.assertIn("tcp:1490:interface=0.0.0.0", message)
         self.assertIn(f"kkobot-config --dir {cfg} set auth.required true", message)
+        # Tools that only read the settings (kkobot-admin) still can; the server cannot.
+        self.assertEqual(resolve(Settings(configDir=cfg, port="1490")).db.name, "kkobot_test")
+        with self.assertRaises(StartupError):
+            makeService(Settings(configDir=cfg, port="1490"), reactor=MemoryReactorClock())
 
     def test_loopbackEndpointsNeedNoAuth(self) -> None:
         for port in ("1490", "tcp:1490:interface=127.0.0.1", "tcp:1490:127.0.0.1",
@@ -203,6 +208,7 @@ class NoAuthStaysOnLoopbackTests(SynchronousTestCase):
                      f"unix:{os.path.join(self.root, 'sock')}"):
             resolved = resolve(Settings(configDir=self.missing, port=port))
             self.assertFalse(resolved.authRequired)
+            refuseUnsafe(resolved)
 
     def test_namedConfigThatIsMissingRefuses(self) -> None:
         message = self.refusal(configDir=self.missing, configGiven=True)
@@ -240,7 +246,7 @@ class UntrustedPluginsTests(SynchronousTestCase):
                 f.write("X = 1\n")
             os.chmod(os.path.join(plugins, name), 0o666)
         with self.assertRaises(StartupError) as cm:
-            resolve(settingsFor(self.root))
+            makeService(settingsFor(self.root), reactor=MemoryReactorClock())
         self.assertEqual(
             str(cm.exception),
             f"refusing to run plugins: plugin file {plugins}/kkobot_a.py is writable by group "
@@ -248,7 +254,7 @@ class UntrustedPluginsTests(SynchronousTestCase):
             "(and 1 more)")
         os.chmod(plugins, 0o777)
         with self.assertRaises(StartupError) as cm:
-            resolve(settingsFor(self.root))
+            makeService(settingsFor(self.root), reactor=MemoryReactorClock())
         self.assertIn(f"plugin folder {plugins} is writable by group or others (mode 0777)",
                       str(cm.exception))
 
