@@ -191,7 +191,7 @@ class TwistdTests(SynchronousTestCase):
         plugins = os.path.join(self.cwd, "plugins")
         os.mkdir(plugins, 0o755)
         server = Server(self, ["-n", "kkobot", "--port", str(freePort())], self.cwd)
-        server.waitFor("[SERVER] listening on")
+        server.waitFor("[DB] chat log ready")
         # Someone opens the folder and drops a file of theirs in it.
         os.chmod(plugins, 0o777)
         planted = os.path.join(plugins, "kkobot_planted.py")
@@ -252,7 +252,7 @@ class DaemonLogTests(SynchronousTestCase):
         with open(pidfile, encoding="ascii") as f:
             pid = int(f.read())
         self.addCleanup(self.stop, pid)
-        pollUntil(lambda: "[SERVER] listening" in self.read(self.log), "the daemon to listen")
+        pollUntil(lambda: "[DB] chat log ready" in self.read(self.log), "the daemon to run")
         return pid
 
     def stop(self, pid: int) -> None:
@@ -307,10 +307,11 @@ class DaemonLogTests(SynchronousTestCase):
         port = freePort()
         server = Server(self, ["-n", f"--logfile={path}", "kkobot", "--port", str(port)],
                         self.cwd, umask=0)
-        pollUntil(lambda: "[SERVER] listening" in self.read(path), "the server to listen")
+        # The chat log is ready once the reactor runs (and handles SIGTERM).
+        pollUntil(lambda: "[DB] chat log ready" in self.read(path), "the server to run")
         self.assertEqual(self.mode(path), 0o640)
         server.proc.send_signal(signal.SIGTERM)
-        server.finish()
+        self.assertIn(server.finish(), (0, -signal.SIGTERM, 128 + signal.SIGTERM))
         self.assertIn("[SHUTDOWN] done", self.read(path))
         self.assertFalse(os.path.exists(self.log))
 
