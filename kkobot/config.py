@@ -498,7 +498,8 @@ def _db_str(section: dict[str, Any], where: str, name: str, default: str) -> str
     if not isinstance(value, str):
         raise ConfigError(
             f"{where}.{name} must be a string, not a {_json_type(value)}; "
-            f"fix it with `kkobot-config set {where}.{name} VALUE`")
+            f"fix it with `kkobot-config set {where}.{name} "
+            f"{'-' if is_secret_key(name) else 'VALUE'}`")
     return value
 
 

@@ -458,6 +458,10 @@ class TestTypedViews:
             config.db_settings({"DBs": {"kkobot_test": {"NAME": "n", "ENGINE": "oracle"}}}, "test")
         with pytest.raises(ConfigError):
             config.db_settings(ORIGINAL, "staging")
+        # The fix it suggests for a password keeps the password off the command line.
+        with pytest.raises(ConfigError) as exc:
+            config.db_settings({"DBs": {"kkobot_test": {"NAME": "n", "PASSWORD": [1]}}}, "test")
+        assert "`kkobot-config set DBs.kkobot_test.PASSWORD -`" in one_line(exc)
 
     def test_db_numeric_password_and_string_port(self) -> None:
         s = config.db_settings({"DBs": {"kkobot_test": {"NAME": "n", "PASSWORD": 1234,
