@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +21,7 @@ from kkobot.events import EventFanout
 from kkobot.journal import Journal
 from kkobot.limits import ConnectionLimits, LimitedBridgeFactory
 from kkobot.loader import untrusted as untrustedPlugins
+from kkobot.loopback import isLoopback
 from kkobot.dispatch import Dispatcher
 from kkobot.logs import Logger
 from kkobot.metrics import Metrics
@@ -106,46 +106,6 @@ def endpointFor(port: str | None, interface: str) -> str:
     if port.isdigit():
         return f"tcp:{port}:interface={interface}"
     return port
-
-
-def isLoopback(endpoint: str) -> bool:
-    """
-    Whether a server endpoint string only accepts connections from this machine:
-    C{tcp}/C{tcp6}/C{ssl} bound to a loopback interface, or a C{unix} socket.
-    Anything else (no interface: every address; other endpoint types) is not.
-    """
-    # Twisted's endpoint syntax: ':' separates fields, '\\' escapes the next character.
-    fields: list[str] = [""]
-    escaped = False
-    for ch in endpoint.strip():
-        if escaped:
-            fields[-1] += ch
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif ch == ":":
-            fields.append("")
-        else:
-            fields[-1] += ch
-    kind = fields[0].lower()
-    if kind == "unix":
-        return True
-    # Where `interface` sits among each type's positional arguments.
-    position = {"tcp": 1, "tcp6": 1, "ssl": 4}.get(kind)
-    if position is None:
-        return False
-    positional = [f for f in fields[1:] if "=" not in f]
-    interface = positional[position] if len(positional) > position else ""
-    for item in fields[1:]:
-        name, eq, value = item.partition("=")
-        if eq and name == "interface":
-            interface = value
-    if interface.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(interface.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _halfConfig(directory: str) -> bool:

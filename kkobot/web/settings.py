@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kkobot import config
+from kkobot.loopback import interfaceOf
 
 DEFAULT_ADMIN_ENDPOINT = "tcp:1499:interface=127.0.0.1"
 SHORT_TOKEN = 16
@@ -44,12 +45,9 @@ def normalHost(name: str) -> str:
 def allowedHosts(endpoint: str, extra: tuple[str, ...] = ()) -> frozenset[str]:
     """localhost, 127.0.0.1, ::1, the interface of C{endpoint} (unless every one) and C{extra}."""
     hosts = set(DEFAULT_HOSTS)
-    for field in endpoint.replace("\\:", "\0").split(":"):
-        name, eq, value = field.partition("=")
-        if eq and name == "interface":
-            interface = normalHost(value.replace("\0", ":"))
-            if interface not in ("", "0.0.0.0", "::"):
-                hosts.add(interface)
+    interface = normalHost(interfaceOf(endpoint) or "")
+    if interface not in ("", "0.0.0.0", "::"):
+        hosts.add(interface)
     hosts.update(normalHost(h) for h in extra)
     return frozenset(hosts)
 
