@@ -11,10 +11,7 @@ from typing import Any
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
 
-from kkobot.logs import Logger
 from kkobot.web.throttle import LoginThrottle, RefusalLog, clientAddress
-
-log = Logger()
 
 COOKIE = b"kkobot_admin"
 SESSION_SECONDS = 12 * 3600
