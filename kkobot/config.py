@@ -14,7 +14,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from kkobot.files import fsyncDirectory
+from kkobot.files import fsyncDirectory, userName
 
 __all__ = [
     "ConfigError",
@@ -134,10 +134,19 @@ def _read_keys(directory: str | os.PathLike[str]) -> list[bytes]:
                 f"key file {key} is missing; restore it from your backup "
                 f"(the config cannot be read without it)")
         raise ConfigError(f"no config in {d}: create one with `kkobot-config --dir {d} init`")
+    _check_folder(d)
     try:
         st = key.stat()
     except OSError as exc:
         raise _os_error("read", exc, key) from None
+    me = os.geteuid()
+    if st.st_uid != me:
+        # Also refuses `sudo kkobot-config` on the server's config: a file written
+        # back as root would be unreadable to the server.
+        raise ConfigError(
+            f"key file {key} is owned by {userName(st.st_uid)}, not by {userName(me)} "
+            f"(the user reading it); run as {userName(st.st_uid)}, or fix it with: "
+            f"chown {userName(me)} {key}")
     if st.st_mode & 0o077:
         raise ConfigError(
             f"key file {key} is accessible to group or others "
@@ -158,6 +167,24 @@ def _read_keys(directory: str | os.PathLike[str]) -> list[bytes]:
                 f"key file {key} does not hold a valid Fernet key; "
                 f"restore it from your backup") from None
     return keys
+
+
+def _check_folder(d: Path) -> None:
+    """The config folder: owned by us or root; group may list it, nobody else may enter
+    it, and nobody else may write to it (who can, can swap the key and the config)."""
+    try:
+        st = d.stat()
+    except OSError as exc:
+        raise _os_error("read", exc, d) from None
+    me = os.geteuid()
+    if st.st_uid not in (me, 0):
+        raise ConfigError(
+            f"config folder {d} is owned by {userName(st.st_uid)}, not by {userName(me)} "
+            f"(the user reading it) or root; fix it with: chown {userName(me)} {d}")
+    if st.st_mode & 0o027:
+        raise ConfigError(
+            f"config folder {d} is writable by group or open to others "
+            f"(mode {st.st_mode & 0o777:04o}); fix it with: chmod 700 {d}")
 
 
 def _fernet(keys: list[bytes]) -> MultiFernet:
@@ -259,6 +286,12 @@ def init(directory: str | os.PathLike[str], data: dict[str, Any] | None = None) 
     except FileExistsError:
         if not d.is_dir():
             raise ConfigError(f"{d} exists and is not a directory; choose another --dir") from None
+        # An existing folder becomes the config folder: load() refuses it otherwise.
+        try:
+            if d.stat().st_uid == os.geteuid() and d.stat().st_mode & 0o077:
+                os.chmod(d, 0o700)
+        except OSError as exc:
+            raise _os_error("change the mode of", exc, d) from None
     except OSError as exc:
         raise _os_error("create", exc, d) from None
     new_key = Fernet.generate_key()
@@ -465,7 +498,8 @@ def _db_str(section: dict[str, Any], where: str, name: str, default: str) -> str
     if not isinstance(value, str):
         raise ConfigError(
             f"{where}.{name} must be a string, not a {_json_type(value)}; "
-            f"fix it with `kkobot-config set {where}.{name} VALUE`")
+            f"fix it with `kkobot-config set {where}.{name} "
+            f"{'-' if is_secret_key(name) else 'VALUE'}`")
     return value
 
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import getpass
 import json
 import os
 import secrets
 import shlex
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Sequence
+from typing import Any, Callable, Iterator, NoReturn, Sequence
 
 from kkobot import config
 
@@ -81,13 +86,49 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warnArgv(what: str, safe: str) -> None:
+    # Other users see a process's arguments (ps, /proc/PID/cmdline), and shells keep
+    # them in their history: say so, but keep working for existing scripts.
+    sys.stderr.write(
+        f"{PROG}: warning: {what} on the command line is visible to other users (ps) "
+        f"and stays in your shell history; next time use {safe}\n")
+
+
+def _readValue(label: str) -> str:
+    """
+    One value from standard input: a prompt that does not echo (asked twice) on a
+    terminal, else one line of the input (its line break dropped), for scripts:
+    C{printf '%s\\n' "$PW" | kkobot-config set KEY -}.
+    """
+    if sys.stdin is not None and sys.stdin.isatty():
+        try:
+            first = getpass.getpass(f"{label} (not shown): ")
+            again = getpass.getpass(f"{label} again: ")
+        except EOFError:
+            raise config.ConfigError(f"no {label} given; nothing changed") from None
+        if first != again:
+            raise config.ConfigError(f"the two {label} entries differ; nothing changed")
+        return first
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    if not line:
+        raise config.ConfigError(f"no {label} on standard input; nothing changed")
+    return line[:-1] if line.endswith("\n") else line
+
+
 def cmd_set(args: argparse.Namespace) -> int:
     data = _load(args)
-    value = config.parse_value(args.value)
     leaf = config.split_key(args.key)[-1]
+    raw = args.value
+    if raw is None or raw == "-":
+        raw = _readValue(f"value of {args.key}")
+        if raw.endswith("\r"):
+            raw = raw[:-1]
+    elif _is_secret_leaf(leaf) and raw:
+        _warnArgv(f"the value of {args.key}", f"`{PROG} set {args.key} -` (asks for it)")
+    value = config.parse_value(raw)
     # A numeric password such as 123456 is still a password: keep what was typed.
     if _is_secret_leaf(leaf) and isinstance(value, (bool, int, float)):
-        value = args.value
+        value = raw
     config.set_dotted(data, args.key, value)
     _save(args, data)
     _out(f"{args.key} = {_show_value(args.key, value)}")
@@ -114,49 +155,107 @@ def _editor() -> list[str]:
     return argv
 
 
+class _Signalled(BaseException):
+    """A signal that ends `edit`; raised in the main thread so every `finally` runs."""
+
+    def __init__(self, signum: int) -> None:
+        BaseException.__init__(self, signum)
+        self.signum = signum
+
+
+# A hung-up terminal (HUP), kill (TERM), Ctrl-C (INT), Ctrl-\ (QUIT): each would
+# otherwise end the process with the decrypted config still on disk.
+_CLEANUP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGHUP", "SIGTERM", "SIGINT", "SIGQUIT")
+                         if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def _signalsRaise() -> Iterator[None]:
+    raised: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        # Once: a second signal (a hang-up is often followed by TERM) must not cut
+        # the cleanup the first one started.
+        if not raised:
+            raised.append(signum)
+            raise _Signalled(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers (an embedding's worry, not the CLI's)
+        return
+    previous = {signum: signal.signal(signum, handler) for signum in _CLEANUP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def _stopEditor(proc: subprocess.Popen[bytes]) -> None:
+    """End the editor before its file is removed, or it could write the file again."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _runEditor(editor: list[str], path: str) -> int:
+    try:
+        proc = subprocess.Popen([*editor, path])
+    except OSError as exc:
+        raise config.ConfigError(
+            f"cannot run the editor {editor[0]!r} ({exc.strerror}); "
+            f"set $VISUAL or $EDITOR; config unchanged") from None
+    try:
+        return proc.wait()
+    except BaseException:
+        _stopEditor(proc)
+        raise
+
+
 def cmd_edit(args: argparse.Namespace) -> int:
     data = _load(args)
     editor = _editor()
-    # The plaintext lives only inside the 0700 config dir, mode 0600, and is always
-    # removed, so it never lands in /tmp where other users or tmp cleaners see it.
-    fd, tmp = tempfile.mkstemp(dir=args.dir, prefix=".kkobot.edit.", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            os.fchmod(fh.fileno(), 0o600)
-            fh.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    # The plaintext lives only in a private (0700) folder inside the 0700 config dir,
+    # never in /tmp, and is removed on every exit and on HUP/TERM/INT/QUIT. The
+    # folder also catches what editors write beside the file (vim's .swp, emacs's
+    # #autosave#, nano's .save), removed with it.
+    with _signalsRaise():
+        work = tempfile.mkdtemp(dir=args.dir, prefix=".kkobot.edit.")
         try:
-            status = subprocess.call([*editor, tmp])
-        except OSError as exc:
-            raise config.ConfigError(
-                f"cannot run the editor {editor[0]!r} ({exc.strerror}); "
-                f"set $VISUAL or $EDITOR; config unchanged") from None
-        if status != 0:
-            raise config.ConfigError(f"the editor exited with status {status}; config unchanged")
-        try:
-            with open(tmp, encoding="utf-8") as fh:
-                new = json.load(fh)
-        except UnicodeDecodeError:
-            raise config.ConfigError("the edited file is not UTF-8 text; config unchanged") from None
-        except json.JSONDecodeError as exc:
-            raise config.ConfigError(
-                f"the edited file is not valid JSON ({exc.msg} at line {exc.lineno} column "
-                f"{exc.colno}); config unchanged") from None
-        if not isinstance(new, dict):
-            raise config.ConfigError("the edited file must be a JSON object; config unchanged")
-        if new == data:
-            _out("no changes")
+            tmp = os.path.join(work, "config.json")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+            status = _runEditor(editor, tmp)
+            if status != 0:
+                raise config.ConfigError(f"the editor exited with status {status}; config unchanged")
+            try:
+                with open(tmp, encoding="utf-8") as fh:
+                    new = json.load(fh)
+            except UnicodeDecodeError:
+                raise config.ConfigError("the edited file is not UTF-8 text; config unchanged") from None
+            except json.JSONDecodeError as exc:
+                raise config.ConfigError(
+                    f"the edited file is not valid JSON ({exc.msg} at line {exc.lineno} column "
+                    f"{exc.colno}); config unchanged") from None
+            if not isinstance(new, dict):
+                raise config.ConfigError("the edited file must be a JSON object; config unchanged")
+            if new == data:
+                _out("no changes")
+                return 0
+            try:
+                _save(args, new)
+            except config.ConfigError as exc:
+                raise config.ConfigError(f"{exc}; config unchanged") from None
+            _out("config saved")
             return 0
-        try:
-            _save(args, new)
-        except config.ConfigError as exc:
-            raise config.ConfigError(f"{exc}; config unchanged") from None
-        _out("config saved")
-        return 0
-    finally:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def cmd_add_bot(args: argparse.Namespace) -> int:
@@ -173,10 +272,22 @@ def cmd_add_bot(args: argparse.Namespace) -> int:
     if name in bots:
         raise config.ConfigError(
             f"bot {name!r} already exists; `{PROG} remove-bot {shlex.quote(name)}` first")
-    secret = args.secret if args.secret is not None else secrets.token_urlsafe(32)
-    salt = args.salt if args.salt is not None else secrets.token_hex(16)
+    if args.secret is not None and args.secret_stdin:
+        raise config.ConfigError("give --secret or --secret-stdin, not both")
+    if args.salt is not None and args.salt_stdin:
+        raise config.ConfigError("give --salt or --salt-stdin, not both")
+    if args.secret is not None or args.salt is not None:
+        _warnArgv("--secret / --salt", "--secret-stdin / --salt-stdin (asks for them)")
+    secret = args.secret
+    if args.secret_stdin:
+        secret = _readValue(f"SECRET_KEY of {name}").rstrip("\r")
+    salt = args.salt
+    if args.salt_stdin:
+        salt = _readValue(f"BOT_SPECIFIC_SALT of {name}").rstrip("\r")
+    secret = secret if secret is not None else secrets.token_urlsafe(32)
+    salt = salt if salt is not None else secrets.token_hex(16)
     if not secret:
-        raise config.ConfigError("--secret must not be empty (omit it to generate one)")
+        raise config.ConfigError("the secret must not be empty (omit it to generate one)")
     bots[name] = {"secret": secret, "salt": salt}
     _save(args, data)
     # The only place a secret is ever printed; the lines paste straight into the
@@ -235,17 +346,26 @@ def _parser() -> _Parser:
     add("init", cmd_init, "create the directory, a new key and a skeleton config")
     p = add("show", cmd_show, "print the config as JSON, secrets masked")
     p.add_argument("key", nargs="?", help="only this dotted key")
-    p = add("set", cmd_set, "set a dotted key to a JSON value or a plain string")
+    p = add("set", cmd_set, "set a dotted key to a JSON value or a plain string "
+                            "(VALUE - or none: read it from standard input, no echo on a terminal)")
     p.add_argument("key")
-    p.add_argument("value")
+    p.add_argument("value", nargs="?",
+                   help="the value; - (or leave it out) to read it without putting it on the "
+                        "command line, as every secret should be")
     p = add("unset", cmd_unset, "remove a dotted key")
     p.add_argument("key")
     add("edit", cmd_edit, "edit the decrypted JSON in $VISUAL / $EDITOR (default vi)")
     p = add("add-bot", cmd_add_bot,
             "add a bot's secret and salt (generated unless given) and print them once")
     p.add_argument("name")
-    p.add_argument("--secret", help="use this SECRET_KEY instead of a generated one")
-    p.add_argument("--salt", help="use this BOT_SPECIFIC_SALT instead of a generated one")
+    p.add_argument("--secret", help="use this SECRET_KEY instead of a generated one "
+                                    "(visible in ps: prefer --secret-stdin)")
+    p.add_argument("--salt", help="use this BOT_SPECIFIC_SALT instead of a generated one "
+                                  "(visible in ps: prefer --salt-stdin)")
+    p.add_argument("--secret-stdin", action="store_true",
+                   help="read SECRET_KEY from standard input (asked without echo on a terminal)")
+    p.add_argument("--salt-stdin", action="store_true",
+                   help="read BOT_SPECIFIC_SALT from standard input (after the secret's line)")
     p = add("remove-bot", cmd_remove_bot, "remove a bot's credentials")
     p.add_argument("name")
     add("rotate-key", cmd_rotate_key, "generate a new key and re-encrypt the config")
@@ -275,6 +395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 0
     except KeyboardInterrupt:
         return _fail("interrupted")
+    except _Signalled as exc:
+        return _fail(f"stopped by {signal.Signals(exc.signum).name}; the decrypted copy "
+                     "was removed")
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         return _fail(f"{where}{exc.strerror or exc.__class__.__name__}")

@@ -7,6 +7,7 @@ from typing import Any, Callable, Sequence
 
 from twisted.enterprise import adbapi
 from twisted.internet import defer
+from kkobot.files import PRIVATE_DIR, PRIVATE_FILE, ensureDirectory, tighten
 from kkobot.logs import Logger
 
 log = Logger()
@@ -107,8 +108,7 @@ class Database:
         if self._reactor is not None:
             extra["cp_reactor"] = self._reactor
         if self.engine == "sqlite":
-            directory = os.path.dirname(os.path.abspath(s.path))
-            os.makedirs(directory, exist_ok=True)
+            _prepareSqliteFile(s.path)
             # sqlite3 connections belong to one thread: a pool of exactly one.
             return adbapi.ConnectionPool(
                 "sqlite3",
@@ -195,6 +195,19 @@ class Database:
         if not self._closed:
             self._closed = True
             self.pool.close()
+
+
+def _prepareSqliteFile(path: str) -> None:
+    """
+    The database file exists, the server user's alone, before SQLite opens it:
+    SQLite gives its -wal and -shm files the database file's mode.
+    """
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    ensureDirectory(os.path.dirname(os.path.abspath(path)), PRIVATE_DIR)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE))
+    for name in (path, path + "-wal", path + "-shm"):
+        tighten(name, PRIVATE_FILE)
 
 
 def _sqliteOpen(conn: Any) -> None:

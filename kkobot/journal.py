@@ -10,7 +10,7 @@ from typing import Any, Iterator, NamedTuple
 
 import orjson
 
-from kkobot.files import fsyncDirectory
+from kkobot.files import PRIVATE_DIR, PRIVATE_FILE, ensureDirectory, fsyncDirectory, tighten
 from kkobot.logs import Logger
 
 log = Logger()
@@ -91,7 +91,9 @@ class Journal:
 
     def open(self) -> None:
         """Read the directory, find the next seq, start a fresh active segment."""
-        os.makedirs(self.directory, exist_ok=True)
+        # Chat text: the server user's alone (older versions followed the umask).
+        ensureDirectory(self.directory, PRIVATE_DIR)
+        tighten(self.directory, PRIVATE_DIR)
         idPath = os.path.join(self.directory, ID_FILE)
         try:
             with open(idPath, encoding="ascii") as f:
@@ -339,7 +341,8 @@ def _entries(
 
 def _writeDurably(path: str, data: bytes) -> None:
     tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE_FILE)
+    with os.fdopen(fd, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())

@@ -17,6 +17,8 @@ from twisted.logger import (
 from twisted.logger import Logger as _Logger
 from twisted.python.logfile import LogFile
 
+from kkobot.files import LOG_DIR, LOG_FILE, ensureDirectory
+
 LEVELS = {
     "debug": LogLevel.debug,
     "info": LogLevel.info,
@@ -75,13 +77,13 @@ class FileLogService(Service):
         return os.path.join(self.directory, self.name)
 
     def startService(self) -> None:
-        os.makedirs(self.directory, exist_ok=True)
+        ensureDirectory(self.directory, LOG_DIR)
         self._file = LogFile(
             self.name,
             self.directory,
             rotateLength=self.rotateLength,
             maxRotatedFiles=self.maxRotatedFiles,
-            defaultMode=0o640,
+            defaultMode=LOG_FILE,
         )
         self._observer = FilteringLogObserver(
             FileLogObserver(self._file, formatEventAsClassicLogText),

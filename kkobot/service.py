@@ -20,6 +20,8 @@ from kkobot.devices import DeviceStore, applyDeviceStatus
 from kkobot.events import EventFanout
 from kkobot.journal import Journal
 from kkobot.limits import ConnectionLimits, LimitedBridgeFactory
+from kkobot.commands.loader import untrusted as untrustedPlugins
+from kkobot.loopback import isLoopback
 from kkobot.commands.dispatch import Dispatcher
 from kkobot.logs import Logger
 from kkobot.metrics import Metrics
@@ -51,6 +53,9 @@ class Settings:
     varDir: str = "var"
     dropinDir: str | None = None
     adminPort: str | None = None
+    # Named on purpose (--config, KKOBOT_CONFIG): a missing config is then an error,
+    # not the embedded default.
+    configGiven: bool = False
 
     @classmethod
     def fromEnvironment(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -59,6 +64,7 @@ class Settings:
             port=env.get("KKOBOT_PORT") or None,
             mode=env.get("KKOBOT_MODE") or "test",
             configDir=env.get("KKOBOT_CONFIG") or config.DEFAULT_DIR,
+            configGiven=bool(env.get("KKOBOT_CONFIG")),
             logLevel=env.get("KKOBOT_LOG_LEVEL") or "info",
             dropinDir=env.get("KKOBOT_PLUGINS") or None,
             adminPort=env.get("KKOBOT_ADMIN_PORT") or None,
@@ -102,6 +108,12 @@ def endpointFor(port: str | None, interface: str) -> str:
     return port
 
 
+def _halfConfig(directory: str) -> bool:
+    """One of the two config files without the other: load() says how to repair it."""
+    return any(os.path.lexists(os.path.join(directory, name))
+               for name in (config.KEY_FILE, config.ENC_FILE))
+
+
 def resolve(settings: Settings) -> Resolved:
     """Read the config (if any) and decide every setting; raise L{StartupError}."""
     if settings.mode not in MODES:
@@ -112,7 +124,17 @@ def resolve(settings: Settings) -> Resolved:
         raise StartupError(str(e))
     notes: list[str] = []
     try:
-        if config.exists(settings.configDir):
+        if settings.configGiven and not config.exists(settings.configDir):
+            # A mistyped --config must not quietly become the no-auth default.
+            orDefault = "" if settings.mode == "prod" else (
+                ", or leave out --config to run on the embedded default "
+                "(loopback only, no authentication)")
+            raise StartupError(
+                f"no config in {settings.configDir}/ (given with --config or KKOBOT_CONFIG): "
+                f"check the path, or create one with `kkobot-config --dir "
+                f"{settings.configDir} init`{orDefault}"
+            )
+        if config.exists(settings.configDir) or _halfConfig(settings.configDir):
             cfg = config.load(settings.configDir)
             config.validate(cfg)
             db = config.db_settings(cfg, settings.mode)
@@ -161,6 +183,28 @@ def resolve(settings: Settings) -> Resolved:
         notes=notes,
         admin=admin,
     )
+
+
+def refuseUnsafe(resolved: Resolved) -> None:
+    """
+    What the server will not serve with (tools that only read the settings, such as
+    kkobot-admin, do not care): no authentication beyond loopback, plugin code that
+    others could have written. Raises L{StartupError}.
+    """
+    settings = resolved.settings
+    if not resolved.authRequired and not isLoopback(resolved.endpoint):
+        cli = f"kkobot-config --dir {settings.configDir}"
+        turnOn = (f"`{cli} init`, then `{cli} add-bot NAME`" if resolved.cfg is None
+                  else f"`{cli} set auth.required true`, and `{cli} add-bot NAME`")
+        raise StartupError(
+            f"refusing to listen on {resolved.endpoint} without authentication: anyone who "
+            "can reach it would be answered. Listen on loopback only (interface=127.0.0.1), "
+            f"or turn authentication on: {turnOn}"
+        )
+    problems = untrustedPlugins(os.path.abspath(resolved.dropinDir))
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise StartupError(f"refusing to run plugins: {problems[0]}{more}")
 
 
 def _checkCredentials(cfg: dict[str, Any], mode: str) -> list[str]:
@@ -248,6 +292,7 @@ class KkobotService(MultiService):
     """The whole server. Children start in order and stop in reverse order."""
 
     def __init__(self, resolved: Resolved, reactor: Any = None) -> None:
+        refuseUnsafe(resolved)
         MultiService.__init__(self)
         if reactor is None:
             from twisted.internet import reactor
@@ -366,7 +411,8 @@ class KkobotService(MultiService):
                 registry=self.registry, outbound=self.outbound, metrics=self.metrics,
                 rates=self.rates, factory=self.factory, chatlog=self.chatlog, clock=reactor,
             )
-            self.admin = AdminService(resolved.admin.endpoint, parts, resolved.admin.token, reactor)
+            self.admin = AdminService(resolved.admin.endpoint, parts, resolved.admin.token, reactor,
+                                      allowedHosts=resolved.admin.allowedHosts)
             self.admin.setServiceParent(self)
 
     def startService(self) -> None:

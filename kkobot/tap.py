@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from twisted.python import usage
 
-from kkobot.service import MODES, Settings, StartupError, makeService as _makeService
+from kkobot import config, daemonlog, files
+from kkobot.service import MODES, KkobotService, Settings, StartupError, resolve
 
 
 class Options(usage.Options):
@@ -18,7 +20,8 @@ class Options(usage.Options):
     optParameters = [
         ["port", "p", None, "Port number or Twisted endpoint (default 1490).", str],
         ["mode", "m", "test", "test or prod: picks DBs.kkobot_test / DBs.kkobot_prod."],
-        ["config", "c", ".cfg", "Config directory (.kkobot.key + .kkobot.enc)."],
+        ["config", "c", None,
+         "Config directory (.kkobot.key + .kkobot.enc; default .cfg). Named here, it must exist."],
         ["log-level", None, "info", "debug, info, warn or error (chat text is debug)."],
         ["plugins", None, None, "Drop-in plugin folder (default: plugins.dropin_dir or ./plugins)."],
         ["logs", None, "logs", "Directory of server.log."],
@@ -35,7 +38,8 @@ class Options(usage.Options):
         return Settings(
             port=self["port"],
             mode=self["mode"],
-            configDir=self["config"],
+            configDir=self["config"] or config.DEFAULT_DIR,
+            configGiven=self["config"] is not None,
             logLevel=self["log-level"],
             logDir=self["logs"] or None,
             varDir=self["var"],
@@ -44,10 +48,31 @@ class Options(usage.Options):
         )
 
 
+class TwistdService(KkobotService):
+    """
+    The server as C{twistd kkobot} runs it. twistd makes the application only after
+    L{makeService} returns, and reads its log observer right after adding this
+    service to it: that is the moment to give it a capped, 0640 log file.
+    """
+
+    twistdOptions: Any = None
+
+    def setServiceParent(self, parent: Any) -> None:
+        daemonlog.install(parent, self.twistdOptions)
+        KkobotService.setServiceParent(self, parent)
+
+
 def makeService(options: Options):
+    # Before anything is created, twistd's own log file included (it opens that file
+    # after this returns): files the operator's shell umask would leave readable to
+    # everyone stay the server's.
+    files.tightenUmask()
     try:
-        return _makeService(options.settings())
+        service = TwistdService(resolve(options.settings()))
     except StartupError as e:
         # One clear line instead of a traceback from inside twistd.
         sys.stderr.write(f"kkobot: {e}\n")
         raise SystemExit(1)
+    # twistd's parsed options (None when called outside twistd).
+    service.twistdOptions = options.parent
+    return service

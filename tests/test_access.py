@@ -149,7 +149,10 @@ class WhenAuthIsOn(SynchronousTestCase):
 
     def test_cannot_be_switched_off_in_prod(self) -> None:
         directory = makeConfig(required=False)
-        self.assertFalse(resolve(Settings(configDir=directory, logDir=None)).authRequired)
+        # Without auth, only loopback is allowed (the skeleton listens on 0.0.0.0).
+        loopback = "tcp:1490:interface=127.0.0.1"
+        self.assertFalse(resolve(Settings(configDir=directory, logDir=None,
+                                          port=loopback)).authRequired)
         prod = resolve(Settings(configDir=directory, mode="prod", logDir=None))
         self.assertTrue(prod.authRequired)
         self.assertTrue(any("ignored in prod" in n for n in prod.notes))

@@ -233,6 +233,61 @@ class TestLoadSave:
             config.save(cfg, [1])  # type: ignore[arg-type]
 
 
+# A user other than the one running the tests: files can be given to it only by root.
+OTHER_UID = 65534
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+
+
+class TestOwnersAndFolder:
+    """Who can swap the key or the config, or read it, besides the server's user."""
+
+    @needs_root
+    def test_key_owned_by_another_user_refused(self, cfg: Path) -> None:
+        key = cfg / config.KEY_FILE
+        os.chown(key, OTHER_UID, -1)
+        with pytest.raises(ConfigError) as exc:
+            config.load(cfg)
+        message = one_line(exc)
+        assert f"key file {key} is owned by" in message
+        assert f"chown root {key}" in message
+        with pytest.raises(ConfigError):
+            config.save(cfg, {"a": 1})
+        os.chown(key, 0, -1)
+        assert config.load(cfg)["bots"] == {}
+
+    @needs_root
+    def test_folder_owned_by_another_user_refused(self, cfg: Path) -> None:
+        os.chown(cfg, OTHER_UID, -1)
+        with pytest.raises(ConfigError) as exc:
+            config.load(cfg)
+        assert f"config folder {cfg} is owned by" in one_line(exc)
+
+    @pytest.mark.parametrize("loose", [0o755, 0o770, 0o701, 0o705, 0o720, 0o777])
+    def test_folder_open_to_others_or_group_writable_refused(self, cfg: Path, loose: int) -> None:
+        os.chmod(cfg, loose)
+        with pytest.raises(ConfigError) as exc:
+            config.load(cfg)
+        assert f"fix it with: chmod 700 {cfg}" in one_line(exc)
+        with pytest.raises(ConfigError):
+            config.save(cfg, {"a": 1})
+
+    @pytest.mark.parametrize("fine", [0o700, 0o750, 0o710, 0o500])
+    def test_folder_the_group_may_read(self, cfg: Path, fine: int) -> None:
+        os.chmod(cfg, fine)
+        try:
+            assert config.load(cfg)["bots"] == {}
+        finally:
+            os.chmod(cfg, 0o700)
+
+    def test_init_tightens_an_existing_folder(self, tmp_path: Path) -> None:
+        d = tmp_path / "cfg"
+        d.mkdir()
+        os.chmod(d, 0o755)
+        config.init(d)
+        assert mode(d) == 0o700
+        assert config.load(d)["bots"] == {}
+
+
 class TestRotateKey:
     def test_keeps_data_changes_key(self, cfg: Path) -> None:
         config.save(cfg, ORIGINAL)
@@ -403,6 +458,10 @@ class TestTypedViews:
             config.db_settings({"DBs": {"kkobot_test": {"NAME": "n", "ENGINE": "oracle"}}}, "test")
         with pytest.raises(ConfigError):
             config.db_settings(ORIGINAL, "staging")
+        # The fix it suggests for a password keeps the password off the command line.
+        with pytest.raises(ConfigError) as exc:
+            config.db_settings({"DBs": {"kkobot_test": {"NAME": "n", "PASSWORD": [1]}}}, "test")
+        assert "`kkobot-config set DBs.kkobot_test.PASSWORD -`" in one_line(exc)
 
     def test_db_numeric_password_and_string_port(self) -> None:
         s = config.db_settings({"DBs": {"kkobot_test": {"NAME": "n", "PASSWORD": 1234,

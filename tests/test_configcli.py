@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
+import signal
 import stat
 import subprocess
 import sys
@@ -32,6 +34,14 @@ class Run:
     def ok(self, *argv: str) -> str:
         rc, out, err = self(*argv)
         assert (rc, err) == (0, ""), err
+        return out
+
+    def warned(self, *argv: str) -> str:
+        """A command that works but warns, on one stderr line, of a secret in argv."""
+        rc, out, err = self(*argv)
+        assert rc == 0, err
+        assert err.startswith("kkobot-config: warning: ") and err.count("\n") == 1, err
+        assert "visible to other users" in err
         return out
 
     def fails(self, *argv: str, dir: bool = True) -> str:
@@ -94,7 +104,7 @@ class TestInitShow:
         assert out.startswith("{\n  ")  # pretty
 
     def test_show_one_key(self, cfg: Path, run: Run) -> None:
-        run.ok("set", "DBs.kkobot_prod.PASSWORD", "pw")
+        run.warned("set", "DBs.kkobot_prod.PASSWORD", "pw")
         assert json.loads(run.ok("show", "DBs.kkobot_prod.HOST")) == "127.0.0.1"
         assert json.loads(run.ok("show", "DBs.kkobot_prod.PASSWORD")) == "********"
         assert "pw" not in run.ok("show", "DBs.kkobot_prod")
@@ -122,11 +132,11 @@ class TestSet:
         assert data["extra"] == {"obj": {"a": [1, 2]}}
 
     def test_numeric_password_stays_a_string(self, cfg: Path, run: Run) -> None:
-        out = run.ok("set", "DBs.kkobot_prod.PASSWORD", "123456")
+        out = run.warned("set", "DBs.kkobot_prod.PASSWORD", "123456")
         assert "123456" not in out
         assert config.load(cfg)["DBs"]["kkobot_prod"]["PASSWORD"] == "123456"
         assert config.db_settings(config.load(cfg), "prod").password == "123456"
-        run.ok("set", "bots.b.salt", "42")
+        run.warned("set", "bots.b.salt", "42")
         run.ok("set", "limits.max_tokens", "5")  # a count, not a secret
         data = config.load(cfg)
         assert (data["bots"]["b"]["salt"], data["limits"]["max_tokens"]) == ("42", 5)
@@ -155,7 +165,7 @@ class TestSet:
 
     def test_escaped_dot(self, cfg: Path, run: Run) -> None:
         run.ok("add-bot", "LOA.i")
-        run.ok("set", r"bots.LOA\.i.salt", "newsalt")
+        run.warned("set", r"bots.LOA\.i.salt", "newsalt")
         assert config.bot_credentials(config.load(cfg), "LOA.i")[1] == "newsalt"
 
 
@@ -166,7 +176,9 @@ class TestEdit:
         editor = make_editor(tmp_path, f"""
 st = os.stat(path)
 data = json.load(open(path, encoding="utf-8"))
-json.dump({{"dir": os.path.dirname(os.path.abspath(path)), "mode": st.st_mode & 0o777}},
+folder = os.path.dirname(os.path.abspath(path))
+json.dump({{"dir": os.path.dirname(folder), "mode": st.st_mode & 0o777,
+           "folder": os.path.basename(folder), "folderMode": os.stat(folder).st_mode & 0o777}},
           open({str(seen)!r}, "w"))
 data["SERVER"]["server_ip"] = "10.1.2.3"
 data["DBs"]["kkobot_test"]["PASSWORD"] = "비밀"
@@ -179,7 +191,9 @@ json.dump(data, open(path, "w", encoding="utf-8"), ensure_ascii=False)
         assert data["SERVER"]["server_ip"] == "10.1.2.3"
         assert data["DBs"]["kkobot_test"]["PASSWORD"] == "비밀"
         info = json.loads(seen.read_text())
-        assert info == {"dir": str(cfg.resolve()), "mode": 0o600}
+        # In a private folder inside the config folder, never in /tmp.
+        assert info.pop("folder").startswith(".kkobot.edit.")
+        assert info == {"dir": str(cfg.resolve()), "mode": 0o600, "folderMode": 0o700}
         assert sorted(p.name for p in cfg.iterdir()) == [config.ENC_FILE, config.KEY_FILE]
 
     def test_visual_wins_and_takes_arguments(self, cfg: Path, run: Run, tmp_path: Path,
@@ -239,7 +253,7 @@ class TestBots:
         assert secret not in out2 and re.search(r'SECRET_KEY = "([^"]+)"', out2).group(1) != secret
 
     def test_add_given(self, cfg: Path, run: Run) -> None:
-        out = run.ok("add-bot", "kkobot", "--secret", "my secret", "--salt", "my salt")
+        out = run.warned("add-bot", "kkobot", "--secret", "my secret", "--salt", "my salt")
         assert 'SECRET_KEY = "my secret"' in out and 'BOT_SPECIFIC_SALT = "my salt"' in out
         assert config.bot_credentials(config.load(cfg), "kkobot") == ("my secret", "my salt")
 
@@ -250,7 +264,7 @@ class TestBots:
         assert config.bot_credentials(config.load(cfg), "kkobot") == before
 
     def test_default_pair(self, cfg: Path, run: Run) -> None:
-        run.ok("add-bot", "default", "--secret", "s", "--salt", "t")
+        run.warned("add-bot", "default", "--secret", "s", "--salt", "t")
         assert config.bot_credentials(config.load(cfg), "any-bot") == ("s", "t")
 
     def test_remove(self, cfg: Path, run: Run) -> None:
@@ -262,7 +276,7 @@ class TestBots:
 
 class TestRotateKey:
     def test_rotate(self, cfg: Path, run: Run) -> None:
-        run.ok("add-bot", "kkobot", "--secret", "s", "--salt", "t")
+        run.warned("add-bot", "kkobot", "--secret", "s", "--salt", "t")
         before = config.load(cfg)
         old_key = (cfg / config.KEY_FILE).read_bytes()
         out = run.ok("rotate-key")
@@ -308,7 +322,7 @@ class TestErrors:
         assert "Permission denied" in run.fails("set", "a", "1")
 
     def test_errors_never_show_secrets(self, cfg: Path, run: Run) -> None:
-        run.ok("set", "DBs.kkobot_prod.PASSWORD", "pw-xyz")
+        run.warned("set", "DBs.kkobot_prod.PASSWORD", "pw-xyz")
         err = run.fails("set", "DBs.kkobot_prod.PASSWORD.x", "1")
         assert "pw-xyz" not in err
 
@@ -349,3 +363,211 @@ def test_console_script(tmp_path: Path) -> None:
     bad = cli("remove-bot", "nobody")
     assert bad.returncode == 1 and bad.stdout == ""
     assert bad.stderr.startswith("kkobot-config: ") and bad.stderr.count("\n") == 1
+
+
+BLOCKING_EDITOR = """
+import signal
+# What vim does beside the file it edits: a swap file holding the same text.
+folder, name = os.path.split(path)
+with open(os.path.join(folder, "." + name + ".swp"), "w") as f:
+    f.write(open(path).read())
+with open(sys.argv[1] + ".tmp", "w") as f:
+    json.dump({"path": path, "pid": os.getpid()}, f)
+os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+while True:
+    signal.pause()
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("signame,whole_group", [
+    ("SIGHUP", True),    # the terminal hangs up: editor and kkobot-config both get it
+    ("SIGHUP", False),
+    ("SIGTERM", False),
+    ("SIGINT", False),
+    ("SIGQUIT", False),
+])
+def test_edit_removes_the_decrypted_copy_on_signals(tmp_path: Path, signame: str,
+                                                    whole_group: bool) -> None:
+    from tests.support import pollUntil
+
+    script = REPO / ".venv" / "bin" / "kkobot-config"
+    if not script.exists():
+        script = Path(sys.executable).with_name("kkobot-config")
+    d = tmp_path / "cfg"
+    env = {k: v for k, v in os.environ.items() if k not in ("KKOBOT_CONFIG", "VISUAL")}
+    assert configcli.main(["--dir", str(d), "init"]) == 0
+    assert configcli.main(["--dir", str(d), "add-bot", "kkobot", "--secret",
+                           "plain-secret-0123456789", "--salt", "s"]) == 0
+    before = (d / config.ENC_FILE).read_bytes()
+    ready = tmp_path / "ready.json"
+    env["EDITOR"] = f"{make_editor(tmp_path, BLOCKING_EDITOR)} {ready}"
+    proc = subprocess.Popen([str(script), "--dir", str(d), "edit"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        pollUntil(ready.exists, "the editor to start", timeout=30)
+        seen = json.loads(ready.read_text())
+        # The decrypted config (and the editor's swap file) is on disk now.
+        assert "plain-secret-0123456789" in Path(seen["path"]).read_text()
+        signum = getattr(signal, signame)
+        if whole_group:
+            os.killpg(proc.pid, signum)
+        else:
+            os.kill(proc.pid, signum)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        # kkobot-config ends (and reaps) its editor before it exits.
+        editorLeft = ready.exists() and not _gone(json.loads(ready.read_text())["pid"])
+        if editorLeft:
+            os.kill(json.loads(ready.read_text())["pid"], signal.SIGKILL)
+    assert not editorLeft
+    assert proc.returncode == 1
+    assert err == f"kkobot-config: stopped by {signame}; the decrypted copy was removed\n"
+    assert sorted(p.name for p in d.iterdir()) == [config.ENC_FILE, config.KEY_FILE]
+    assert (d / config.ENC_FILE).read_bytes() == before
+
+
+class TestSecretsOffTheCommandLine:
+    """Secrets read from standard input or a no-echo prompt, never from argv."""
+
+    def test_set_reads_the_value_from_a_pipe(self, cfg: Path, run: Run,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(sys, "stdin", io.StringIO("pw from a pipe\n"))
+        out = run.ok("set", "DBs.kkobot_prod.PASSWORD", "-")
+        assert out == 'DBs.kkobot_prod.PASSWORD = "********"\n'
+        assert config.load(cfg)["DBs"]["kkobot_prod"]["PASSWORD"] == "pw from a pipe"
+        # Leaving the value out reads it too; a numeric password stays a string.
+        monkeypatch.setattr(sys, "stdin", io.StringIO("123456\r\n"))
+        run.ok("set", "DBs.kkobot_test.PASSWORD")
+        assert config.load(cfg)["DBs"]["kkobot_test"]["PASSWORD"] == "123456"
+        monkeypatch.setattr(sys, "stdin", io.StringIO('["a.example", "b.example"]\n'))
+        run.ok("set", "admin.allowed_hosts", "-")
+        assert config.load(cfg)["admin"]["allowed_hosts"] == ["a.example", "b.example"]
+
+    def test_nothing_on_stdin_changes_nothing(self, cfg: Path, run: Run,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+        before = (cfg / config.ENC_FILE).read_bytes()
+        monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+        assert "no value of admin.token on standard input" in run.fails("set", "admin.token", "-")
+        assert (cfg / config.ENC_FILE).read_bytes() == before
+
+    def test_add_bot_reads_secret_and_salt(self, cfg: Path, run: Run,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(sys, "stdin", io.StringIO("the secret\nthe salt\n"))
+        out = run.ok("add-bot", "kkobot", "--secret-stdin", "--salt-stdin")
+        assert 'SECRET_KEY = "the secret"' in out
+        assert config.load(cfg)["bots"]["kkobot"] == {"secret": "the secret", "salt": "the salt"}
+        monkeypatch.setattr(sys, "stdin", io.StringIO("only the secret\n"))
+        run.ok("add-bot", "other", "--secret-stdin")
+        entry = config.load(cfg)["bots"]["other"]
+        assert entry["secret"] == "only the secret" and re.fullmatch("[0-9a-f]{32}", entry["salt"])
+        assert "not both" in run.fails("add-bot", "third", "--secret", "x", "--secret-stdin")
+
+    def test_secrets_in_argv_still_work_with_a_warning(self, cfg: Path, run: Run) -> None:
+        run.warned("set", "admin.token", "t" * 20)
+        assert config.load(cfg)["admin"]["token"] == "t" * 20
+        # Not secrets, or nothing secret: no warning.
+        run.ok("set", "SERVER.server_ip", "127.0.0.1")
+        run.ok("set", "limits.max_tokens", "5")
+        run.ok("set", "DBs.kkobot_prod.PASSWORD", "")
+
+
+def _talk(master: int, proc: subprocess.Popen[bytes], answers: list[bytes]) -> bytes:
+    """What a terminal shows while someone types C{answers} at each prompt."""
+    import select
+
+    shown = b""
+    answeredAt = -1
+    while proc.poll() is None or select.select([master], [], [], 0)[0]:
+        ready, _, _ = select.select([master], [], [], 30)
+        assert ready, f"no output from kkobot-config; so far: {shown!r}"
+        try:
+            chunk = os.read(master, 1024)
+        except OSError:  # the other side closed (Linux: EIO)
+            break
+        if not chunk:
+            break
+        shown += chunk
+        # A new prompt ("...: ") is waiting for input: type the next answer.
+        if answers and shown.endswith(b": ") and len(shown) > answeredAt:
+            answeredAt = len(shown)
+            os.write(master, answers.pop(0))
+    proc.wait(timeout=30)
+    return shown
+
+
+@pytest.mark.parametrize("argv,answers,stored", [
+    (["set", "DBs.kkobot_prod.PASSWORD", "-"], [b"typed-secret-1\n", b"typed-secret-1\n"],
+     ("DBs", "kkobot_prod", "PASSWORD")),
+    (["set", "admin.token"], [b"typed-secret-2-abcdefgh\n", b"typed-secret-2-abcdefgh\n"],
+     ("admin", "token")),
+    (["add-bot", "kkobot", "--secret-stdin"], [b"typed-secret-3\n", b"typed-secret-3\n"],
+     ("bots", "kkobot", "secret")),
+])
+def test_prompt_on_a_terminal_does_not_echo(tmp_path: Path, argv: list[str],
+                                            answers: list[bytes], stored: tuple[str, ...]) -> None:
+    import pty
+
+    script = REPO / ".venv" / "bin" / "kkobot-config"
+    if not script.exists():
+        script = Path(sys.executable).with_name("kkobot-config")
+    d = tmp_path / "cfg"
+    assert configcli.main(["--dir", str(d), "init"]) == 0
+    secret = answers[0].strip()
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([str(script), "--dir", str(d), *argv], stdin=slave, stdout=slave,
+                            stderr=slave, start_new_session=True,
+                            env={k: v for k, v in os.environ.items() if k != "KKOBOT_CONFIG"})
+    os.close(slave)
+    try:
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+        shown = _talk(master, proc, list(answers))
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, shown
+    assert secret not in cmdline
+    assert b"(not shown): " in shown and b"again: " in shown
+    value = config.load(d)
+    for part in stored:
+        value = value[part]
+    assert value == secret.decode()
+    if argv[0] == "set":
+        # Typed, not echoed, not printed back.
+        assert secret not in shown
+        assert b"warning" not in shown
+
+
+def test_prompt_entries_must_match(tmp_path: Path) -> None:
+    import pty
+
+    script = REPO / ".venv" / "bin" / "kkobot-config"
+    if not script.exists():
+        script = Path(sys.executable).with_name("kkobot-config")
+    d = tmp_path / "cfg"
+    assert configcli.main(["--dir", str(d), "init"]) == 0
+    before = (d / config.ENC_FILE).read_bytes()
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([str(script), "--dir", str(d), "set", "admin.token", "-"],
+                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    try:
+        shown = _talk(master, proc, [b"first-entry-0123456789\n", b"second-entry-0123456789\n"])
+    finally:
+        os.close(master)
+    assert proc.returncode == 1
+    assert b"the two value of admin.token entries differ; nothing changed" in shown
+    assert (d / config.ENC_FILE).read_bytes() == before

@@ -11,6 +11,7 @@ from typing import Any
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from kkobot.commands import CommandRegistry, Reply
+from kkobot.commands.reload import describeReport
 from tests.support import captureLogs, forgetDropins, logText, tempDir
 from tests.test_commands import invoke
 
@@ -129,6 +130,84 @@ class DropinTests(SynchronousTestCase):
         warnings = [e for e in self.logs if e["log_level"].name == "warn"]
         self.assertEqual(len(warnings), 1)
         self.assertIn("'echo'", logText(warnings))
+
+
+# A file that leaves a mark when it runs: a refused file must never run at all.
+MARKING_PLUGIN = HELLO_PLUGIN + """
+    import pathlib
+    pathlib.Path(__file__ + ".ran").touch()
+"""
+
+OTHER_UID = 65534
+
+
+class UntrustedDropinTests(SynchronousTestCase):
+    """Plugin code others could have written is never run (as the config key is checked)."""
+
+    def setUp(self) -> None:
+        self.logs = captureLogs(self)
+        self.dir = tempDir(self)
+        forgetDropins(self, self.dir)
+
+    def errors(self) -> str:
+        return logText([e for e in self.logs if e["log_level"].name == "error"])
+
+    def test_folderWritableByOthersRunsNothing(self) -> None:
+        name, path = writePlugin(self.dir, MARKING_PLUGIN)
+        os.chmod(self.dir, 0o777)
+        registry = CommandRegistry(self.dir)
+        registry.load()
+        self.assertIsNone(registry.lookup(name))
+        self.assertFalse(os.path.exists(path + ".ran"))
+        self.assertIsNotNone(registry.lookup("echo"))
+        [failure] = registry.failures
+        self.assertTrue(failure.refused)
+        self.assertIn(f"plugin folder {self.dir} is writable by group or others (mode 0777); "
+                      f"fix it with: chmod go-w {self.dir}", self.errors())
+
+    def test_fileWritableByGroupIsRefusedOthersLoad(self) -> None:
+        good, _ = writePlugin(self.dir, HELLO_PLUGIN)
+        bad, path = writePlugin(self.dir, MARKING_PLUGIN, stem="kkobot_loose")
+        os.chmod(path, 0o664)
+        registry = CommandRegistry(self.dir)
+        registry.load()
+        self.assertIsNotNone(registry.lookup(good))
+        self.assertIsNone(registry.lookup(bad))
+        self.assertFalse(os.path.exists(path + ".ran"))
+        self.assertIn(f"refusing to run plugins: plugin file {path} is writable by group or "
+                      "others (mode 0664)", self.errors())
+
+    def test_fileOwnedByAnotherUserIsRefused(self) -> None:
+        if os.geteuid() != 0:
+            raise SkipTest("giving a file to another user needs root")
+        bad, path = writePlugin(self.dir, MARKING_PLUGIN, stem="kkobot_theirs")
+        os.chown(path, OTHER_UID, -1)
+        registry = CommandRegistry(self.dir)
+        registry.load()
+        self.assertIsNone(registry.lookup(bad))
+        self.assertFalse(os.path.exists(path + ".ran"))
+        self.assertIn(f"plugin file {path} is owned by", self.errors())
+        self.assertIn(f"fix it with: chown root {path}", self.errors())
+
+    def test_reloadAfterTheFolderWasOpenedRunsNothingNew(self) -> None:
+        kept, keptPath = writePlugin(self.dir, HELLO_PLUGIN)
+        registry = CommandRegistry(self.dir)
+        registry.load()
+        self.assertIsNotNone(registry.lookup(kept))
+        os.chmod(self.dir, 0o757)
+        added, addedPath = writePlugin(self.dir, MARKING_PLUGIN)
+        with open(keptPath, "a", encoding="utf-8") as f:
+            f.write("\nimport pathlib\npathlib.Path(__file__ + '.ran').touch()\n")
+        report = registry.reload()
+        self.assertEqual((report.added, report.changed, report.removed), ([], [], []))
+        self.assertIsNone(registry.lookup(added))
+        self.assertFalse(os.path.exists(addedPath + ".ran"))
+        self.assertFalse(os.path.exists(keptPath + ".ran"))
+        # What was loaded while the folder was safe keeps answering.
+        self.assertIsNotNone(registry.lookup(kept))
+        self.assertIn("writable by group or others (mode 0757)", self.errors())
+        self.assertIn(f"거부: {os.path.basename(self.dir)} — 다른 사용자가 바꿀 수 있어",
+                      describeReport(report, len(registry.commands())))
 
 
 def firstPythonBlock(path: str) -> tuple[str, str]:

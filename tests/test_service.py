@@ -20,6 +20,7 @@ from kkobot.service import (
     StartupError,
     endpointFor,
     makeService,
+    refuseUnsafe,
     resolve,
 )
 from tests.support import (
@@ -77,6 +78,15 @@ def writeConfig(directory: str, **dbs: dict[str, Any]) -> None:
     config.init(directory, data)
 
 
+def listenEverywhere(directory: str) -> None:
+    """SERVER.server_ip 0.0.0.0, which needs authentication (a bot's credentials)."""
+    data = config.load(directory)
+    data["SERVER"]["server_ip"] = "0.0.0.0"
+    data["auth"]["required"] = True
+    data["bots"] = {"kkobot": {"secret": "s" * 32, "salt": "t"}}
+    config.save(directory, data)
+
+
 class ResolveTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.root = tempDir(self)
@@ -120,9 +130,7 @@ class ResolveTests(SynchronousTestCase):
                          "tcp:1492:interface=0.0.0.0")
         cfg = os.path.join(self.root, "cfg")
         writeConfig(cfg)
-        data = config.load(cfg)
-        data["SERVER"]["server_ip"] = "0.0.0.0"
-        config.save(cfg, data)
+        listenEverywhere(cfg)
         self.assertEqual(resolve(Settings(configDir=cfg, port="1493")).endpoint,
                          "tcp:1493:interface=0.0.0.0")
 
@@ -158,6 +166,99 @@ class ResolveTests(SynchronousTestCase):
         self.assertNotIn("\n", str(cm.exception))
 
 
+class NoAuthStaysOnLoopbackTests(SynchronousTestCase):
+    """Without authentication only this machine may connect; a named config must exist."""
+
+    def setUp(self) -> None:
+        self.root = tempDir(self)
+        self.addCleanup(logs.setLevel, "info")
+        self.missing = os.path.join(self.root, "no-config")
+
+    def refusal(self, **kw: Any) -> str:
+        with self.assertRaises(StartupError) as cm:
+            refuseUnsafe(resolve(Settings(**kw)))
+        message = str(cm.exception)
+        self.assertNotIn("\n", message)
+        return message
+
+    def test_noConfigOnEveryInterfaceRefuses(self) -> None:
+        for port in ("tcp:1490:interface=0.0.0.0", "tcp:1490", "tcp6:1490:interface=\\:\\:",
+                     "tcp:1490:192.168.0.7", "systemd:domain=INET:index=0"):
+            message = self.refusal(configDir=self.missing, port=port)
+            self.assertIn(f"refusing to listen on {port} without authentication", message)
+            self.assertIn(f"kkobot-config --dir {self.missing} init", message)
+
+    def test_authOffInAConfigOnEveryInterfaceRefuses(self) -> None:
+        cfg = os.path.join(self.root, "cfg")
+        writeConfig(cfg)
+        data = config.load(cfg)
+        data["SERVER"]["server_ip"] = "0.0.0.0"
+        config.save(cfg, data)
+        message = self.refusal(configDir=cfg, port="1490")
+        self.assertIn("tcp:1490:interface=0.0.0.0", message)
+        self.assertIn(f"kkobot-config --dir {cfg} set auth.required true", message)
+        # Tools that only read the settings (kkobot-admin) still can; the server cannot.
+        self.assertEqual(resolve(Settings(configDir=cfg, port="1490")).db.name, "kkobot_test")
+        with self.assertRaises(StartupError):
+            makeService(Settings(configDir=cfg, port="1490"), reactor=MemoryReactorClock())
+
+    def test_loopbackEndpointsNeedNoAuth(self) -> None:
+        for port in ("1490", "tcp:1490:interface=127.0.0.1", "tcp:1490:127.0.0.1",
+                     "tcp6:1490:interface=\\:\\:1", "tcp:1490:interface=localhost",
+                     f"unix:{os.path.join(self.root, 'sock')}"):
+            resolved = resolve(Settings(configDir=self.missing, port=port))
+            self.assertFalse(resolved.authRequired)
+            refuseUnsafe(resolved)
+
+    def test_namedConfigThatIsMissingRefuses(self) -> None:
+        message = self.refusal(configDir=self.missing, configGiven=True)
+        self.assertIn(f"no config in {self.missing}/", message)
+        self.assertIn(f"kkobot-config --dir {self.missing} init", message)
+        self.assertIn("leave out --config", message)
+        # The same directory, not named, is the embedded default.
+        self.assertIsNone(resolve(Settings(configDir=self.missing)).cfg)
+
+    def test_kkobotConfigVariableNamesTheConfig(self) -> None:
+        self.assertTrue(Settings.fromEnvironment({"KKOBOT_CONFIG": self.missing}).configGiven)
+        self.assertFalse(Settings.fromEnvironment({}).configGiven)
+        self.assertIn("KKOBOT_CONFIG", self.refusal(
+            **vars(Settings.fromEnvironment({"KKOBOT_CONFIG": self.missing}))))
+
+    def test_halfAConfigIsNotTheEmbeddedDefault(self) -> None:
+        # Only the encrypted config left (the key lost): say so instead of running open.
+        cfg = os.path.join(self.root, "cfg")
+        writeConfig(cfg)
+        os.remove(os.path.join(cfg, config.KEY_FILE))
+        message = self.refusal(configDir=cfg)
+        self.assertIn("is missing; restore it from your backup", message)
+
+
+class UntrustedPluginsTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.root = tempDir(self)
+        self.addCleanup(logs.setLevel, "info")
+
+    def test_pluginFolderOthersCanWriteStopsTheStart(self) -> None:
+        plugins = os.path.join(self.root, "plugins")
+        os.mkdir(plugins)
+        for name in ("kkobot_a.py", "kkobot_b.py"):
+            with open(os.path.join(plugins, name), "w") as f:
+                f.write("X = 1\n")
+            os.chmod(os.path.join(plugins, name), 0o666)
+        with self.assertRaises(StartupError) as cm:
+            makeService(settingsFor(self.root), reactor=MemoryReactorClock())
+        self.assertEqual(
+            str(cm.exception),
+            f"refusing to run plugins: plugin file {plugins}/kkobot_a.py is writable by group "
+            f"or others (mode 0666); fix it with: chmod go-w {plugins}/kkobot_a.py "
+            "(and 1 more)")
+        os.chmod(plugins, 0o777)
+        with self.assertRaises(StartupError) as cm:
+            makeService(settingsFor(self.root), reactor=MemoryReactorClock())
+        self.assertIn(f"plugin folder {plugins} is writable by group or others (mode 0777)",
+                      str(cm.exception))
+
+
 class ListenTests(SynchronousTestCase):
     """What makeService listens on, checked without a real socket."""
 
@@ -182,14 +283,17 @@ class ListenTests(SynchronousTestCase):
         self.assertEqual(self.listen(port=None), (1490, "127.0.0.1"))
 
     def test_endpointString(self) -> None:
-        self.assertEqual(self.listen(port="tcp:1494:interface=0.0.0.0"), (1494, "0.0.0.0"))
+        self.assertEqual(self.listen(port="tcp:1494:interface=127.0.0.2"), (1494, "127.0.0.2"))
+        cfg = os.path.join(self.root, "cfg")
+        writeConfig(cfg)
+        listenEverywhere(cfg)
+        self.assertEqual(self.listen(port="tcp:1494:interface=0.0.0.0", configDir=cfg),
+                         (1494, "0.0.0.0"))
 
     def test_configuredInterface(self) -> None:
         cfg = os.path.join(self.root, "cfg")
         writeConfig(cfg)
-        data = config.load(cfg)
-        data["SERVER"]["server_ip"] = "0.0.0.0"
-        config.save(cfg, data)
+        listenEverywhere(cfg)
         self.assertEqual(self.listen(port="1495", configDir=cfg), (1495, "0.0.0.0"))
 
     def test_configuredTimings(self) -> None:

@@ -58,6 +58,10 @@ class StatusPageInChromium(TestCase):
         yield page.loading(lambda: page.evaluate(fill))
         html = yield page.evaluate("document.documentElement.outerHTML")
         self.assertIn("<title>kkobot 상태</title>", html)
+        # The page's style sheet applies under its Content-Security-Policy (allowed by hash).
+        display = yield page.evaluate(
+            "getComputedStyle(document.querySelector('.summary')).display")
+        self.assertEqual(display, "flex")
 
         row = yield page.evaluate(
             "Array.from(document.querySelectorAll('tr.device[data-bot=\"kkobot\"] td'))"

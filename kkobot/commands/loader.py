@@ -14,6 +14,7 @@ from typing import Any
 
 from twisted.plugin import IPlugin
 
+from kkobot.files import trustProblem
 from kkobot.logs import Logger
 
 log = Logger()
@@ -26,6 +27,8 @@ class PluginFailure:
     module: str
     path: str
     error: str
+    # Not run at all: someone other than the server's user could have changed it.
+    refused: bool = False
 
     @property
     def summary(self) -> str:
@@ -54,6 +57,45 @@ class ScanReport:
     failures: list[PluginFailure] = field(default_factory=list)
 
 
+def _isPluginFile(filename: str) -> bool:
+    stem, ext = os.path.splitext(filename)
+    return ext == ".py" and not stem.startswith("_") and stem.isidentifier()
+
+
+def folderProblem(directory: str) -> str | None:
+    """Why a plugin folder must not be trusted (group/others may write it, a stranger owns it)."""
+    try:
+        st = os.stat(directory)
+    except FileNotFoundError:
+        return None
+    return trustProblem(directory, st, "plugin folder")
+
+
+def untrusted(directory: str) -> list[str]:
+    """Every reason not to run a drop-in folder's plugins: the folder's, then its files'."""
+    problem = folderProblem(directory)
+    if problem is not None:
+        return [problem]
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    problems = []
+    for filename in filter(_isPluginFile, names):
+        path = os.path.join(directory, filename)
+        try:
+            problem = trustProblem(path, os.stat(path), "plugin file")
+        except OSError:
+            continue
+        if problem is not None:
+            problems.append(problem)
+    return problems
+
+
+class Untrusted(Exception):
+    """A plugin file someone other than the server's user could have written."""
+
+
 def _digest(path: str) -> str:
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
@@ -72,23 +114,30 @@ class PluginLoader:
     file that fails half-way would leave a half-old, half-new module behind.)
     """
 
-    def __init__(self, packageName: str, directories: list[str]) -> None:
+    def __init__(
+        self, packageName: str, directories: list[str], checked: tuple[str, ...] = ()
+    ) -> None:
         self.packageName = packageName
         self.directories = directories
+        # Folders (the drop-in folder) whose plugins run only if no one but the
+        # server's user (or root) can change them, as the config key is checked.
+        self.checked = {os.path.abspath(d) for d in checked}
         self.files: dict[str, LoadedFile] = {}
 
-    def _discover(self) -> dict[str, str]:
+    def _discover(self, skip: frozenset[str] | set[str] = frozenset()) -> dict[str, str]:
         """Module name → file path; the first folder wins a clash of basenames."""
         found: dict[str, str] = {}
         for directory in self.directories:
+            if directory in skip:
+                continue
             try:
                 names = sorted(os.listdir(directory))
             except OSError:
                 continue
             for filename in names:
-                stem, ext = os.path.splitext(filename)
-                if ext != ".py" or stem.startswith("_") or not stem.isidentifier():
+                if not _isPluginFile(filename):
                     continue
+                stem = filename[:-3]
                 name = f"{self.packageName}.{stem}"
                 path = os.path.join(directory, filename)
                 if name in found:
@@ -106,6 +155,11 @@ class PluginLoader:
         assert spec is not None
         module = importlib.util.module_from_spec(spec)
         with open(path, "rb") as f:
+            if os.path.dirname(path) in self.checked:
+                # The file as opened, so it cannot be swapped between check and read.
+                problem = trustProblem(path, os.fstat(f.fileno()), "plugin file")
+                if problem is not None:
+                    raise Untrusted(problem)
             source = f.read()
         # Compiled here, so no stale .pyc can stand in for the new source.
         code = compile(source, path, "exec", dont_inherit=True)
@@ -117,8 +171,17 @@ class PluginLoader:
         importlib.invalidate_caches()
         package = importlib.import_module(self.packageName)
         report = ScanReport()
-        onDisk = self._discover()
-        for name in [n for n in self.files if n not in onDisk]:
+        refused = set()
+        for directory in self.directories:
+            problem = folderProblem(directory) if directory in self.checked else None
+            if problem is not None:
+                refused.add(directory)
+                report.failures.append(PluginFailure("", directory, problem, refused=True))
+        onDisk = self._discover(refused)
+        # A refused folder's plugins already running keep running (they were trusted
+        # when loaded); nothing new from it runs.
+        kept = {n for n, f in self.files.items() if os.path.dirname(f.path) in refused}
+        for name in [n for n in self.files if n not in onDisk and n not in kept]:
             del self.files[name]
             if sys.modules.get(name) is not None:
                 sys.modules.pop(name, None)
@@ -135,6 +198,9 @@ class PluginLoader:
                 continue
             try:
                 module = self._execute(name, path)
+            except Untrusted as e:
+                report.failures.append(PluginFailure(name, path, str(e), refused=True))
+                continue
             except BaseException:
                 report.failures.append(
                     PluginFailure(name, path, traceback.format_exc(limit=-3).strip())

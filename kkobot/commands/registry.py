@@ -88,7 +88,8 @@ class CommandRegistry:
             if self.dropinDir not in package.__path__:
                 package.__path__.append(self.dropinDir)
             directories.append(self.dropinDir)
-        self.loader = PluginLoader(packageName, directories)
+        self.loader = PluginLoader(
+            packageName, directories, checked=(self.dropinDir,) if self.dropinDir else ())
         self._commands: dict[str, Any] = {}
         self._passive: list[tuple[re.Pattern[str], Any]] = []
         self._jobs: list[Any] = []
@@ -127,6 +128,14 @@ class CommandRegistry:
             removed=_short(report.removed),
         )
         for failure in report.failures:
+            if failure.refused:
+                log.error(
+                    "{category} refusing to run plugins: {error}{kept}",
+                    category=category, error=failure.error,
+                    kept=" (its previous version keeps running)"
+                    if failure.module in self.loader.files else "",
+                )
+                continue
             log.error(
                 "{category} plugin file {path} failed to import ({kept}):\n{error}",
                 category=category,

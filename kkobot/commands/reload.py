@@ -26,7 +26,12 @@ def describeReport(report: ScanReport, commandCount: int) -> str:
     ]
     for failure in report.failures:
         filename = failure.path.rsplit("/", 1)[-1]
-        lines.append(f"실패: {filename} — {failure.summary} (이전 버전 유지)")
+        if failure.refused:
+            # The owner or mode, not the code: the fix is on the server (its log says how).
+            lines.append(f"거부: {filename} — 다른 사용자가 바꿀 수 있어 실행하지 않았습니다 "
+                         "(서버 로그 참고)")
+        else:
+            lines.append(f"실패: {filename} — {failure.summary} (이전 버전 유지)")
     return "\n".join(lines)
 
 

@@ -7,7 +7,7 @@ from twisted.web.resource import Resource
 from twisted.web.template import Tag, flattenString, tags
 
 from kkobot.logs import Logger
-from kkobot.web.guard import COOKIE, SESSION_SECONDS, TokenGuard, logRefused
+from kkobot.web.guard import COOKIE, SESSION_SECONDS, Refusal, TokenGuard
 from kkobot.web.page import page
 
 log = Logger()
@@ -52,9 +52,16 @@ class LoginResource(Resource):
 
     def render_POST(self, request: IRequest) -> bytes:
         given = (request.args.get(b"token") or [b""])[0]
-        if not given or not self.guard.tokenMatches(given):
-            logRefused(request, "login with a wrong token" if given else "login without a token")
-            request.setResponseCode(401)
+        refusal = (self.guard.tryToken(request, given, "login with a wrong token") if given
+                   else Refusal("login without a token"))
+        if refusal is not None:
+            self.guard.logRefused(request, refusal)
+            request.setResponseCode(refusal.status)
+            if refusal.retryAfter:
+                wait = int(refusal.retryAfter + 0.999)
+                request.setHeader(b"retry-after", str(wait).encode())
+                return renderTag(request, loginForm(
+                    f"잘못된 토큰이 너무 많이 입력되었습니다. {wait}초 후에 다시 시도하세요."))
             return renderTag(request, loginForm("토큰이 맞지 않습니다."))
         sid = self.guard.sessions.create()
         # Secure: sent only over HTTPS (and to localhost); HttpOnly: not readable by page

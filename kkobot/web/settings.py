@@ -6,9 +6,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from kkobot import config
+from kkobot.loopback import interfaceOf
 
 DEFAULT_ADMIN_ENDPOINT = "tcp:1499:interface=127.0.0.1"
 SHORT_TOKEN = 16
+# Host headers always answered (besides the interface the admin web is bound to):
+# a page of another site whose name resolves to us (DNS rebinding) sends its own.
+DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
+GENERATE_TOKEN = ("python3 -c 'import secrets; print(secrets.token_urlsafe(32))' | "
+                  "kkobot-config set admin.token -")
 
 
 class AdminConfigError(Exception):
@@ -19,9 +25,31 @@ class AdminConfigError(Exception):
 class AdminSettings:
     endpoint: str
     token: str
+    # admin.allowed_hosts: more names the admin web answers to (see allowedHosts).
+    extraHosts: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
-        return f"AdminSettings(endpoint={self.endpoint!r}, token=<hidden>)"
+        return (f"AdminSettings(endpoint={self.endpoint!r}, token=<hidden>, "
+                f"extraHosts={self.extraHosts!r})")
+
+    @property
+    def allowedHosts(self) -> frozenset[str]:
+        return allowedHosts(self.endpoint, self.extraHosts)
+
+
+def normalHost(name: str) -> str:
+    """A host name as compared: lower case, no brackets, no trailing dot."""
+    return name.strip().lower().strip("[]").rstrip(".")
+
+
+def allowedHosts(endpoint: str, extra: tuple[str, ...] = ()) -> frozenset[str]:
+    """localhost, 127.0.0.1, ::1, the interface of C{endpoint} (unless every one) and C{extra}."""
+    hosts = set(DEFAULT_HOSTS)
+    interface = normalHost(interfaceOf(endpoint) or "")
+    if interface not in ("", "0.0.0.0", "::"):
+        hosts.add(interface)
+    hosts.update(normalHost(h) for h in extra)
+    return frozenset(hosts)
 
 
 def adminEndpoint(port: Any) -> str:
@@ -48,7 +76,19 @@ def adminSettings(cfg: dict[str, Any] | None, cliPort: str | None) -> AdminSetti
     token = config.get_dotted(data, "admin.token")
     if not isinstance(token, str) or not token:
         raise AdminConfigError(
-            "the admin web needs admin.token in the config: set one with "
-            "`kkobot-config set admin.token \"$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')\"`"
+            f"the admin web needs admin.token in the config: set a random one with `{GENERATE_TOKEN}`"
         )
-    return AdminSettings(adminEndpoint(port) if port is not None else DEFAULT_ADMIN_ENDPOINT, token)
+    if len(token) < SHORT_TOKEN:
+        raise AdminConfigError(
+            f"admin.token is {len(token)} characters long; it must have at least {SHORT_TOKEN} "
+            f"(it is the only password of the admin web): set a random one with `{GENERATE_TOKEN}`"
+        )
+    hosts = config.get_dotted(data, "admin.allowed_hosts")
+    if hosts is None:
+        hosts = []
+    if not isinstance(hosts, list) or not all(isinstance(h, str) and h.strip() for h in hosts):
+        raise AdminConfigError(
+            "admin.allowed_hosts must be a JSON array of host names; fix it with "
+            "`kkobot-config set admin.allowed_hosts '[\"kkobot.example.org\"]'`")
+    endpoint = adminEndpoint(port) if port is not None else DEFAULT_ADMIN_ENDPOINT
+    return AdminSettings(endpoint, token, tuple(hosts))

@@ -10,7 +10,7 @@ from twisted.internet import defer, endpoints
 from twisted.internet.interfaces import IListeningPort, IReactorTime
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
-from twisted.web.server import Site
+from twisted.web.server import Request, Site
 
 from kkobot.logs import Logger
 from kkobot.metrics import Metrics
@@ -18,11 +18,13 @@ from kkobot.outbound import Outbound
 from kkobot.rates import MessageRates
 from kkobot.registry import ClientRegistry
 from kkobot.web.api import ClientsResource, MessagesResource
-from kkobot.web.guard import Sessions, TokenGuard, logRefused
+from kkobot.web.guard import Refusal, Sessions, TokenGuard
 from kkobot.web.health import Healthz, Readyz
 from kkobot.web.jsonio import jsonBody
 from kkobot.web.login import LoginResource, LogoutResource, loginForm, renderTag
 from kkobot.web.metricspage import MetricsPage
+from kkobot.web.page import CONTENT_SECURITY_POLICY
+from kkobot.web.settings import DEFAULT_HOSTS, normalHost
 from kkobot.web.status import StatusPage
 
 log = Logger()
@@ -41,21 +43,67 @@ class AdminParts:
     clock: IReactorTime
 
 
+# On every admin response: not framed by other sites (clickjacking), no content-type
+# guessing, no address in Referer headers, and the policy the pages need.
+SECURITY_HEADERS = {
+    b"x-frame-options": b"DENY",
+    b"x-content-type-options": b"nosniff",
+    b"referrer-policy": b"no-referrer",
+    b"content-security-policy": CONTENT_SECURITY_POLICY.encode("ascii"),
+}
+
+
+class AdminRequest(Request):
+    """A request whose response carries L{SECURITY_HEADERS}, errors and 404s included."""
+
+    def process(self) -> None:
+        for name, value in SECURITY_HEADERS.items():
+            self.setHeader(name, value)
+        Request.process(self)
+
+
+def requestHost(request: IRequest) -> str | None:
+    """The Host header's name, without the port; None when there is none."""
+    header = request.getHeader(b"host")
+    if not header:
+        return None
+    text = header.decode("ascii", "replace").strip()
+    if text.startswith("["):
+        name = text[1:].partition("]")[0]
+    else:
+        name = text.rpartition(":")[0] if text.count(":") == 1 else text
+    return normalHost(name)
+
+
 class Unauthorized(Resource):
     """401: the login form for a browser asking for a page, JSON for everything else."""
 
     isLeaf = True
 
-    def __init__(self, html: bool) -> None:
+    def __init__(self, html: bool, refusal: Refusal | None = None) -> None:
         Resource.__init__(self)
         self.html = html
+        self.retryAfter = refusal.retryAfter if refusal is not None else 0.0
 
     def render(self, request: IRequest) -> bytes:
+        if self.retryAfter:
+            wait = int(self.retryAfter + 0.999)
+            request.setHeader(b"retry-after", str(wait).encode())
+            return jsonBody(request, 429, {"error": f"too many wrong tokens: retry in {wait} s"})
         request.setHeader(b"www-authenticate", b'Bearer realm="kkobot"')
         if self.html:
             request.setResponseCode(401)
             return renderTag(request, loginForm())
         return jsonBody(request, 401, {"error": "unauthorized: send Authorization: Bearer <admin.token>"})
+
+
+class MisdirectedHost(Resource):
+    """400 for a Host the admin web is not (DNS rebinding: another site's name, our address)."""
+
+    isLeaf = True
+
+    def render(self, request: IRequest) -> bytes:
+        return jsonBody(request, 400, {"error": "this Host is not allowed: add it to admin.allowed_hosts"})
 
 
 class NotFound(Resource):
@@ -68,9 +116,11 @@ class NotFound(Resource):
 class AdminRoot(Resource):
     """Every path but /login needs the admin token or a session."""
 
-    def __init__(self, parts: AdminParts, guard: TokenGuard) -> None:
+    def __init__(self, parts: AdminParts, guard: TokenGuard,
+                 allowedHosts: frozenset[str] = frozenset(DEFAULT_HOSTS)) -> None:
         Resource.__init__(self)
         self.guard = guard
+        self.allowedHosts = allowedHosts
         self.login = LoginResource(guard)
         self.pages: dict[bytes, IResource] = {
             b"": StatusPage(parts.registry, parts.rates, parts.clock, parts.chatlog),
@@ -84,12 +134,15 @@ class AdminRoot(Resource):
         self.pages[b"api"].putChild(b"messages", MessagesResource(parts.outbound, parts.rates))
 
     def getChildWithDefault(self, path: bytes, request: IRequest) -> IResource:
+        if requestHost(request) not in self.allowedHosts:
+            self.guard.logRefused(request, "Host not in admin.allowed_hosts", 400)
+            return MisdirectedHost()
         if path == b"login":
             return self.login
-        why = self.guard.refusal(request)
-        if why is not None:
-            logRefused(request, why)
-            return Unauthorized(html=path == b"")
+        refusal = self.guard.refusal(request)
+        if refusal is not None:
+            self.guard.logRefused(request, refusal)
+            return Unauthorized(html=path == b"", refusal=refusal)
         page = self.pages.get(path)
         if page is None:
             return NotFound()
@@ -103,6 +156,11 @@ class AdminSite(Site):
     """A Site whose access log is kkobot's debug log (no separate file, no tokens in it)."""
 
     noisy = False
+    requestFactory = AdminRequest
+
+    def __init__(self, root: AdminRoot) -> None:
+        Site.__init__(self, root)
+        self.guard = root.guard
 
     def log(self, request: Any) -> None:
         log.debug(
@@ -113,20 +171,26 @@ class AdminSite(Site):
         )
 
 
-def makeSite(parts: AdminParts, token: str) -> AdminSite:
+def makeSite(parts: AdminParts, token: str,
+             allowedHosts: frozenset[str] = frozenset(DEFAULT_HOSTS)) -> AdminSite:
     guard = TokenGuard(token, Sessions(parts.clock))
-    return AdminSite(AdminRoot(parts, guard))
+    return AdminSite(AdminRoot(parts, guard, allowedHosts))
 
 
 class AdminService(Service):
     """The admin web's listening port (its own endpoint, apart from the bridges')."""
 
-    def __init__(self, endpoint: str, parts: AdminParts, token: str, reactor: Any = None) -> None:
+    def __init__(self, endpoint: str, parts: AdminParts, token: str, reactor: Any = None,
+                 allowedHosts: frozenset[str] | None = None) -> None:
         if reactor is None:
             from twisted.internet import reactor
         self.endpoint = endpoint
         self.reactor = reactor
-        self.site = makeSite(parts, token)
+        if allowedHosts is None:
+            from kkobot.web.settings import allowedHosts as hostsFor
+
+            allowedHosts = hostsFor(endpoint)
+        self.site = makeSite(parts, token, allowedHosts)
         self.port: IListeningPort | None = None
         self._listening: defer.Deferred[IListeningPort] | None = None
 
@@ -158,6 +222,7 @@ class AdminService(Service):
 
     def stopService(self) -> defer.Deferred[None] | None:
         Service.stopService(self)
+        self.site.guard.refusals.stop()
         if self.port is not None:
             port, self.port = self.port, None
             return defer.maybeDeferred(port.stopListening)
