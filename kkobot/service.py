@@ -13,12 +13,11 @@ from twisted.internet import defer
 
 from kkobot import __version__, config, logs
 from kkobot.auth import HmacAuthenticator, OpenAuthenticator
-from kkobot.chatlog import ChatLog
 from kkobot.commands import CommandRegistry
 from kkobot.db import Database
 from kkobot.devices import DeviceStore, applyDeviceStatus
 from kkobot.events import EventFanout
-from kkobot.journal import Journal
+from kkobot.kindlogs import KindLogs
 from kkobot.limits import ConnectionLimits, LimitedBridgeFactory
 from kkobot.dispatch import Dispatcher
 from kkobot.logs import Logger
@@ -264,13 +263,13 @@ class KkobotService(MultiService):
         self.metrics = Metrics(self.registry)
         self.rates = MessageRates(reactor)
         self.events = EventFanout([self.metrics, self.rates])
-        self.chatlog = ChatLog(
+        # One journaled log per kind of row (chat, ping): a table that refuses rows
+        # holds back only its own kind.
+        self.chatlog = KindLogs.build(
             self.database,
             reactor,
-            Journal(
-                resolved.journalDir,
-                segmentBytes=resolved.get("chatlog.journal_segment_bytes", 8 * 1024 * 1024),
-            ),
+            resolved.journalDir,
+            segmentBytes=resolved.get("chatlog.journal_segment_bytes", 8 * 1024 * 1024),
             batchSize=resolved.get("chatlog.batch_size", 500),
             flushInterval=resolved.get("chatlog.flush_interval", 0.05),
             maxBufferRows=resolved.get("chatlog.max_buffer_rows", 20_000),
@@ -278,6 +277,7 @@ class KkobotService(MultiService):
             events=self.events,
         )
         self.chatlog.setServiceParent(self)
+        self.metrics.watchTables(self.chatlog.tables)
         authenticator: Any = OpenAuthenticator()
         self.devices: DeviceStore | None = None
         if resolved.authRequired:
