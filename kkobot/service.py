@@ -87,6 +87,11 @@ class Resolved:
         base = self.get("chatlog.journal_dir", os.path.join(self.settings.varDir, "journal"))
         return os.path.join(base, self.settings.mode)
 
+    @property
+    def devicesFile(self) -> str:
+        """Every known device status, kept locally: <var>/devices/<mode>.json."""
+        return os.path.join(self.settings.varDir, "devices", f"{self.settings.mode}.json")
+
     def get(self, key: str, default: Any) -> Any:
         if self.cfg is None:
             return default
@@ -287,7 +292,9 @@ class KkobotService(MultiService):
                 reactor,
                 autoApprove=resolved.get("auth.auto_approve", False),
                 refreshInterval=resolved.get("auth.device_refresh_interval", 2.0),
+                statePath=resolved.devicesFile,
             )
+            self.chatlog.addReport(self.devices.report)
             # After the chat log, whose start creates the tables.
             self.devices.setServiceParent(self)
             cfg = resolved.cfg or {}
@@ -353,8 +360,9 @@ class KkobotService(MultiService):
             gate=self.chatlog,
         )
         if self.devices is not None:
-            self.devices.onChange(lambda bot, device, status: applyDeviceStatus(
-                self.factory, bot, device, status))
+            devices = self.devices
+            devices.onChange(lambda bot, device, status: applyDeviceStatus(
+                self.factory, bot, device, status, keyOf=devices.key))
         self.chatlog.setPressureValve(self.factory.pauseAll, self.factory.resumeAll)
         self.server = BridgeServerService(resolved.endpoint, self.factory, reactor=reactor)
         self.server.setServiceParent(self)
