@@ -121,9 +121,10 @@ class DeviceSql:
             f"SELECT {column('bot')}, {column('device')}, {column('status')} FROM {table}"
         )
         self.seenFields = tuple(f for f in SEEN_FIELDS if column(f))
+        # A sighting without some detail (an older bridge's handshake) keeps the one known.
         self.updateSeen = sql(
             f"UPDATE {table} SET "
-            + ", ".join(f"{column(f)} = %s" for f in self.seenFields)
+            + ", ".join(f"{column(f)} = COALESCE(%s, {column(f)})" for f in self.seenFields)
             + f" WHERE {where}"
         ) if self.seenFields else None
         self.insertFields = tuple(f.name for f in mapping.spec.fields if column(f.name))
