@@ -1087,7 +1087,8 @@ class ChatLog(Service):
         self._retry = None
         pending = self.backlog
         if pending:
-            log.info("[SHUTDOWN] writing {count} pending chat row(s)", count=pending)
+            log.info("[SHUTDOWN] writing {count} pending {what} row(s)", count=pending,
+                     what=self.what)
         while self._inFlight is not None:
             yield self._inFlight
         done = yield self.flush()
@@ -1105,9 +1106,10 @@ class ChatLog(Service):
             self.journal.trim(self.committed)
         else:
             log.error(
-                "[SHUTDOWN] {count} chat row(s) not written ({db} is not available); they "
+                "[SHUTDOWN] {count} {what} row(s) not written ({db} is not available); they "
                 "stay in the journal {dir} and are written at the next start",
                 count=self.backlog,
+                what=self.what,
                 db=self.database.describe(),
                 dir=self.journal.directory,
             )

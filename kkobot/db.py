@@ -158,10 +158,10 @@ class Database:
 
     def addSchema(self, mysql: str, sqlite: Sequence[str] | str) -> None:
         """Register DDL that L{ensureSchema} runs (for tables other parts add)."""
-        if self.engine == "sqlite":
-            self._schemaStatements.extend([sqlite] if isinstance(sqlite, str) else sqlite)
-        else:
-            self._schemaStatements.append(mysql)
+        statements = ([sqlite] if isinstance(sqlite, str) else list(sqlite)) if (
+            self.engine == "sqlite") else [mysql]
+        # Each kind's log registers the tables they share: once is enough.
+        self._schemaStatements.extend(s for s in statements if s not in self._schemaStatements)
 
     def addTable(self, spec: TableSpec) -> None:
         """A table whose existing shape is read and mapped (L{kkobot.tablemap}) by L{ensureSchema}."""

@@ -6,7 +6,10 @@ from collections import Counter
 
 from twisted.trial.unittest import TestCase
 
+from twisted.web.template import flattenString, tags
+
 from kkobot.web.health import readiness
+from kkobot.web.status import chatlogTiles
 from tests.phones import (
     Phone,
     authConfig,
@@ -131,6 +134,13 @@ class PingRefused(IsolationTestBase):
         await waitUntil(lambda: self.tables()["ping"]["waiting"] >= 5, "ping rows waiting")
         self.assertEqual(self.count("kb_ping_monitor"), refusedAt)
         self.assertIn("kb_ping_monitor", readiness(Listening(), service.chatlog)["tables_refused"])
+        tiles = (await flattenString(None, tags.div(*chatlogTiles(service.chatlog)))).decode()
+        self.assertIn("핑 기록: 표가 행을 거부함", tiles)
+        self.assertIn("정상", tiles)  # the chat log's own tile
+        metrics = service.metrics.render().decode()
+        self.assertIn('kkobot_table_up{kind="ping",state="refused",table="kb_ping_monitor"} 0.0',
+                      metrics)
+        self.assertIn('kkobot_table_up{kind="chat",state="ok",table="kb_chat_logs"} 1.0', metrics)
 
         self.sql(FIX.format(table="kb_ping_monitor"))
         await waitUntil(lambda: self.tables()["ping"]["state"] == "ok", "ping rows taken again",
@@ -182,3 +192,52 @@ class DeviceRefused(IsolationTestBase):
         self.assertEqual(self.count("kb_ping_monitor"), pings)
         self.assertEqual(self.messages()["에코: 새 기기"], 1)
         self.assertEqual(self.messages()["에코: 기기 거부 중"], 1)
+
+
+class UpgradeFromOneJournal(TestCase):
+    """A journal of the single chat log (chat and ping rows mixed) is written by the chat kind's log."""
+
+    timeout = 60
+
+    async def test_mixed_rows_left_in_the_journal_are_written_once(self) -> None:
+        from twisted.internet import reactor
+
+        from kkobot.chatlog import ChatLog
+        from kkobot.config import DBSettings
+        from kkobot.db import Database
+        from kkobot.journal import Journal
+        from kkobot.kindlogs import KindLogs
+        from kkobot.pingmonitor import PingRow
+        from tests.test_journal_chatlog import reply
+
+        scratch = operatorDatabase(self)
+        journalDir = tempDir(self)
+        # The database is unreachable for the old single log: every row stays journaled.
+        away = Database(DBSettings("mysql", "127.0.0.1", 9, "root", "", scratch.name))
+        self.addCleanup(away.close)
+        single = ChatLog(away, reactor, Journal(journalDir), retryInterval=3600)
+        single.startService()
+        for i in range(10):
+            single.log(reply(f"옛 저널 {i}"))
+            single.log(PingRow(("kkobot", "phone-a", None, "127.0.0.1", "3.2.0", None, None,
+                                None, None, None, 20 + i, None, "2026-11-25 19:25:10")))
+        await single.stopService()
+
+        db = Database(scratch.settings())
+        self.addCleanup(db.close)
+        logs = KindLogs.build(db, reactor, journalDir, flushInterval=0.01)
+        logs.startService()
+        self.addCleanup(lambda: logs.stopService() if logs.running else None)
+        await waitUntil(lambda: logs.ready and logs.backlog == 0, "the old journal replayed")
+        await logs.stopService()
+        self.assertEqual(sorted(m for (m,) in scratch.query("SELECT message FROM kb_chat_logs")),
+                         sorted(f"옛 저널 {i}" for i in range(10)))
+        self.assertEqual(sorted(r for (r,) in scratch.query(
+            "SELECT response_time_ms FROM kb_ping_monitor")), list(range(20, 30)))
+        # A second start replays nothing.
+        again = KindLogs.build(db, reactor, journalDir, flushInterval=0.01)
+        again.startService()
+        await waitUntil(lambda: again.ready, "the restart")
+        await again.stopService()
+        self.assertEqual(scratch.query("SELECT COUNT(*) FROM kb_chat_logs")[0][0], 10)
+        self.assertEqual(scratch.query("SELECT COUNT(*) FROM kb_ping_monitor")[0][0], 10)
