@@ -40,7 +40,10 @@ class IsolationTestBase(TestCase):
     async def serve(self, autoApprove: bool = True) -> tuple[object, Phone]:
         self.scratch = operatorDatabase(self)
         self.events = captureLogs(self)
-        cfg = authConfig(autoApprove=autoApprove, server={"ping_interval": 0.1},
+        # Frequent pings; the idle timeout stays long, since the test's own (blocking)
+        # ALTER TABLEs hold up the reactor the server shares.
+        cfg = authConfig(autoApprove=autoApprove,
+                         server={"ping_interval": 0.1, "idle_timeout": 60},
                          chatlog={"flush_interval": 0.01})
         self.service = startService(self.scratch.settings(), tempDir(self), cfg)
         self.addCleanup(stopService, self.service)

@@ -41,7 +41,7 @@ class OperatorTablesEndToEnd(TestCase):
         scratch = operatorDatabase(self)
         before = definitions(scratch)
         events = captureLogs(self)
-        cfg = authConfig(autoApprove=True, server={"ping_interval": 0.2})
+        cfg = authConfig(autoApprove=True, server={"ping_interval": 0.2, "idle_timeout": 60})
         service = startService(scratch.settings(), tempDir(self), cfg)
         self.addCleanup(stopService, service)
         phone = await connectPhone(self, await portOf(service), DEVICE)
