@@ -229,7 +229,7 @@ class Database:
                     "{own} instead (the existing table is left as it is)",
                     table=name, what=spec.what, why=result.fallbackReason, own=result.table,
                 )
-            elif not result.identity and spec.fields:
+            elif not result.ownShape:
                 log.info(
                     "[DB] {table}: writing {what} to the existing table's columns ({how})",
                     table=name, what=spec.what, how=result.describe(),

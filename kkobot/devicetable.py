@@ -63,7 +63,7 @@ DEVICE_TABLE = TableSpec(
         Field("status", ("status",), required=True, width=10, values=STATUSES, nullable=False),
         Field("firstSeen", ("first_seen", "created_at"), kind="time"),
         Field("lastSeen", ("last_seen", "updated_at"), kind="time"),
-        Field("approvedAt", ("approved_at",), kind="time"),
+        Field("approvedAt", ("approved_at",), kind="time", own=False),
     ),
     mysql=lambda table: MYSQL_BOT_DEVICES.replace("{table}", table),
     sqlite=lambda table: [SQLITE_BOT_DEVICES.replace("{table}", table)],

@@ -92,7 +92,7 @@ PING_TABLE = TableSpec(
         Field("message_queue_size", ("message_queue_size",), kind="number"),
         Field("active_rooms", ("active_rooms",), kind="number"),
         Field("rtt_ms", ("rtt_ms", "response_time_ms"), kind="number"),
-        Field("ping_time", ("ping_time",), kind="time"),
+        Field("ping_time", ("ping_time",), kind="time", label="the phone's ping time"),
         Field("server_time", ("server_time", "ping_time"), kind="time", required=True,
               nullable=False, claimOrder=-1),
     ),

@@ -35,6 +35,10 @@ class Field:
     values: tuple[str, ...] = ()
     # False when kkobot never has None for it.
     nullable: bool = True
+    # False for a field only other shapes have a column for (kkobot's own table has none).
+    own: bool = True
+    # How log lines name it when it is not stored (default: its column in kkobot's table).
+    label: str | None = None
     # Fields are given columns in this order (lower first), then in declared order:
     # a field that must have a column can claim one another field would also take.
     claimOrder: int = 0
@@ -142,10 +146,24 @@ class TableMap:
             f"VALUES ({', '.join(['%s'] * len(columns))})"
         )
 
+    @property
+    def ownShape(self) -> bool:
+        """Every field in the column kkobot's own table has for it, nothing else to fill."""
+        return not self.constants and all(
+            self.columns.get(f.name) == (f.columns[0] if f.own else None)
+            for f in self.spec.fields
+        )
+
     def describe(self) -> str:
-        """Which field goes where, for the log line that announces the mapping."""
-        moved = [f"{name} -> {col}" for name, col in self.columns.items() if name != col]
-        dropped = [f.name for f in self.spec.fields if f.name not in self.columns]
+        """What differs from kkobot's own table, for the log line that announces the mapping."""
+        first = {f.name: f.columns[0] for f in self.spec.fields}
+        moved = [
+            f"{first[name]} -> {col}" for name, col in self.columns.items() if col != first[name]
+        ]
+        dropped = [
+            f.label or f.columns[0] for f in self.spec.fields
+            if f.own and f.name not in self.columns
+        ]
         parts = []
         if moved:
             parts.append(", ".join(moved))
