@@ -371,7 +371,10 @@ class DeviceStore(Service):
             )
         # What this device was answered as until now (a new one: the policy).
         before = self._cache.get(key) or self.initialStatus
-        waited = self._unrecorded.pop(key, None) is not None
+        # A newer sighting that came meanwhile stays, to be written by the next refresh.
+        waited = self._unrecorded.get(key) is info
+        if waited:
+            del self._unrecorded[key]
         changed = self._cache.get(key) != status
         self._cache[key] = status
         if changed or waited:
