@@ -7,7 +7,7 @@ import stat
 import uuid
 from collections import Counter
 
-from twisted.internet import reactor, task
+from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
 from kkobot import admincli
@@ -16,15 +16,14 @@ from kkobot.db import Database
 from tests import mariadb
 from tests.mariadb import privateMariaDB
 from tests.phones import authConfig, connectPhone, portOf, startService, stopService, waitForRows
-from tests.support import captureLogs, logText, tempDir, waitUntil
+from tests.support import KB_CHAT_LOGS_SQL, captureLogs, logText, tempDir, waitUntil
 from tests.test_tableshape import operatorStatements
-from tests.support import KB_CHAT_LOGS_SQL
 
 KNOWN = [f"known-{i:02d}-{uuid.uuid4().hex[:8]}" for i in range(20)]
 NEW = [f"new-{i}-{uuid.uuid4().hex[:8]}" for i in range(5)]
 
 
-def sleep(seconds: float) -> task.Deferred:
+def sleep(seconds: float) -> defer.Deferred[None]:
     return task.deferLater(reactor, seconds, lambda: None)
 
 

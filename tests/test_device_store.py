@@ -8,7 +8,7 @@ import stat
 import uuid
 
 import pymysql
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, reactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from kkobot import admincli
@@ -17,10 +17,10 @@ from kkobot.db import Database
 from kkobot.dberrors import isLockConflict
 from kkobot.devices import DeviceStore, applyDeviceStatus
 from tests import mariadb
-from tests.authrig import DEVICE, Rig, signedAuth
+from tests.authrig import DEVICE, Rig
 from tests.mariadb import privateMariaDB
 from tests.phones import authConfig, connectPhone, portOf, startService, stopService, waitForRows
-from tests.support import HELLO_320, ScratchMysql, analyze, captureLogs, logText, tempDir
+from tests.support import HELLO_320, ScratchMysql, captureLogs, logText, tempDir
 from tests.test_operator_tables import operatorDatabase
 
 LONG_ID = "android-" + "7" * 142  # 150 characters; the columns hold 100

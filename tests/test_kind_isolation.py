@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 
 from twisted.trial.unittest import TestCase
-
 from twisted.web.template import flattenString, tags
 
 from kkobot.web.health import readiness

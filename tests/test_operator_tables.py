@@ -7,7 +7,7 @@ from collections import Counter
 
 from twisted.trial.unittest import TestCase
 
-from tests.phones import authConfig, connectPhone, portOf, startService, stopService, waitForRows
+from tests.phones import authConfig, connectPhone, portOf, startService, stopService
 from tests.support import ScratchMysql, captureLogs, logText, tempDir, waitUntil
 from tests.test_tableshape import operatorStatements
 
