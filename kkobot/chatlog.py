@@ -555,7 +555,7 @@ class ChatLog(Service):
         spec = MAPPED.get(self.kind)
         if spec is None:
             return TABLES.get(self.kind, self.kind)
-        mapping = getattr(self.database, "tables", {}).get(spec.name)
+        mapping = self.database.tables.get(spec.name)
         return mapping.table if mapping is not None else spec.name
 
     def report(self) -> dict[str, Any]:
