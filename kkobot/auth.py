@@ -201,14 +201,18 @@ class HmacAuthenticator:
         d.addCallback(self._admission, hello)
         return d
 
-    def _lookupFailed(self, failure: Failure, hello: Hello) -> str:
-        log.error(
-            "[AUTH] could not read the status of device {device} of {bot}: {error}",
+    def _lookupFailed(self, failure: Failure, hello: Hello) -> None:
+        # Only a device the server has never seen gets here (known statuses are
+        # kept locally): it is decided as a new one, never refused for the outage.
+        log.warn(
+            "[AUTH] could not read the status of device {device} of {bot} ({error}); "
+            "deciding it as a new device (auth.auto_approve: {policy})",
             device=hello.deviceID,
             bot=hello.botName,
             error=failure.getErrorMessage(),
+            policy=self.devices.autoApprove,
         )
-        return "unavailable"
+        return None
 
     def _admission(self, status: str | None, hello: Hello) -> Admission:
         if status is None:

@@ -15,15 +15,16 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from zope.interface import implementer
 
-from kkobot.db import Database, isGoneAway
-from kkobot.dberrors import describeError, errorCode, isDuplicateKey, isRowError
+from kkobot.db import POOL_MAX, Database, isGoneAway
+from kkobot.dberrors import describeError, errorCode, isDuplicateKey, isRowError, isSchemaError
 from kkobot.events import NO_EVENTS, IServerEvents
 from kkobot.interfaces import IChatLog
 from kkobot.journal import Cursor, Entry, Journal, encodeValues
 from kkobot.logs import Logger
 from kkobot.pingmonitor import COLUMNS as PING_COLUMNS
-from kkobot.pingmonitor import INSERT_PING_MONITOR, MYSQL_PING_MONITOR, SQLITE_PING_MONITOR, PingRow
+from kkobot.pingmonitor import PING_TABLE, PingRow
 from kkobot.sqlvalues import MultiRowInsert
+from kkobot.tablemap import TableError, TableMap
 
 log = Logger()
 
@@ -254,7 +255,9 @@ INSERT_BATCH = (
 )
 SELECT_COMMITTED = "SELECT MAX(last_seq) FROM kb_chatlog_batches WHERE journal_id = %s"
 
-INSERTS = {ChatRow.KIND: INSERT_CHAT_LOGS, PingRow.KIND: INSERT_PING_MONITOR}
+# Kinds whose table may be an operator's own of another shape (kkobot.tablemap):
+# kind -> the table spec. kb_chat_logs is always the operators' DDL as it is.
+MAPPED = {PingRow.KIND: PING_TABLE}
 
 
 SELECT_BATCH_END = (
@@ -273,6 +276,56 @@ def rejectedPath(journalDir: str) -> str:
 
 COLUMNS_BY_KIND = {ChatRow.KIND: COLUMNS, PingRow.KIND: list(PING_COLUMNS)}
 TABLES = {ChatRow.KIND: "kb_chat_logs", PingRow.KIND: "kb_ping_monitor"}
+# What a kind's rows are called in log lines.
+WHAT = {ChatRow.KIND: "chat", PingRow.KIND: "ping"}
+
+
+class RowWriter:
+    """
+    Inserts one kind's rows, one multi-row statement per batch: as they are, or
+    through the mapping onto an operator's table of another shape.
+    """
+
+    def __init__(self, statement: str, sqlite: bool, mapping: TableMap | None = None) -> None:
+        self.mapping = mapping
+        self.project = None if mapping is None or mapping.identity else mapping.project
+        self.statement = statement
+        self._multi = None if sqlite else MultiRowInsert(statement)
+
+    def __call__(self, txn: Any, entries: list[Entry]) -> None:
+        project = self.project
+        encoded: list[bytes | None] | None = None
+        if project is None:
+            rows = [entry.values for entry in entries]
+            encoded = [entry.encoded for entry in entries]
+        else:
+            rows = [project(entry.values) for entry in entries]
+        if self._multi is None:
+            txn.executemany(self.statement, rows)
+        else:
+            self._multi(txn, rows, None if encoded is None or None in encoded else encoded)
+
+    def one(self, txn: Any, values: tuple[Any, ...]) -> None:
+        """One row (a rejected row put back)."""
+        txn.execute(self.statement, values if self.project is None else self.project(values))
+
+
+def writerFor(database: Any, kind: str) -> RowWriter:
+    """
+    The writer of C{kind}'s rows on C{database}, as its last schema check decided;
+    L{TableError} (or the error that kept the check from deciding) when it has not.
+    """
+    sqlite = database.engine == "sqlite"
+    spec = MAPPED.get(kind)
+    if spec is None:
+        if kind != ChatRow.KIND:
+            raise TableError(f"no table for rows of kind {kind!r}")
+        return RowWriter(database.sql(INSERT_CHAT_LOGS), sqlite)
+    mapping = database.tables.get(spec.name)
+    if mapping is None:
+        error = database.tableErrors.get(spec.name)
+        raise error if error is not None else TableError(f"{spec.name} is not checked yet")
+    return RowWriter(database.sql(mapping.insertSql()), sqlite, mapping)
 
 
 class AlreadyCommitted(Exception):
@@ -287,7 +340,7 @@ def writeBatch(
     txn: Any,
     batchStatement: str,
     batchKey: tuple[str, int, int, int],
-    statements: dict[str, str | MultiRowInsert],
+    statements: dict[str, RowWriter],
     rowsByKind: dict[str, list[Entry]],
     endStatement: str | None = None,
 ) -> None:
@@ -306,13 +359,7 @@ def writeBatch(
             raise AlreadyCommitted(lastSeq)
         raise
     for kind, entries in rowsByKind.items():
-        statement = statements[kind]
-        rows = [entry.values for entry in entries]
-        if isinstance(statement, str):
-            txn.executemany(statement, rows)
-        else:
-            encoded = [entry.encoded for entry in entries]
-            statement(txn, rows, None if None in encoded else encoded)
+        statements[kind](txn, entries)
 
 
 def rejectedLine(journalId: str, entry: Entry, error: BaseException, when: datetime) -> bytes:
@@ -332,9 +379,10 @@ def rejectedLine(journalId: str, entry: Entry, error: BaseException, when: datet
 
 
 def addSchema(database: Database) -> None:
-    """The chat log's own tables (batch records, ping monitor), created with the rest."""
+    """The chat log's own tables (batch records) and the mapped ones (ping monitor)."""
     database.addSchema(MYSQL_BATCHES, SQLITE_BATCHES)
-    database.addSchema(MYSQL_PING_MONITOR, SQLITE_PING_MONITOR)
+    for spec in MAPPED.values():
+        database.addTable(spec)
 
 
 def appendRejected(path: str, data: bytes) -> None:
@@ -398,8 +446,19 @@ class ChatLog(Service):
         maxJournalBytes: int = 512 * 1024 * 1024,
         inThread: Callable[..., defer.Deferred] = _inThread,
         events: IServerEvents = NO_EVENTS,
+        kind: str = ChatRow.KIND,
+        rejectedFile: str | None = None,
+        backlogPauses: bool = True,
     ) -> None:
         self.database = database
+        # The kind of row this log is for (its journal may also hold rows of other
+        # kinds, from before kinds had journals of their own: they are written too).
+        self.kind = kind
+        self.what = WHAT.get(kind, kind)
+        # False: a backlog, however long, never pauses reading from clients (a table
+        # that refuses rows must not hold back the others); the disk is the bound.
+        self.backlogPauses = backlogPauses
+        self.lastError: BaseException | None = None
         self.events = events
         self.clock = clock
         self.journal = journal
@@ -415,7 +474,7 @@ class ChatLog(Service):
         self.pingRowsWritten = 0
         self.batchFailures = 0
         self.rowsRejected = 0
-        self.rejectedPath = rejectedPath(journal.directory)
+        self.rejectedPath = rejectedFile or rejectedPath(journal.directory)
         # While a refused batch is being split: the last seq of each coming batch.
         self._bounds: deque[int] = deque()
         # Rows the database refused for good, by seq: the error, and whether the
@@ -442,10 +501,9 @@ class ChatLog(Service):
         self._afterJournal: list[Callable[[], None]] = []
         self._preparing: defer.Deferred[None] | None = None
         self._sqlite = database.engine == "sqlite"
-        self._statements: dict[str, Any] = {
-            kind: database.sql(sql) if self._sqlite else MultiRowInsert(sql)
-            for kind, sql in INSERTS.items()
-        }
+        self._writers: dict[str, RowWriter] = {}
+        # After a schema error the tables are checked again before the next try.
+        self._recheck = False
         self._batchStatement = database.sql(INSERT_BATCH)
         self._endStatement = database.sql(SELECT_BATCH_END)
         addSchema(database)
@@ -478,6 +536,43 @@ class ChatLog(Service):
     def journalFull(self) -> bool:
         """The journal refuses rows (a full disk): answers are held and reading is paused."""
         return self._journalFull
+
+    @property
+    def state(self) -> str:
+        """
+        ok; unavailable (the database does not answer: rows wait in the journal);
+        refused (the table refuses every row, e.g. a column it lacks: rows wait in
+        the journal until it is fixed, and other kinds keep flowing); starting.
+        """
+        if self.ready and self._failures == 0:
+            return "ok"
+        if self.lastError is None:
+            return "starting"
+        return "refused" if isSchemaError(self.lastError) else "unavailable"
+
+    def tableName(self) -> str:
+        """The table this log's rows go to (as the last schema check decided)."""
+        spec = MAPPED.get(self.kind)
+        if spec is None:
+            return TABLES.get(self.kind, self.kind)
+        mapping = self.database.tables.get(spec.name)
+        return mapping.table if mapping is not None else spec.name
+
+    def report(self) -> dict[str, Any]:
+        """This kind's table for /readyz, the status page and /metrics."""
+        error = self.lastError if self.state != "ok" else None
+        return {
+            "table": self.tableName(),
+            "kind": self.what,
+            "state": self.state,
+            "error": describeError(error) if error is not None else None,
+            "waiting": self.backlog,
+            "rejected": self.rowsRejected,
+        }
+
+    def tables(self) -> list[dict[str, Any]]:
+        """L{report} as a list, the way L{kkobot.kindlogs.KindLogs} gives every kind's."""
+        return [self.report()]
 
     # -- logging: the per-message hot path
 
@@ -604,12 +699,13 @@ class ChatLog(Service):
         self.committed = max(self.committed, committed)
         self._dropCommitted()
         log.info(
-            "[DB] chat log ready at {db}; journal {dir}", db=self.database.describe(),
-            dir=self.journal.directory,
+            "[DB] {what} log ready at {db}; journal {dir}", what=self.what,
+            db=self.database.describe(), dir=self.journal.directory,
         )
         self._kick()
 
     def _notPrepared(self, failure: Any) -> None:
+        self.lastError = failure.value
         log.error(
             "[DB] {db} is not available ({error}); rows are journaled in {dir} and "
             "written when it answers; retrying in {delay}s",
@@ -666,23 +762,41 @@ class ChatLog(Service):
         for entry in batch:
             rowsByKind.setdefault(entry.kind, []).append(entry)
         key = (self.journal.journalId, batch[0].seq, batch[-1].seq, len(batch))
-        d = self.database.runInteraction(
-            writeBatch, self._batchStatement, key, self._statements, rowsByKind,
-            self._endStatement,
-        )
+        try:
+            writers = {kind: self._writer(kind) for kind in rowsByKind}
+        except Exception as e:
+            # The schema check could not decide this kind's table: the rows wait
+            # and the check is repeated before the next try.
+            self._recheck = True
+            d = defer.fail(e)
+        else:
+            d = self.database.runInteraction(
+                writeBatch, self._batchStatement, key, writers, rowsByKind,
+                self._endStatement,
+            )
         d.addCallbacks(
             self._written, self._failed, (batch, self.clock.seconds()), errbackArgs=(batch,)
         )
         d.addBoth(self._batchDone)
         return d
 
+    def _writer(self, kind: str) -> RowWriter:
+        writer = self._writers.get(kind)
+        spec = MAPPED.get(kind)
+        if writer is None or (spec is not None
+                              and self.database.tables.get(spec.name) is not writer.mapping):
+            writer = self._writers[kind] = writerFor(self.database, kind)
+        return writer
+
     def _written(self, _: Any, batch: list[Entry], started: float) -> None:
         if self._failures:
             log.info(
-                "[DB] {db} answers again; writing the rows journaled meanwhile",
-                db=self.database.describe(),
+                "[DB] {db} takes {what} rows again ({table}); writing the rows journaled "
+                "meanwhile", db=self.database.describe(), what=self.what,
+                table=self.tableName(),
             )
         self._failures = 0
+        self.lastError = None
         # kb_chat_logs rows only: the operators' count; ping rows are counted apart.
         chat = sum(1 for entry in batch if entry.kind == ChatRow.KIND)
         self.rowsWritten += chat
@@ -718,13 +832,18 @@ class ChatLog(Service):
             self._isolate(batch, error)
             return
         self._failures += 1
+        self.lastError = error
         if not self._replaying:
             # From here until the backlog is written, batches are replays of the journal.
             self._replaying = True
             self.events.rowsSpooled(self.backlog)
-        error = failure.value
-        if self._failures == 1 and isGoneAway(error):
-            # The pool dropped the dead connection; the retry gets a fresh one.
+        if isSchemaError(error):
+            # A table dropped, changed or refusing every row: before the next try the
+            # tables are checked again (recreated, or mapped anew; kkobot.tablemap).
+            self._recheck = True
+        if self._failures <= POOL_MAX and isGoneAway(error):
+            # The pool dropped the dead connection; the retry gets another one (each
+            # pooled connection may have died in the same outage).
             log.info("[DB] connection lost ({error}); retrying on a new one",
                      error=failure.getErrorMessage())
             self._retryAtOnce = True
@@ -732,13 +851,15 @@ class ChatLog(Service):
         delay = min(self.retryInterval, 0.1 * 2 ** (self._failures - 1))
         if self._failures <= 2 or self._failures % 50 == 0:
             log.error(
-                "[DB] could not write {count} chat row(s) to {db} ({error}); {pending} "
-                "row(s) stay journaled, retrying in {delay:.1f}s",
+                "[DB] could not write {count} {what} row(s) to {db} ({error}); {pending} "
+                "row(s) stay journaled, retrying in {delay:.1f}s{others}",
                 count=len(batch),
+                what=self.what,
                 db=self.database.describe(),
                 error=failure.getErrorMessage(),
                 pending=self.backlog,
                 delay=delay,
+                others=" (rows of other tables keep flowing)" if isSchemaError(error) else "",
             )
         if self.running:
             self._retry = self.clock.callLater(delay, self._retryNow)
@@ -792,6 +913,7 @@ class ChatLog(Service):
     def _setAsideDone(self, _: Any, entry: Entry) -> None:
         error, _ = self._rejected.pop(entry.seq)
         self._failures = 0
+        self.lastError = None
         self.rowsRejected += 1
         self.events.rowsRejected(1)
         self.committed = max(self.committed, entry.seq)
@@ -812,6 +934,12 @@ class ChatLog(Service):
 
     def _retryNow(self) -> None:
         self._retry = None
+        if self._recheck:
+            self._recheck = False
+            d = self.database.ensureSchema()
+            d.addErrback(lambda f: None)  # the batch that follows says what fails
+            d.addCallback(lambda _: self._kick() if self.running else None)
+            return
         self._kick()
 
     def _batchDone(self, _: Any) -> None:
@@ -889,6 +1017,17 @@ class ChatLog(Service):
 
     def _checkPressure(self) -> None:
         full = self._spilledFrom is not None and self.journal.totalBytes >= self.maxJournalBytes
+        if not self.backlogPauses:
+            if full and not self.paused:
+                self.paused = True
+                log.warn(
+                    "[DB] {what} log backlog: {rows} row(s), journal {size} bytes; still "
+                    "journaling (a table that refuses rows never pauses the others)",
+                    what=self.what, rows=self.backlog, size=self.journal.totalBytes,
+                )
+            elif self.paused and not full:
+                self.paused = False
+            return
         if full and not self.paused:
             self.paused = True
             log.warn(
@@ -948,7 +1087,8 @@ class ChatLog(Service):
         self._retry = None
         pending = self.backlog
         if pending:
-            log.info("[SHUTDOWN] writing {count} pending chat row(s)", count=pending)
+            log.info("[SHUTDOWN] writing {count} pending {what} row(s)", count=pending,
+                     what=self.what)
         while self._inFlight is not None:
             yield self._inFlight
         done = yield self.flush()
@@ -966,9 +1106,10 @@ class ChatLog(Service):
             self.journal.trim(self.committed)
         else:
             log.error(
-                "[SHUTDOWN] {count} chat row(s) not written ({db} is not available); they "
+                "[SHUTDOWN] {count} {what} row(s) not written ({db} is not available); they "
                 "stay in the journal {dir} and are written at the next start",
                 count=self.backlog,
+                what=self.what,
                 db=self.database.describe(),
                 dir=self.journal.directory,
             )

@@ -5,16 +5,23 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Sequence
 
+from twisted.python.failure import Failure
+
 from twisted.enterprise import adbapi
 from twisted.internet import defer
+
+from kkobot.dberrors import describeError, isSchemaError
 from kkobot.files import PRIVATE_DIR, PRIVATE_FILE, ensureDirectory, tighten
 from kkobot.logs import Logger
+from kkobot.tablemap import TableMap, TableSpec, resolve
 
 log = Logger()
 
 # MySQL error numbers that mean "the connection is gone, try again on a new one".
 GONE_AWAY = {2006, 2013, 2014, 2045, 2055}
 UNKNOWN_DATABASE = 1049
+# Connections (and threads) of a MySQL pool: after an outage each may be a dead one.
+POOL_MAX = 3
 
 MYSQL_CHAT_LOGS = """
 CREATE TABLE IF NOT EXISTS `kb_chat_logs` (
@@ -93,6 +100,12 @@ class Database:
         self._closed = False
         # True once ensureSchema has succeeded: readers of our tables wait for it.
         self.schemaReady = False
+        # Tables whose columns are read at every schema check (operators' own may
+        # differ from kkobot's): spec name -> the decision, or why there is none.
+        self._specs: dict[str, TableSpec] = {}
+        self.tables: dict[str, TableMap] = {}
+        self.tableErrors: dict[str, BaseException] = {}
+        self._schemaWaiters: list[defer.Deferred[None]] = []
         self.pool = self._makePool()
 
     def describe(self) -> str:
@@ -135,7 +148,7 @@ class Database:
         if withDatabase:
             kwargs["database"] = s.name
         return adbapi.ConnectionPool(
-            "pymysql", cp_min=1, cp_max=3, cp_reconnect=True, **kwargs, **extra
+            "pymysql", cp_min=1, cp_max=POOL_MAX, cp_reconnect=True, **kwargs, **extra
         )
 
     def sql(self, statement: str) -> str:
@@ -145,29 +158,82 @@ class Database:
 
     def addSchema(self, mysql: str, sqlite: Sequence[str] | str) -> None:
         """Register DDL that L{ensureSchema} runs (for tables other parts add)."""
-        if self.engine == "sqlite":
-            self._schemaStatements.extend([sqlite] if isinstance(sqlite, str) else sqlite)
-        else:
-            self._schemaStatements.append(mysql)
+        statements = ([sqlite] if isinstance(sqlite, str) else list(sqlite)) if (
+            self.engine == "sqlite") else [mysql]
+        # Each kind's log registers the tables they share: once is enough.
+        self._schemaStatements.extend(s for s in statements if s not in self._schemaStatements)
+
+    def addTable(self, spec: TableSpec) -> None:
+        """A table whose existing shape is read and mapped (L{kkobot.tablemap}) by L{ensureSchema}."""
+        self._specs[spec.name] = spec
+
+    def ensureSchema(self) -> defer.Deferred[None]:
+        """
+        Create the database (MySQL) and the tables when missing, and decide where each
+        added table's rows go. Callers at the same time share one check.
+        """
+        d: defer.Deferred[None] = defer.Deferred()
+        self._schemaWaiters.append(d)
+        if len(self._schemaWaiters) == 1:
+            self._ensureSchema().addBoth(self._ensured)
+        return d
+
+    def _ensured(self, result: Any) -> None:
+        waiters, self._schemaWaiters = self._schemaWaiters, []
+        for d in waiters:
+            if isinstance(result, Failure):
+                d.errback(result)
+            else:
+                d.callback(None)
 
     @defer.inlineCallbacks
-    def ensureSchema(self):
-        """Create the database (MySQL) and the tables when missing."""
+    def _ensureSchema(self):
         if self.engine == "sqlite":
             statements = [SQLITE_CHAT_LOGS, SQLITE_CHAT_LOGS_INDEX]
         else:
             statements = [MYSQL_CHAT_LOGS]
         statements += self._schemaStatements
+        specs = list(self._specs.values())
         try:
-            yield self.pool.runInteraction(_execute, statements)
-            self.schemaReady = True
-            return
+            results = yield self.pool.runInteraction(_setUp, self.engine, statements, specs)
         except Exception as e:
             if self.engine != "mysql" or getattr(e, "args", (None,))[0] != UNKNOWN_DATABASE:
                 raise
             yield self._createDatabase()
-            yield self.pool.runInteraction(_execute, statements)
+            results = yield self.pool.runInteraction(_setUp, self.engine, statements, specs)
+        self._tablesResolved(results)
         self.schemaReady = True
+
+    def _tablesResolved(self, results: dict[str, TableMap | BaseException]) -> None:
+        for name, result in results.items():
+            if isinstance(result, BaseException):
+                if repr(self.tableErrors.get(name)) != repr(result):
+                    log.error(
+                        "[DB] {table}: cannot decide where its rows go ({error}); they "
+                        "wait and the check is repeated",
+                        table=name, error=_errorText(result),
+                    )
+                self.tableErrors[name] = result
+                continue
+            self.tableErrors.pop(name, None)
+            before = self.tables.get(name)
+            self.tables[name] = result
+            if before is not None and (before.table, before.columns, before.constants) == (
+                result.table, result.columns, result.constants
+            ):
+                continue
+            spec = result.spec
+            if result.fallbackReason is not None:
+                log.warn(
+                    "[DB] {table} exists but cannot take {what} ({why}); writing them to "
+                    "{own} instead (the existing table is left as it is)",
+                    table=name, what=spec.what, why=result.fallbackReason, own=result.table,
+                )
+            elif not result.ownShape:
+                log.info(
+                    "[DB] {table}: writing {what} to the existing table's columns ({how})",
+                    table=name, what=spec.what, how=result.describe(),
+                )
 
     @defer.inlineCallbacks
     def _createDatabase(self):
@@ -219,3 +285,24 @@ def _sqliteOpen(conn: Any) -> None:
 def _execute(txn: Any, statements: Sequence[str]) -> None:
     for statement in statements:
         txn.execute(statement)
+
+
+def _setUp(
+    txn: Any, engine: str, statements: Sequence[str], specs: Sequence[TableSpec]
+) -> dict[str, TableMap | BaseException]:
+    """Runs in a pool thread: kkobot's own tables, then where each mapped kind's rows go."""
+    _execute(txn, statements)
+    # One table that cannot be decided must not keep the others undecided.
+    out: dict[str, TableMap | BaseException] = {}
+    for spec in specs:
+        try:
+            out[spec.name] = resolve(txn, engine, spec)
+        except Exception as e:
+            if not isSchemaError(e):
+                raise  # the connection or the server: the whole check is retried
+            out[spec.name] = e
+    return out
+
+
+def _errorText(error: BaseException) -> str:
+    return f"{describeError(error)}: {error}"

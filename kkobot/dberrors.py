@@ -15,6 +15,10 @@ TRANSIENT_CODES = frozenset({
     1180, 1181,  # commit / rollback failed
 })
 
+# Two transactions wanted the same locks: one of them is rolled back (or gives up
+# waiting). Retried at once, the same work succeeds.
+LOCK_CODES = frozenset({1205, 1213})
+
 # Wrong for every row, not for one: the table or the grants changed. Rejecting rows
 # one by one would empty the queue into the rejected file, so these are retried
 # (with backoff) until an operator fixes the schema.
@@ -65,6 +69,20 @@ def isRowError(error: BaseException) -> bool:
         # "no such table" and "database is locked" are OperationalErrors in sqlite3.
         return name in {"IntegrityError", "DataError"}
     return name in _ROW_CLASSES
+
+
+def isSchemaError(error: BaseException) -> bool:
+    """
+    The table (or its grants) refuses every row of its kind: a column or the table
+    missing, a NOT NULL column without default, access denied; or no table could be
+    decided for the kind (L{kkobot.tablemap.TableError}). The database answers.
+    """
+    return errorCode(error) in SCHEMA_CODES or type(error).__name__ == "TableError"
+
+
+def isLockConflict(error: BaseException) -> bool:
+    """A deadlock (1213) or lock wait timeout (1205): the same statements succeed when retried."""
+    return errorCode(error) in LOCK_CODES
 
 
 def isDuplicateKey(error: BaseException) -> bool:

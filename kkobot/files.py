@@ -106,3 +106,24 @@ def trustProblem(path: str, st: os.stat_result, what: str) -> str | None:
             f"{stat.S_IMODE(st.st_mode):04o}); fix it with: chmod go-w {path}"
         )
     return None
+
+
+def writeAtomically(path: str, data: bytes, mode: int = 0o600) -> None:
+    """
+    Blocking (a worker thread): replace C{path} with C{data} so that a crash leaves
+    either the old file or the new one, never a mix; the file gets C{mode}.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    ensureDirectory(directory, PRIVATE_DIR)
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.fchmod(fd, mode)  # an older temp file may have had another mode
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsyncDirectory(directory)

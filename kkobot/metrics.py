@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import (
@@ -96,6 +96,31 @@ class MessageCountsCollector(Collector):
         yield latency
 
 
+class TablesCollector(Collector):
+    """Each table kkobot writes (chat, ping, device): does it take rows, how many wait."""
+
+    def __init__(self, tables: Callable[[], list[dict[str, Any]]]) -> None:
+        self.tables = tables
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "kkobot_table_up",
+            "1 when the table takes its rows; 0 while they wait (database away, or the "
+            "table refuses them).",
+            labels=["kind", "table", "state"],
+        )
+        waiting = GaugeMetricFamily(
+            "kkobot_table_rows_waiting",
+            "Rows (devices, for the device table) kept locally until the table takes them.",
+            labels=["kind", "table"],
+        )
+        for t in self.tables():
+            up.add_metric([t["kind"], t["table"], t["state"]], 1 if t["state"] == "ok" else 0)
+            waiting.add_metric([t["kind"], t["table"]], t["waiting"])
+        yield up
+        yield waiting
+
+
 @implementer(IServerEvents)
 class Metrics:
     """
@@ -139,6 +164,10 @@ class Metrics:
         )
         if clients is not None:
             r.register(ClientsCollector(clients))
+
+    def watchTables(self, tables: Callable[[], list[dict[str, Any]]]) -> None:
+        """Report C{tables()} (L{kkobot.kindlogs.KindLogs.tables}) at every scrape."""
+        self.registry.register(TablesCollector(tables))
 
     def render(self) -> bytes:
         """The Prometheus text exposition of everything above."""

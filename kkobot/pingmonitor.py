@@ -7,11 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
 
+from kkobot.tablemap import Constant, Field, TableSpec
+
 KIND = "ping"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
+TABLE = "kb_ping_monitor"
+# Where ping rows go when an operator's kb_ping_monitor cannot take them.
+FALLBACK_TABLE = "kkobot_ping_monitor"
+
 MYSQL_PING_MONITOR = """
-CREATE TABLE IF NOT EXISTS `kb_ping_monitor` (
+CREATE TABLE IF NOT EXISTS `{table}` (
   `id` bigint NOT NULL AUTO_INCREMENT,
   `bot_name` varchar(30) NOT NULL COMMENT 'bot name',
   `device_id` varchar(100) DEFAULT NULL COMMENT 'deviceID from the handshake',
@@ -33,7 +39,7 @@ CREATE TABLE IF NOT EXISTS `kb_ping_monitor` (
 
 SQLITE_PING_MONITOR = [
     """
-CREATE TABLE IF NOT EXISTS kb_ping_monitor (
+CREATE TABLE IF NOT EXISTS {table} (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   bot_name TEXT NOT NULL,
   device_id TEXT, device_uuid TEXT, client_address TEXT, client_version TEXT,
@@ -42,8 +48,19 @@ CREATE TABLE IF NOT EXISTS kb_ping_monitor (
   ping_time TEXT, server_time TEXT NOT NULL
 )
 """,
-    "CREATE INDEX IF NOT EXISTS idx_ping_bot_time ON kb_ping_monitor (bot_name, server_time)",
+    "CREATE INDEX IF NOT EXISTS {index} ON {table} (bot_name, server_time)",
 ]
+
+
+def _mysql(table: str) -> str:
+    return MYSQL_PING_MONITOR.replace("{table}", table)
+
+
+def _sqlite(table: str) -> list[str]:
+    # SQLite index names are database-wide: kb_ping_monitor keeps the name it always had.
+    index = "idx_ping_bot_time" if table == TABLE else f"idx_{table}_bot_time"
+    return [s.replace("{table}", table).replace("{index}", index) for s in SQLITE_PING_MONITOR]
+
 
 COLUMNS = (
     "bot_name", "device_id", "device_uuid", "client_address", "client_version",
@@ -53,6 +70,36 @@ COLUMNS = (
 INSERT_PING_MONITOR = (
     f"INSERT INTO kb_ping_monitor ({', '.join(COLUMNS)}) "
     f"VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+)
+
+# Where each value may go in a kb_ping_monitor an operator already has (the earlier
+# servers' table: response_time_ms, ping_time NOT NULL, status). Without a
+# server_time column, ping_time takes the time the server received the ping (always
+# known; a phone's clock drifts and older bridges send none).
+PING_TABLE = TableSpec(
+    name=TABLE,
+    fallback=FALLBACK_TABLE,
+    what="ping rows",
+    fields=(
+        Field("bot_name", ("bot_name",), required=True, width=30, nullable=False),
+        Field("device_id", ("device_id",), width=100),
+        Field("device_uuid", ("device_uuid",), width=100),
+        Field("client_address", ("client_address", "ip_address", "address"), width=64),
+        Field("client_version", ("client_version",), width=30),
+        Field("total_memory", ("total_memory",), kind="number"),
+        Field("memory_usage", ("memory_usage",), kind="number"),
+        Field("memory_percent", ("memory_percent",), kind="number"),
+        Field("message_queue_size", ("message_queue_size",), kind="number"),
+        Field("active_rooms", ("active_rooms",), kind="number"),
+        Field("rtt_ms", ("rtt_ms", "response_time_ms"), kind="number"),
+        Field("ping_time", ("ping_time",), kind="time", label="the phone's ping time"),
+        Field("server_time", ("server_time", "ping_time"), kind="time", required=True,
+              nullable=False, claimOrder=-1),
+    ),
+    mysql=_mysql,
+    sqlite=_sqlite,
+    # A ping that arrives is a success (the earlier servers' status column).
+    constants=(Constant("status", "success"),),
 )
 
 

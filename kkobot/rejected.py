@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from kkobot.chatlog import COLUMNS_BY_KIND, INSERT_BATCH, INSERTS, TABLES
+from kkobot.chatlog import COLUMNS_BY_KIND, INSERT_BATCH, TABLES, RowWriter, writerFor
 from kkobot.db import Database
 from kkobot.dberrors import describeError, isDuplicateKey
 
@@ -108,7 +108,7 @@ def importBatchKey(row: RejectedRow) -> tuple[str, int, int, int]:
     return (row.journalId, -row.seq, -row.seq, 1)
 
 
-def importRows(txn: Any, rows: Sequence[RejectedRow], statements: dict[str, str],
+def importRows(txn: Any, rows: Sequence[RejectedRow], writers: dict[str, RowWriter],
                batchStatement: str) -> tuple[int, int]:
     """Runs in a pool thread, one transaction: (rows inserted, rows found already imported)."""
     inserted = already = 0
@@ -121,7 +121,7 @@ def importRows(txn: Any, rows: Sequence[RejectedRow], statements: dict[str, str]
                 continue
             raise
         try:
-            txn.execute(statements[row.kind], row.values)
+            writers[row.kind].one(txn, row.values)
         except Exception as e:
             raise StillRefused(row, e)
         inserted += 1
@@ -132,8 +132,9 @@ async def importRejected(db: Database, rows: Sequence[RejectedRow]) -> tuple[int
     """Insert C{rows} in one transaction; L{StillRefused} leaves the database as it was."""
     if not rows:
         return 0, 0
-    statements = {kind: db.sql(sql) for kind, sql in INSERTS.items()}
-    return await db.runInteraction(importRows, rows, statements, db.sql(INSERT_BATCH))
+    # Each kind's table as the server writes it (an operator's own shape, mapped).
+    writers = {kind: writerFor(db, kind) for kind in {row.kind for row in rows}}
+    return await db.runInteraction(importRows, rows, writers, db.sql(INSERT_BATCH))
 
 
 def takeForImport(path: str) -> str | None:

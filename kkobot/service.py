@@ -13,12 +13,11 @@ from twisted.internet import defer
 
 from kkobot import __version__, config, logs
 from kkobot.auth import HmacAuthenticator, OpenAuthenticator
-from kkobot.chatlog import ChatLog
 from kkobot.commands import CommandRegistry
 from kkobot.db import Database
 from kkobot.devices import DeviceStore, applyDeviceStatus
 from kkobot.events import EventFanout
-from kkobot.journal import Journal
+from kkobot.kindlogs import KindLogs
 from kkobot.limits import ConnectionLimits, LimitedBridgeFactory
 from kkobot.commands.loader import untrusted as untrustedPlugins
 from kkobot.loopback import isLoopback
@@ -93,6 +92,11 @@ class Resolved:
         """chatlog.journal_dir (default <var>/journal), one subdirectory per mode."""
         base = self.get("chatlog.journal_dir", os.path.join(self.settings.varDir, "journal"))
         return os.path.join(base, self.settings.mode)
+
+    @property
+    def devicesFile(self) -> str:
+        """Every known device status, kept locally: <var>/devices/<mode>.json."""
+        return os.path.join(self.settings.varDir, "devices", f"{self.settings.mode}.json")
 
     def get(self, key: str, default: Any) -> Any:
         if self.cfg is None:
@@ -309,13 +313,13 @@ class KkobotService(MultiService):
         self.metrics = Metrics(self.registry)
         self.rates = MessageRates(reactor)
         self.events = EventFanout([self.metrics, self.rates])
-        self.chatlog = ChatLog(
+        # One journaled log per kind of row (chat, ping): a table that refuses rows
+        # holds back only its own kind.
+        self.chatlog = KindLogs.build(
             self.database,
             reactor,
-            Journal(
-                resolved.journalDir,
-                segmentBytes=resolved.get("chatlog.journal_segment_bytes", 8 * 1024 * 1024),
-            ),
+            resolved.journalDir,
+            segmentBytes=resolved.get("chatlog.journal_segment_bytes", 8 * 1024 * 1024),
             batchSize=resolved.get("chatlog.batch_size", 500),
             flushInterval=resolved.get("chatlog.flush_interval", 0.05),
             maxBufferRows=resolved.get("chatlog.max_buffer_rows", 20_000),
@@ -323,6 +327,7 @@ class KkobotService(MultiService):
             events=self.events,
         )
         self.chatlog.setServiceParent(self)
+        self.metrics.watchTables(self.chatlog.tables)
         authenticator: Any = OpenAuthenticator()
         self.devices: DeviceStore | None = None
         if resolved.authRequired:
@@ -332,7 +337,9 @@ class KkobotService(MultiService):
                 reactor,
                 autoApprove=resolved.get("auth.auto_approve", False),
                 refreshInterval=resolved.get("auth.device_refresh_interval", 2.0),
+                statePath=resolved.devicesFile,
             )
+            self.chatlog.addReport(self.devices.report)
             # After the chat log, whose start creates the tables.
             self.devices.setServiceParent(self)
             cfg = resolved.cfg or {}
@@ -398,8 +405,9 @@ class KkobotService(MultiService):
             gate=self.chatlog,
         )
         if self.devices is not None:
-            self.devices.onChange(lambda bot, device, status: applyDeviceStatus(
-                self.factory, bot, device, status))
+            devices = self.devices
+            devices.onChange(lambda bot, device, status: applyDeviceStatus(
+                self.factory, bot, device, status, keyOf=devices.key))
         self.chatlog.setPressureValve(self.factory.pauseAll, self.factory.resumeAll)
         self.server = BridgeServerService(resolved.endpoint, self.factory, reactor=reactor)
         self.server.setServiceParent(self)

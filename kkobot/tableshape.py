@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple
 
 from twisted.internet import defer
@@ -19,6 +20,13 @@ class Column(NamedTuple):
 
 
 Shape = dict[str, Column]
+
+
+class TableInfo(NamedTuple):
+    """A table's columns and its unique keys (the primary key among them)."""
+
+    columns: Shape
+    uniqueKeys: list[tuple[str, ...]]
 
 
 def readShape(txn: Any, engine: str, table: str) -> Shape | None:
@@ -75,3 +83,50 @@ def missingRequired(shape: Shape, written: set[str]) -> list[str]:
         name for name, column in shape.items()
         if name not in written and not column.nullable and not column.hasDefault
     )
+
+
+def readUniqueKeys(txn: Any, engine: str, table: str) -> list[tuple[str, ...]]:
+    """Runs in a pool thread: the column lists of C{table}'s primary and unique keys."""
+    if engine == "sqlite":
+        keys: list[tuple[str, ...]] = []
+        txn.execute(f"PRAGMA index_list(\"{table}\")")
+        for row in txn.fetchall():
+            name, unique, partial = row[1], row[2], row[4] if len(row) > 4 else 0
+            if not unique or partial:
+                continue
+            txn.execute(f"PRAGMA index_info(\"{name}\")")
+            keys.append(tuple(column for _, _, column in sorted(txn.fetchall())))
+        # An INTEGER PRIMARY KEY is the rowid: it has no entry in index_list.
+        txn.execute(f"PRAGMA table_info(\"{table}\")")
+        primary = sorted((pk, name) for _, name, _, _, _, pk in txn.fetchall() if pk)
+        if primary:
+            key = tuple(name for _, name in primary)
+            if key not in keys:
+                keys.append(key)
+        return keys
+    txn.execute(
+        "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND NON_UNIQUE = 0 "
+        "ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+        (table,),
+    )
+    byIndex: dict[str, list[str]] = {}
+    for index, column in txn.fetchall():
+        byIndex.setdefault(index, []).append(column)
+    return [tuple(columns) for columns in byIndex.values()]
+
+
+def readTable(txn: Any, engine: str, table: str) -> TableInfo | None:
+    """Runs in a pool thread: C{table}'s columns and unique keys, or None when it does not exist."""
+    columns = readShape(txn, engine, table)
+    if columns is None:
+        return None
+    return TableInfo(columns, readUniqueKeys(txn, engine, table))
+
+
+def enumValues(column: Column) -> tuple[str, ...] | None:
+    """The values an enum (or set) column accepts; None for any other type."""
+    if column.dataType not in ("enum", "set"):
+        return None
+    inside = column.columnType[column.columnType.index("(") + 1: column.columnType.rindex(")")]
+    return tuple(v.replace("''", "'") for v in re.findall(r"'((?:[^']|'')*)'", inside))

@@ -87,11 +87,17 @@ class AdminWebTests(TestCase):
         self.assertEqual((code, json.loads(body)), (200, {"status": "ok"}))
         code, _, body = yield self.server.request(b"GET", "/readyz")
         self.assertEqual(code, 200)
+        state = json.loads(body)
+        tables = state.pop("tables")
         self.assertEqual(
-            json.loads(body),
+            state,
             {"ready": True, "listening": True, "database": "ok", "spooling": False,
              "journal_full": False, "backlog": {"buffered": 0, "spooled": 0},
-             "rejected_rows": 0},
+             "rejected_rows": 0, "tables_refused": []},
+        )
+        self.assertEqual(
+            {kind: (t["table"], t["state"], t["waiting"]) for kind, t in tables.items()},
+            {"chat": ("kb_chat_logs", "ok", 0), "ping": ("kb_ping_monitor", "ok", 0)},
         )
         code, headers, body = yield self.server.request(b"GET", "/metrics")
         self.assertEqual(code, 200)

@@ -187,3 +187,28 @@ class SetupTests(TestCase):
             admincli.rejectedSetup(admincli.parser().parse_args(
                 ["--config", os.path.join(self.dir, "none"), "--mode", "prod", "rejected", "list"]))
         self.assertIn("prod mode needs a config", str(refused.exception))
+
+
+class OperatorPingTable(TestCase):
+    async def test_a_refused_ping_row_goes_back_into_the_earlier_servers_table(self) -> None:
+        import pymysql
+
+        from tests.test_operator_tables import operatorDatabase
+
+        scratch = operatorDatabase(self)
+        path = os.path.join(tempDir(self), REJECTED_FILE)
+        values = ("kkobot", "5f3c2a1b9d8e7f60", "5f3c2a1b9d8e7f60", "127.0.0.1", "3.2.0",
+                  6028.0, 8.0, 0.1, 0, 1, 17, "2026-11-25 19:25:11", "2026-11-25 19:25:12")
+        error = pymysql.err.OperationalError(1644, "refused by the operator")
+        appendRejected(path, rejectedLine("a" * 32, Entry(7, "ping", values), error,
+                                          datetime(2026, 11, 25, 19, 25, 13)))
+        db = Database(scratch.settings())
+        self.addCleanup(db.close)
+        done = await admincli.runRejected(args("--file", path, "import"), db, path)
+        self.assertIn("1 row(s) inserted", done)
+        rows = scratch.query("SELECT bot_name, device_id, response_time_ms, status, ping_time "
+                             "FROM kb_ping_monitor")
+        self.assertEqual(rows, [("kkobot", "5f3c2a1b9d8e7f60", 17, "success",
+                                 datetime(2026, 11, 25, 19, 25, 12))])
+        again = await admincli.runRejected(args("--file", path, "import"), db, path)
+        self.assertIn("0 row(s) inserted, 1 already imported", again)

@@ -27,6 +27,7 @@ def readiness(factory: Any, chatlog: Any) -> dict[str, Any]:
     """
     listening = factory.numPorts > 0
     database = chatlog.databaseUp
+    tables = chatlog.tables()
     return {
         "ready": listening and not chatlog.journalFull,
         "listening": listening,
@@ -35,6 +36,11 @@ def readiness(factory: Any, chatlog: Any) -> dict[str, Any]:
         "journal_full": chatlog.journalFull,
         "backlog": {"buffered": chatlog.pending, "spooled": chatlog.backlog},
         "rejected_rows": chatlog.rowsRejected,
+        # Each kind of row on its own (chat, ping, device): a table that refuses its
+        # rows ("refused") keeps them waiting while the others flow; answers go on,
+        # so it does not make the server unready.
+        "tables": {t["kind"]: t for t in tables},
+        "tables_refused": [t["table"] for t in tables if t["state"] == "refused"],
     }
 
 

@@ -21,6 +21,7 @@ REFRESH_SECONDS = 30
 
 DEVICE_COLUMNS = ["봇", "기기", "버전", "주소", "접속 시각", "RTT", "메모리", "대기열", "승인"]
 ROOM_COLUMNS = ["봇", "방", "받은 메시지", "보낸 메시지", "마지막"]
+KIND_LABELS = {"chat": "채팅 로그", "ping": "핑 기록", "device": "기기 목록"}
 
 
 def ago(seconds: float) -> str:
@@ -87,15 +88,34 @@ def chatlogTiles(chatlog: Any) -> list[Tag]:
     """The chat log at a glance: does the database take rows, how many wait, how many were refused."""
     if chatlog is None:
         return []
+    tables = chatlog.tables()
+    chat = next((t for t in tables if t["kind"] == "chat"), None)
     if chatlog.journalFull:
         state = tags.div(tags.b("디스크 가득 참"), "저널에 쓸 수 없어 응답을 멈췄습니다",
                          class_="alert chatlog")
     elif chatlog.databaseUp:
         state = tags.div(tags.b("정상"), "채팅 로그 DB", class_="chatlog")
+    elif chat is not None and chat["state"] == "refused":
+        state = tags.div(tags.b("표가 행을 거부함"),
+                         f"{chat['table']} {chat['error'] or ''} · 대기 {chat['waiting']}행 "
+                         "(저널에 보관 중)", class_="alert chatlog")
     else:
-        state = tags.div(tags.b("연결 끊김"), f"DB 대기 {chatlog.backlog}행 (저널에 보관 중)",
+        waiting = chat["waiting"] if chat is not None else chatlog.backlog
+        state = tags.div(tags.b("연결 끊김"), f"DB 대기 {waiting}행 (저널에 보관 중)",
                          class_="alert chatlog")
     out = [state]
+    for table in tables:
+        if table["kind"] == "chat" or table["state"] in ("ok", "starting"):
+            continue
+        what = KIND_LABELS.get(table["kind"], table["kind"])
+        why = "표가 행을 거부함" if table["state"] == "refused" else "DB 연결 끊김"
+        unit = "대" if table["kind"] == "device" else "행"
+        out.append(tags.div(
+            tags.b(f"{what}: {why}"),
+            f"{table['table']} {table['error'] or ''} · 대기 {table['waiting']}{unit} "
+            "(보관 중, 다른 기록은 계속 저장됨)",
+            class_="alert table", **{"data-kind": table["kind"]},
+        ))
     rejected = chatlog.rowsRejected
     if rejected:
         out.append(tags.div(tags.b(str(rejected)), "DB가 거부한 행 (rejected import로 복구)",
