@@ -176,13 +176,18 @@ class TwistdTests(SynchronousTestCase):
                   os.path.join("var", "journal"), os.path.join("var", "journal", "test"),
                   "logs", os.path.join("logs", "server.log"))}
         journal = os.path.join(self.cwd, "var", "journal", "test")
-        for name in os.listdir(journal):
-            modes[os.path.join(journal, name)] = mode(journal, name)
+        for folder, dirs, files in os.walk(journal):
+            for name in dirs + files:
+                modes[os.path.join(folder, name)] = mode(folder, name)
         server.proc.send_signal(signal.SIGTERM)
         server.finish()
         self.assertEqual(modes.pop("logs"), 0o750)
         self.assertEqual(modes.pop(os.path.join("logs", "server.log")), 0o640)
-        self.assertEqual(len(modes), 8, modes)  # + a journal segment and journal.id
+        # Besides the six named: the chat journal's segment and journal.id, the ping
+        # log's folder (and whatever it holds by now).
+        self.assertIn(os.path.join(journal, "journal.id"), modes)
+        self.assertIn(os.path.join(journal, "ping"), modes)
+        self.assertGreaterEqual(len(modes), 9, modes)
         for name, found in modes.items():
             expected = 0o700 if os.path.isdir(os.path.join(self.cwd, name)) else 0o600
             self.assertEqual(found, expected, name)
