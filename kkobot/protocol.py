@@ -50,9 +50,9 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
     delimiter = b"\n"
     factory: BridgeFactory
     client: ClientInfo | None = None
-    # The form every line to this client is written in: the form of the line that
-    # introduced it (its handshake, or a message before it). Until then each line is
-    # read, and answered, in the form it shows (wireforms.formOfLine).
+    # The form lines are read and written in: once the client is introduced (by its
+    # handshake, or a message before it), the form of that line; until then the form
+    # of the last line received, so each is answered as it was written.
     form: wireforms.IWireFormat = wireforms.JSON_LINES
     _introduced = False
     # Lines waiting for the journal write of the rows they answer (None: none wait).
@@ -194,21 +194,22 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
             self.resetTimeout()
         if not line or line.isspace():
             return
-        form = self.form if self._introduced else wireforms.formOfLine(line)
+        if not self._introduced:
+            self.form = wireforms.formOfLine(line)
         try:
-            event = form.decode(line)
+            event = self.form.decode(line)
         except wire.WireError as e:
-            self.badLine(e.code, e.message, form)
+            self.badLine(e.code, e.message)
             return
         if not self._introduced and isinstance(event, (wire.Hello, wire.ChatMessage)):
-            self.form, self._introduced = form, True
+            self._introduced = True
         try:
             self.dispatch(event)
         except Exception:
             log.failure("[CLIENT] error handling a line from {address}", address=self.address)
             self.sendError(wire.INTERNAL_ERROR, "the server failed on this line")
 
-    def badLine(self, code: str, message: str, form: wireforms.IWireFormat | None = None) -> None:
+    def badLine(self, code: str, message: str) -> None:
         self._badLines += 1
         if self._badLines <= BAD_LINES_LOGGED:
             self._logBadLine(code, message)
@@ -218,7 +219,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
                     "not logged",
                     address=self.address,
                 )
-        self.sendError(code, message, form)
+        self.sendError(code, message)
 
     def _logBadLine(self, code: str, message: str) -> None:
         # Not `message=`: legacy log observers (trial's, twistd's) own that key and
@@ -242,11 +243,9 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         if not self._closing and not self._gone:
             self._write(self.form.encodeEvent(event, data))
 
-    def sendError(
-        self, code: str, message: str, form: wireforms.IWireFormat | None = None
-    ) -> None:
+    def sendError(self, code: str, message: str) -> None:
         if not self._closing and not self._gone:
-            self._write((form or self.form).encodeError(code, message, self.nowMillis()))
+            self._write(self.form.encodeError(code, message, self.nowMillis()))
             self.factory.events.errorSent(code)
 
     def sendReply(self, room: str, channelId: str | None, reply: Reply) -> None:
