@@ -87,8 +87,8 @@ def localTime(stamp: str | None, zoneName: str | None) -> str | None:
 def _pieces(positions: Any, raw: bytes, count: int | None) -> list[bytes]:
     """RAW cut at C{positions}; WireError unless they are ints from 0, ascending, ending at its end."""
     if positions is None:
-        if raw:
-            raise WireError(BAD_FIELD, "raw content needs 'message_positions'")
+        if raw or count is not None:
+            raise WireError(BAD_FIELD, "missing field 'message_positions'")
         return []
     if type(positions) is not list or len(positions) < 2:
         raise WireError(BAD_FIELD, "'message_positions' must be a list of at least two numbers")

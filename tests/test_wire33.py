@@ -133,7 +133,7 @@ class BadLineTests(SynchronousTestCase):
         raw = base64.b64encode(b"hello!")
         n = len(raw)
         for positions, words in [
-            (None, "needs 'message_positions'"), ("0,8", "list"), ([8], "list"), ([], "list"),
+            (None, "missing field 'message_positions'"), ("0,8", "list"), ([8], "list"), ([], "list"),
             ([0.0, n], "integers"), ([0, str(n)], "integers"), ([False, n], "integers"),
             ([0, float(n)], "integers"), ([0, None], "integers"),
             ([1, n], "start at 0"), ([0, n + 4], "end at"), ([0, n - 4], "end at"),
