@@ -110,15 +110,6 @@ def _pieces(positions: Any, raw: bytes, count: int | None) -> list[bytes]:
     return [raw[a:b] for a, b in zip(positions, positions[1:])]
 
 
-def _text(piece: bytes) -> str:
-    try:
-        return binascii.a2b_base64(piece, strict_mode=True).decode("utf-8")
-    except binascii.Error as e:
-        raise WireError(BAD_CONTENT, f"the raw content is not base64 ({e})")
-    except UnicodeDecodeError as e:
-        raise WireError(BAD_ENCODING, f"the decoded text is not valid UTF-8 (byte {e.start})")
-
-
 _TEXT = (str, type(None))
 _FLAG = (bool, type(None))
 
@@ -127,20 +118,23 @@ def parseMessage(data: Mapping[str, Any], raw: bytes) -> ChatMessage:
     """A `message`: `analyze` with snake_case fields and its text in the raw part."""
     get = data.get
     positions = get("message_positions")
-    # One piece covering all of RAW, as bridges send it; anything else is checked.
+    encoding, kind = get("content_encoding"), get("message_type")
+    # As bridges send it: one piece covering all of RAW, base64 text. Anything else
+    # is checked field by field, and refused with its reason.
     if not (
-        type(positions) is list and len(positions) == 2 and positions[0] == 0
-        and type(positions[0]) is int and type(positions[1]) is int
-        and positions[1] == len(raw)
+        type(positions) is list and len(positions) == 2
+        and positions[0] == 0 and type(positions[0]) is int
+        and positions[1] == len(raw) and type(positions[1]) is int
+        and (encoding == "base64" or encoding is None)
+        and (kind == "text" or kind is None)
     ):
-        _pieces(positions, raw, 1)
-    encoding = get("content_encoding")
-    if encoding is not None and encoding != "base64":
-        raise WireError(BAD_FIELD, "'content_encoding' must be \"base64\"")
-    kind = get("message_type")
-    if kind is not None and kind != "text":
-        raise WireError(BAD_FIELD, "'message_type' of a client message must be \"text\"")
-    text = _text(raw)
+        _checkMessageForm(positions, raw, encoding, kind)
+    try:
+        text = binascii.a2b_base64(raw, strict_mode=True).decode("utf-8")
+    except binascii.Error as e:
+        raise WireError(BAD_CONTENT, f"the raw content is not base64 ({e})")
+    except UnicodeDecodeError as e:
+        raise WireError(BAD_ENCODING, f"the decoded text is not valid UTF-8 (byte {e.start})")
     room, sender = get("room"), get("sender")
     channelId, logId, userHash = get("channel_id"), get("log_id"), get("user_hash")
     botName, clientType = get("bot_name"), get("client_type")
@@ -155,10 +149,29 @@ def parseMessage(data: Mapping[str, Any], raw: bytes) -> ChatMessage:
         and type(stamp) in _TEXT and type(zoneName) in _TEXT
     ):
         return _checkedMessage(data, text)
+    # localTime's own shortcut, without the call: a line of the second before.
+    last = _lastLocal
+    if (
+        stamp is not None and stamp[:19] == last[0] and zoneName == last[1]
+        and len(stamp) == 24 and stamp[19] == "." and stamp[23] == "Z"
+        and stamp.isascii() and stamp[20:23].isdigit()
+    ):
+        local = last[2]
+    else:
+        local = localTime(stamp, zoneName)
     return ChatMessage(
         room, text, sender or "", isGroupChat is True, isMention is True,
-        channelId, logId, userHash, localTime(stamp, zoneName), botName, clientType, auth,
+        channelId, logId, userHash, local, botName, clientType, auth,
     )
+
+
+def _checkMessageForm(positions: Any, raw: bytes, encoding: Any, kind: Any) -> None:
+    """Raise the reason a message's positions, encoding or type are not what bridges send."""
+    _pieces(positions, raw, 1)
+    if encoding is not None and encoding != "base64":
+        raise WireError(BAD_FIELD, "'content_encoding' must be \"base64\"")
+    if kind is not None and kind != "text":
+        raise WireError(BAD_FIELD, "'message_type' of a client message must be \"text\"")
 
 
 def _checkedMessage(data: Mapping[str, Any], text: str) -> ChatMessage:
@@ -189,21 +202,6 @@ def parsePong(data: Mapping[str, Any]) -> Pong:
 _PARSERS = {"handshake": wire.parseHello, "pong": parsePong, "ping": wire.parsePing}
 
 
-def _splitLine(line: bytes) -> tuple[dict[str, Any], bytes]:
-    """The header object and the raw part of one line."""
-    if line.endswith(b"\r"):
-        line = line[:-1]
-    end = line.rfind(b"}") + 1
-    if end == 0:
-        raise WireError(BAD_JSON, "a line must start with a JSON object")
-    raw = line[end:]
-    try:
-        return wire.parseObject(line[:end] if raw else line), raw
-    except WireError as e:
-        _explainBraceInRaw(line)
-        raise e
-
-
 def _explainBraceInRaw(line: bytes) -> None:
     """A header that only fails because RAW holds a '}' gets that answer instead."""
     try:
@@ -222,8 +220,23 @@ def decode(line: bytes) -> Event:
     A `message` becomes a L{ChatMessage} (text decoded, time converted to the phone's
     wall clock), a `pong` a L{Pong}; `handshake` and `ping` are read like 3.2's.
     """
-    obj, raw = _splitLine(line)
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    end = line.rfind(b"}") + 1
+    if end == 0:
+        raise WireError(BAD_JSON, "a line must start with a JSON object")
+    raw = line[end:]
+    try:
+        obj = wire.parseObject(line[:end] if raw else line)
+    except WireError:
+        _explainBraceInRaw(line)
+        raise
     name = obj.get("event")
+    if name == "message":
+        data = obj.get("data")
+        if type(data) is not dict:
+            raise WireError(BAD_EVENT, "'message' needs an object in 'data'")
+        return parseMessage(data, raw)
     if name is None:
         # The legacy bare handshake, should a 3.3 bridge ever send one.
         if "botName" in obj or "version" in obj:
@@ -235,10 +248,6 @@ def decode(line: bytes) -> Event:
     if not isinstance(name, str):
         raise WireError(BAD_EVENT, "field 'event' must be a string")
     data = obj.get("data")
-    if name == "message":
-        if not isinstance(data, dict):
-            raise WireError(BAD_EVENT, "'message' needs an object in 'data'")
-        return parseMessage(data, raw)
     parser = _PARSERS.get(name)
     if parser is None:
         raise WireError(UNKNOWN_EVENT, f"unknown event '{name[:40]}'")
@@ -292,16 +301,32 @@ def encodeError(code: str, message: str, nowMillis: int) -> bytes:
     )
 
 
+# The header of a text reply up to its length, per (room, channel): one reply after
+# another goes to the same few rooms. Bounded; emptied when full.
+_TEXT_HEADS_KEPT = 1024
+_textHeads: dict[tuple[str, str | None], bytes] = {}
+
+
 def encodeText(room: str, channelId: str | None, text: str, mediaWaitTime: int | None = None) -> bytes:
     """A text `messageResponse`: the text as base64 in RAW."""
     raw = binascii.b2a_base64(text.encode("utf-8", "replace"), newline=False)
-    data: dict[str, Any] = {
-        "room": room, "channel_id": channelId, "message_type": "text",
-        "content_encoding": "base64", "message_positions": [0, len(raw)],
-    }
     if mediaWaitTime is not None:
-        data["media_wait_time"] = mediaWaitTime
-    return _header("messageResponse", data) + raw + b"\n"
+        return _header("messageResponse", {
+            "room": room, "channel_id": channelId, "message_type": "text",
+            "content_encoding": "base64", "media_wait_time": mediaWaitTime,
+            "message_positions": [0, len(raw)],
+        }) + raw + b"\n"
+    head = _textHeads.get((room, channelId))
+    if head is None:
+        whole = _header("messageResponse", {
+            "room": room, "channel_id": channelId, "message_type": "text",
+            "content_encoding": "base64", "message_positions": [0, 0],
+        })
+        head = whole[: -len(b"0]}}")]  # ends with `"message_positions":[0,`
+        if len(_textHeads) >= _TEXT_HEADS_KEPT:
+            _textHeads.clear()
+        _textHeads[(room, channelId)] = head
+    return b"%s%d]}}%s\n" % (head, len(raw), raw)
 
 
 # Printable ASCII but '}' (which would end the header for the client) and the space:

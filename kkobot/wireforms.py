@@ -12,6 +12,7 @@ from kkobot.commands import Reply
 
 MEDIA_URL = "MEDIA_URL:"
 IMAGE_BASE64 = "IMAGE_BASE64:"
+_MEDIA_PREFIXES = (MEDIA_URL, IMAGE_BASE64)
 # How a media reply joins its sources in the 3.2 `text` field.
 SOURCE_SEPARATOR = "|||"
 
@@ -63,12 +64,12 @@ class HeaderRaw:
     @staticmethod
     def encodeReply(room: str, channelId: str | None, reply: Reply) -> bytes:
         text = reply.text
+        if not text.startswith(_MEDIA_PREFIXES):
+            return wire33.encodeText(room, channelId, text, reply.mediaWaitTime)
         if text.startswith(MEDIA_URL):
             sources, isUrl = text[len(MEDIA_URL):], True
-        elif text.startswith(IMAGE_BASE64):
-            sources, isUrl = text[len(IMAGE_BASE64):], False
         else:
-            return wire33.encodeText(room, channelId, text, reply.mediaWaitTime)
+            sources, isUrl = text[len(IMAGE_BASE64):], False
         return wire33.encodeMedia(
             room, channelId, "image", sources.split(SOURCE_SEPARATOR), isUrl, reply.mediaWaitTime
         )
