@@ -13,8 +13,8 @@ import orjson
 
 from kkobot import wire
 from kkobot.wire import (
-    BAD_ENCODING, BAD_EVENT, BAD_FIELD, BAD_JSON, UNKNOWN_EVENT, ChatMessage, Event, Ping,
-    Pong, WireError,
+    BAD_ENCODING, BAD_EVENT, BAD_FIELD, BAD_JSON, UNKNOWN_EVENT, ChatMessage, Event, Pong,
+    WireError,
 )
 
 # The raw part is not what it must be: not base64, a '}' inside it (the client finds
@@ -358,7 +358,7 @@ def mediaSource(source: str, isUrl: bool) -> bytes:
     if isUrl:
         if not source.isascii():
             source = _asciiHost(source)
-        return quote(source, safe=_URL_SAFE).encode("ascii")
+        return quote(source.encode("utf-8", "surrogatepass"), safe=_URL_SAFE).encode("ascii")
     # Base64 as some encoders write it, in lines: the breaks are not part of the data.
     payload = "".join(source.split()).encode("utf-8", "replace")
     if not _BASE64_ALPHABET.issuperset(payload):
