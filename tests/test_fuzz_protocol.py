@@ -20,7 +20,7 @@ from kkobot.commands import CommandRegistry
 from kkobot.interfaces import IChatLog
 from kkobot.protocol import BridgeFactory, BridgeProtocol
 from kkobot.router import MessageRouter
-from tests.fuzzing import FUZZ, WRONG, jsonLine, jsonValues
+from tests.fuzzing import FUZZ, WRONG, jsonLine, jsonValues, positions33, rawParts33
 from tests.lines33 import handshake33, line33, message33, pong33, readServerLines33
 from tests.support import HELLO_320, analyze, line
 
@@ -290,8 +290,7 @@ def mutated33(text: str, raw: bytes | None, positions: Any, **changes: Any) -> b
 
 BAD_LINES_33 = st.one_of(
     BAD_LINES,
-    st.builds(mutated33, st.just("x"), st.binary(max_size=30).filter(lambda b: b"\n" not in b),
-              st.one_of(st.none(), st.lists(st.integers(-2, 40), max_size=3))),
+    st.builds(mutated33, st.just("x"), rawParts33, positions33),
     st.builds(mutated33, st.just("x"), st.none(),
               st.sampled_from([[0, 1], [0, "12"], [0, 12, 8], [1, 12], [0.0, 12], [0, 4, 12], {}])),
     st.builds(lambda raw: mutated33("x", raw, [0, len(raw)]),  # text that is not UTF-8

@@ -15,7 +15,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from kkobot import wire, wire33
 from kkobot.commands import Reply
 from kkobot.wireforms import HEADER_RAW, JSON_LINES, formOfLine
-from tests.fuzzing import FUZZ, WRONG, allWrongValues, jsonLine, jsonValues, storable
+from tests.fuzzing import (
+    FUZZ, WRONG, allWrongValues, jsonLine, jsonValues, positions33, rawParts33, storable,
+)
 from tests.lines33 import ServerLine33, line33, message33
 from tests.support import HELLO_320, analyze
 
@@ -349,14 +351,6 @@ def readServerLine33(raw: bytes) -> ServerLine33:
 GOOD_33 = message33("# echo x").rstrip(b"\n")
 GOOD_HEADER_33 = json.loads(GOOD_33[: GOOD_33.rindex(b"}") + 1])["data"]
 
-POSITIONS = st.one_of(
-    st.lists(st.integers(min_value=-5, max_value=60), max_size=4),
-    st.lists(st.one_of(st.integers(0, 40), st.floats(0, 40), st.booleans(), st.text(max_size=2),
-                       st.none()), max_size=3),
-    st.sampled_from([None, "0,4", {}, 4, [0, 10**30]]),
-)
-
-
 class Arbitrary33InputTests(SynchronousTestCase):
     @FUZZ
     @given(st.binary(max_size=300))
@@ -386,11 +380,7 @@ class Arbitrary33InputTests(SynchronousTestCase):
             self.assertTrue(storable(result))
 
     @FUZZ
-    @given(POSITIONS, st.one_of(
-        st.binary(max_size=40).filter(lambda b: b"\n" not in b),
-        st.binary(max_size=30).map(base64.b64encode),
-        st.text(max_size=20).map(lambda t: base64.b64encode(t.encode("utf-8", "replace"))),
-    ))
+    @given(positions33, rawParts33)
     @example([0, 4], b"/w==")  # invalid UTF-8 once decoded
     @example([0, 4], b"QU}D")
     @example([0, 2, 4], b"QUJD")
