@@ -1,4 +1,4 @@
-"""Bounded asyncio load generator: N bridge connections sending `# echo` with a window of W."""
+"""Bounded asyncio load generator: N bridge connections (3.2.0 or 3.3.3 lines) sending `# echo` with a window of W."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ if __package__ in (None, ""):
 from benchmarks import signing  # noqa: E402
 
 READ_LIMIT = 1 << 20
+# The bridge generations the generator can speak: 3.2.0 JSON lines, 3.3.3 header + raw.
+FORMS = ("3.2", "3.3")
 # A bridge answers every server ping; rate-limiting our answers keeps a server that
 # also answers client pings from turning the pair into an endless ping-pong.
 PING_ANSWER_INTERVAL_S = 5.0
@@ -86,6 +88,7 @@ class LoadConfig:
     per_source: int = 40
     connect_concurrency: int = 32
     run_id: str = field(default_factory=new_run_id)
+    form: str = "3.2"  # "3.3": every line as a 3.3.3 bridge writes it
     # Called right when the measured phase starts / ends (e.g. to sample server CPU).
     on_start: Callable[[], None] | None = None
     on_end: Callable[[], None] | None = None
@@ -106,8 +109,9 @@ async def open_bridge(
     *,
     local_ip: str | None = None,
     timeout: float = 30.0,
+    form: str = "3.2",
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Connect, send the 3.2.0 handshake and wait for a successful `handshakeComplete`."""
+    """Connect, send the handshake of a 3.2.0 (or 3.3.3) bridge and wait for a successful `handshakeComplete`."""
     check_loopback(host)
     local_addr = (local_ip, 0) if local_ip else None
     async with asyncio.timeout(timeout):
@@ -118,28 +122,38 @@ async def open_bridge(
             sock = writer.get_extra_info("socket")
             if sock is not None:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            writer.write(signing.hello(bot, device).encode("utf-8"))
+            hello = signing.hello33(bot, device, now_ms()) if form == "3.3" else signing.hello(bot, device)
+            writer.write(hello.encode("utf-8"))
             await writer.drain()
             while True:
                 line = await reader.readline()
                 if not line:
                     raise HandshakeError("connection closed before handshakeComplete")
                 try:
-                    msg = json.loads(line)
+                    event, data = read_line(line, form)
                 except ValueError as exc:
                     raise HandshakeError(f"bad JSON before handshakeComplete: {line[:200]!r}") from exc
-                event = msg.get("event") if isinstance(msg, dict) else None
                 if event == "handshakeComplete":
-                    data = msg.get("data") or {}
                     if data.get("success") is False:
                         raise HandshakeError(f"handshake refused: {data}")
                     return reader, writer
                 if event == "error":
-                    raise HandshakeError(f"server error during handshake: {msg.get('data')}")
+                    raise HandshakeError(f"server error during handshake: {data}")
                 # Anything else (a ping, a notice) may legitimately precede it.
         except BaseException:
             writer.close()
             raise
+
+
+def read_line(line: bytes, form: str) -> tuple[Any, dict[str, Any]]:
+    """(event, data) of one server line as a bridge of C{form} reads it; ValueError if it cannot."""
+    if form == "3.3":
+        return signing.read33(line)
+    msg = json.loads(line)
+    if not isinstance(msg, dict):
+        raise ValueError("not an object")
+    data = msg.get("data")
+    return msg.get("event"), data if isinstance(data, dict) else {}
 
 
 def percentile(sorted_values: list[int], pct: float) -> int:
@@ -202,7 +216,8 @@ class _Conn:
         for seq in range(cfg.messages):
             await self.window.acquire()
             tag = f"{cfg.run_id}:{self.index}:{seq}"
-            line = signing.analyze(
+            build = signing.message33 if cfg.form == "3.3" else signing.analyze
+            line = build(
                 cfg.bot,
                 self.device,
                 cfg.secret,
@@ -232,12 +247,8 @@ class _Conn:
                     break
                 received = time.perf_counter_ns()
                 try:
-                    msg = json.loads(line)
-                    event = msg.get("event")
-                    data = msg.get("data")
-                    if not isinstance(data, dict):
-                        data = {}
-                except (ValueError, AttributeError):
+                    event, data = read_line(line, self.cfg.form)
+                except (ValueError, AttributeError, IndexError, TypeError):
                     t.unexpected += 1
                     t.sample(f"conn {self.index}: unparsable {line[:200]!r}")
                     continue
@@ -290,8 +301,9 @@ class _Conn:
             return
         self.last_ping_answer = now
         cfg = self.cfg
+        answer = signing.pong33 if cfg.form == "3.3" else signing.ping
         self.writer.write(
-            signing.ping(
+            answer(
                 cfg.bot, self.device, cfg.secret, cfg.salt, data.get("server_timestamp"), now_ms()
             ).encode("utf-8")
         )
@@ -306,6 +318,8 @@ async def run_load(cfg: LoadConfig) -> dict[str, Any]:
     check_loopback(cfg.host)
     if cfg.conns < 1 or cfg.messages < 0 or cfg.window < 1:
         raise ValueError("need conns >= 1, messages >= 0, window >= 1")
+    if cfg.form not in FORMS:
+        raise ValueError(f"form must be one of {', '.join(FORMS)}")
     totals = _Totals()
     owners: dict[str, int] = {}
     conns = [_Conn(cfg, i, totals, owners) for i in range(cfg.conns)]
@@ -330,6 +344,7 @@ async def run_load(cfg: LoadConfig) -> dict[str, Any]:
                     c.device,
                     local_ip=source_address(cfg.host, c.index, cfg.per_source),
                     timeout=max(0.1, deadline - asyncio.get_running_loop().time()),
+                    form=cfg.form,
                 )
                 return True
             except (OSError, HandshakeError, TimeoutError) as exc:
@@ -372,6 +387,7 @@ async def run_load(cfg: LoadConfig) -> dict[str, Any]:
     ms = 1e6
     return {
         "run_id": cfg.run_id,
+        "form": cfg.form,
         "db_text_like": f"# echo {cfg.run_id}:%",
         "host": cfg.host,
         "port": cfg.port,
@@ -460,12 +476,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bot", default="bench")
     p.add_argument("--timeout", type=float, default=120.0, help="overall bound, seconds")
     p.add_argument("--per-source", type=int, default=40, help="conns per 127.0.0.x source (0: all from one)")
+    p.add_argument("--form", choices=FORMS, default="3.2", help="bridge lines: 3.2.0 or 3.3.3")
     p.add_argument("--json", action="store_true", help="JSON on stdout, the table on stderr")
     a = p.parse_args(argv)
     raise_nofile(a.conns + 256)
     cfg = LoadConfig(
         host=a.host, port=a.port, conns=a.conns, messages=a.messages, window=a.window,
         secret=a.secret, salt=a.salt, bot=a.bot, timeout=a.timeout, per_source=a.per_source,
+        form=a.form,
     )
     try:
         report = run(cfg)

@@ -43,8 +43,10 @@ class Scenario:
         return out
 
 
-def run_scenario(target: Target, scenario: Scenario, base: loadgen.LoadConfig) -> dict[str, Any]:
-    """Run one scenario against a started target; return the loadgen report plus server costs."""
+def run_scenario(
+    target: Target, scenario: Scenario, base: loadgen.LoadConfig, form: str = "3.2"
+) -> dict[str, Any]:
+    """Run one scenario (in bridge lines of C{form}) against a started target; the loadgen report plus server costs."""
     assert target.pid is not None and target.port is not None
     pid = target.pid
     cpu: dict[str, float] = {}
@@ -72,9 +74,11 @@ def run_scenario(target: Target, scenario: Scenario, base: loadgen.LoadConfig) -
         per_source=base.per_source,
         on_start=on_start,
         on_end=on_end,
+        form=form,
     )
     report = loadgen.run(cfg)
-    report["scenario"] = scenario.name
+    report["scenario"] = scenario.name if form == "3.2" else f"{scenario.name} {form}"
+    report["base_scenario"] = scenario.name
     report["target"] = target.name
     cpu_s = cpu.get("end", 0.0) - cpu.get("start", 0.0)
     report["server_cpu_s"] = round(cpu_s, 3)
@@ -105,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pid", type=int, help="external target: server pid to sample")
     p.add_argument("--port", type=int, help="external target: server port")
     p.add_argument("--scenarios", default=DEFAULT_SCENARIOS, help="CONNS:WINDOW:MSGS_PER_CONN,...")
+    p.add_argument("--forms", default="3.2",
+                   help="bridge lines, comma-separated: 3.2 (3.2.0 JSON lines), 3.3 (3.3.3 header + "
+                        "base64); with both, each scenario runs in each form in turn on one server")
     p.add_argument("--warmup", type=int, default=200, help="unreported messages first (1 conn, W=1)")
     p.add_argument("--secret", default=os.environ.get("KKOBOT_BENCH_SECRET", "bench-secret"))
     p.add_argument("--salt", default=os.environ.get("KKOBOT_BENCH_SALT", "bench-salt"))
@@ -121,8 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--with-bare", action="store_true",
                    help="run the same scenarios against bare_echo.py first; report kkobot/bare")
     a = p.parse_args(argv)
+    a.forms = [f.strip() for f in a.forms.split(",") if f.strip()]
+    if not a.forms or any(f not in loadgen.FORMS for f in a.forms):
+        p.error(f"--forms takes {' and '.join(loadgen.FORMS)}")
+    if a.target == "bare" and a.forms != ["3.2"]:
+        p.error("bare_echo.py speaks 3.2 lines only")
     if a.with_bare and a.target != "bare":
-        bare = _run_target("bare", a, Scenario.parse_list(a.scenarios), None)
+        bare = _run_target("bare", a, Scenario.parse_list(a.scenarios), None, ["3.2"])
         if bare is None:
             return 2
     else:
@@ -135,15 +147,17 @@ def main(argv: list[str] | None = None) -> int:
         db.create()
         a.server_cmd = db.server_cmd()
     try:
-        reports = _run_target(a.target, a, Scenario.parse_list(a.scenarios), db)
+        reports = _run_target(a.target, a, Scenario.parse_list(a.scenarios), db, a.forms)
     finally:
         if db is not None:
             db.drop()
     if reports is None:
         return 2
     scenarios = Scenario.parse_list(a.scenarios)
+    # Each form's run is compared with bare's run of the same scenario (bare speaks 3.2).
+    pairs = [(r, b) for r in reports for b in (bare or []) if b["base_scenario"] == r["base_scenario"]]
     if bare is not None:
-        for r, b in zip(reports, bare):
+        for r, b in pairs:
             r["bare_msg_s"] = b["throughput_msg_s"]
             r["ratio_vs_bare"] = round(r["throughput_msg_s"] / b["throughput_msg_s"], 2) if b["throughput_msg_s"] else None
     table = loadgen.format_table(
@@ -168,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"target: {a.target}{' + MariaDB' if db else ''}", file=out)
     print(table, file=out)
     if bare is not None:
-        for r, b in zip(reports, bare):
+        for r, b in pairs:
             line = cpu_budget(r, b)
             if line:
                 print(line, file=out)
@@ -181,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"target": a.target, "scenarios": reports, "bare": bare},
                          ensure_ascii=False, indent=2))
     rows_ok = all(r.get("rows_after") == r.get("rows_expected") for r in reports)
-    return 0 if reports and rows_ok and all(r["errors"] == 0 for r in reports) and len(reports) == len(scenarios) else 1
+    complete = len(reports) == len(scenarios) * len(a.forms)
+    return 0 if reports and rows_ok and all(r["errors"] == 0 for r in reports) and complete else 1
 
 
 def cpu_budget(report: dict[str, Any], bare: dict[str, Any]) -> str | None:
@@ -208,8 +223,10 @@ def cpu_budget(report: dict[str, Any], bare: dict[str, Any]) -> str | None:
     )
 
 
-def _run_target(kind: str, a: argparse.Namespace, scenarios: list[Scenario], db: Any) -> list[dict[str, Any]] | None:
-    """Start one target, run the warm-up and every scenario, stop it; None if it cannot start."""
+def _run_target(
+    kind: str, a: argparse.Namespace, scenarios: list[Scenario], db: Any, forms: list[str]
+) -> list[dict[str, Any]] | None:
+    """Start one target, run the warm-up and every scenario in every form, stop it; None if it cannot start."""
 
     loadgen.raise_nofile(max(s.conns for s in scenarios) + 256)
     base = loadgen.LoadConfig(
@@ -228,19 +245,20 @@ def _run_target(kind: str, a: argparse.Namespace, scenarios: list[Scenario], db:
             print(json.dumps({"target": kind, "error": str(exc), "scenarios": []}, indent=2))
         return None
     try:
-        if a.warmup > 0:
+        for form in forms if a.warmup > 0 else ():
             before = db.count() if db is not None else 0
-            warm = run_scenario(target, Scenario(1, 1, a.warmup), base)
+            warm = run_scenario(target, Scenario(1, 1, a.warmup), base, form)
             if db is not None:
                 _settle(db, before, 2 * warm["replies"])
             if warm["errors"]:
                 print(f"warm-up had errors: {warm['error_detail']} {warm['error_samples']}",
                       file=sys.stderr)
         dbPid = targets.local_db_pid() if db is not None else None
-        for sc in scenarios:
+        # Forms take turns within each scenario, so both see the machine in the same state.
+        for sc, form in [(sc, form) for sc in scenarios for form in forms]:
             before = db.count() if db is not None else None
             dbCpu = targets.cpu_seconds(dbPid) if dbPid is not None else None
-            report = run_scenario(target, sc, base)
+            report = run_scenario(target, sc, base, form)
             if db is not None:
                 report.update(_settle(db, before, 2 * report["replies"]))
             if dbCpu is not None and report["replies"]:

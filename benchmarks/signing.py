@@ -1,7 +1,8 @@
-"""Auth signatures and wire lines exactly as a MessengerBotR 3.2.0 bridge produces them."""
+"""Auth signatures and wire lines exactly as MessengerBotR 3.2.0 and 3.3.3 bridges produce them."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -160,3 +161,113 @@ def ping(
             },
         }
     )
+
+
+# -- 3.3.x: a JSON header, then the content as base64 (PROTOCOL.md, "v3.3.x")
+
+DEFAULT_VERSION_33 = "3.3.3"
+DEFAULT_TIMEZONE = "Asia/Seoul"
+NO_CONTENT = [0, 0]
+
+
+def iso_utc(now_ms: int) -> str:
+    """Return a 3.3 timestamp: ISO 8601 UTC with milliseconds and `Z`."""
+    seconds, ms = divmod(now_ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
+
+
+def header_line(event: str, data: dict[str, Any], raw: str = "") -> str:
+    """One 3.3 line: the header as JSON.stringify writes it, the raw part, a newline."""
+    return json.dumps({"event": event, "data": data}, ensure_ascii=False, separators=(",", ":")) + raw + "\n"
+
+
+def hello33(
+    bot: str,
+    device: str,
+    now_ms: int,
+    version: str = DEFAULT_VERSION_33,
+    ip: str = DEFAULT_IP,
+    device_info: str = DEFAULT_DEVICE_INFO,
+) -> str:
+    """Return the wrapped handshake line of a 3.3.x bridge."""
+    return header_line("handshake", {
+        "clientType": CLIENT_TYPE, "botName": bot, "version": version, "deviceID": device,
+        "deviceIP": ip, "deviceInfo": device_info, "timestamp": iso_utc(now_ms),
+        "timezone": DEFAULT_TIMEZONE, "message_positions": NO_CONTENT,
+    })
+
+
+def message33(
+    bot: str,
+    device: str,
+    secret: str,
+    salt: str,
+    room: str,
+    text: str,
+    now_ms: int,
+    *,
+    sender: str = "홍길동",
+    channel_id: str | None = "18398338829933568",
+    log_id: str | None = None,
+    user_hash: str | None = "a1b2c3",
+    is_group_chat: bool = True,
+    is_mention: bool = False,
+    timestamp: str | None = None,
+    auth_ms: int | None = None,
+    version: str = DEFAULT_VERSION_33,
+    ip: str = DEFAULT_IP,
+) -> str:
+    """Return one `message` line as a 3.3.3 bridge sends it: the text as base64 after the header."""
+    raw = base64.b64encode(text.encode("utf-8")).decode("ascii")
+    return header_line("message", {
+        "room": room, "channel_id": channel_id, "message_type": "text",
+        "content_encoding": "base64", "message_positions": [0, len(raw)],
+        "timestamp": timestamp if timestamp is not None else iso_utc(now_ms),
+        "timezone": DEFAULT_TIMEZONE, "sender": sender, "is_group_chat": is_group_chat,
+        "log_id": log_id, "user_hash": user_hash, "is_mention": is_mention, "bot_name": bot,
+        "client_type": CLIENT_TYPE,
+        "auth": make_auth(bot, device, secret, salt, now_ms if auth_ms is None else auth_ms, version, ip),
+    }, raw)
+
+
+def pong33(
+    bot: str,
+    device: str,
+    secret: str,
+    salt: str,
+    server_timestamp: int | None,
+    now_ms: int,
+    *,
+    monitoring: dict[str, Any] | None = None,
+    version: str = DEFAULT_VERSION_33,
+    ip: str = DEFAULT_IP,
+) -> str:
+    """Return the `pong` a 3.3.3 bridge answers a server ping with."""
+    if monitoring is None:
+        monitoring = {"total_memory": 6028, "memory_usage": 8, "memory_percent": 0.1,
+                      "message_queue_size": 0, "active_rooms": 1}
+    return header_line("pong", {
+        "bot_name": bot, "server_timestamp": server_timestamp, "monitoring": monitoring,
+        "auth": make_auth(bot, device, secret, salt, now_ms, version, ip),
+        "timestamp": iso_utc(now_ms), "timezone": DEFAULT_TIMEZONE, "message_positions": NO_CONTENT,
+    })
+
+
+def read33(line: bytes) -> tuple[str | None, dict[str, Any]]:
+    """
+    A server line as a 3.3 bridge reads it: the header up to the last `}`, the raw part
+    cut at `message_positions`; a text `messageResponse` gets its decoded text as `text`.
+    Raises ValueError for a line such a bridge would drop.
+    """
+    text = line.decode("utf-8").rstrip("\r\n")
+    end = text.rindex("}") + 1
+    header = json.loads(text[:end])
+    data = header.get("data")
+    if not isinstance(data, dict):
+        raise ValueError("no data object")
+    raw = text[end:]
+    positions = data.get("message_positions") or NO_CONTENT
+    pieces = [raw[a:b] for a, b in zip(positions, positions[1:])]
+    if header.get("event") == "messageResponse" and data.get("message_type") == "text":
+        data["text"] = base64.b64decode(pieces[0]).decode("utf-8")
+    return header.get("event"), data

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 
-from kkobot import wire
 from kkobot.chatlog import ChatRow
+from kkobot.commands import Reply
 from kkobot.events import NO_EVENTS, IServerEvents
 from kkobot.interfaces import IChatLog
 from kkobot.logs import Logger
@@ -51,9 +50,14 @@ class Outbound:
         if not clients:
             log.info("[MSG] {bot} is not connected; message to {room} not sent", bot=botName, room=room)
             return False
-        data: dict[str, Any] = {"room": room, "text": text, "channel_id": channelId}
-        if mediaWaitTime is not None:
-            data["media_wait_time"] = mediaWaitTime
+        client = clients[0]
+        try:
+            # In the client's own form; encoded before the row is logged, so a reply
+            # the form cannot carry is neither sent nor logged as sent.
+            line = client.form.encodeReply(room, channelId, Reply(text, mediaWaitTime))
+        except ValueError as e:
+            log.error("[MSG] message to {room} of {bot} not sent: {why}", room=room, bot=botName, why=str(e))
+            return False
         # The row first: it must be journaled before the message can leave.
         self.chatlog.log(
             ChatRow.forReply(
@@ -67,6 +71,6 @@ class Outbound:
                 scheduled=scheduled,
             )
         )
-        clients[0].send(wire.encode("messageResponse", data))
+        client.send(line)
         self.events.messageOut(botName, room, channelId, "scheduled" if scheduled else "outbound")
         return True

@@ -1,4 +1,4 @@
-"""One bridge connection: JSON lines in, handshake, chat messages, pings, error events out."""
+"""One bridge connection: lines in (in the form its bridge speaks), handshake, chat messages, pings, error events out."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
-from kkobot import __version__, wire
+from kkobot import __version__, wire, wireforms
 from kkobot.auth import Admission, OpenAuthenticator
 from kkobot.commands import Reply
 from kkobot.events import NO_EVENTS, IServerEvents
@@ -50,6 +50,11 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
     delimiter = b"\n"
     factory: BridgeFactory
     client: ClientInfo | None = None
+    # The form lines are read and written in: once the client is introduced (by its
+    # handshake, or a message before it), the form of that line; until then the form
+    # of the last line received, so each is answered as it was written.
+    form: wireforms.IWireFormat = wireforms.JSON_LINES
+    _introduced = False
     # Lines waiting for the journal write of the rows they answer (None: none wait).
     _held: list[bytes] | None = None
 
@@ -189,11 +194,15 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
             self.resetTimeout()
         if not line or line.isspace():
             return
+        if not self._introduced:
+            self.form = wireforms.formOfLine(line)
         try:
-            event = wire.decode(line)
+            event = self.form.decode(line)
         except wire.WireError as e:
             self.badLine(e.code, e.message)
             return
+        if not self._introduced and isinstance(event, (wire.Hello, wire.ChatMessage)):
+            self._introduced = True
         try:
             self.dispatch(event)
         except Exception:
@@ -232,12 +241,17 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
 
     def sendEvent(self, event: str, data: dict[str, Any]) -> None:
         if not self._closing and not self._gone:
-            self._write(wire.encode(event, data))
+            self._write(self.form.encodeEvent(event, data))
 
     def sendError(self, code: str, message: str) -> None:
         if not self._closing and not self._gone:
-            self._write(wire.errorLine(code, message, self.nowMillis()))
+            self._write(self.form.encodeError(code, message, self.nowMillis()))
             self.factory.events.errorSent(code)
+
+    def sendReply(self, room: str, channelId: str | None, reply: Reply) -> None:
+        """One `messageResponse`, in this connection's form."""
+        if not self._closing and not self._gone:
+            self._write(self.form.encodeReply(room, channelId, reply))
 
     def sendLine(self, line: bytes) -> None:
         """Deliver one already-encoded server line (used by L{ClientInfo.send})."""
@@ -353,6 +367,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
             connectedSince=factory.clock.seconds(),
             approved=admission.approved,
             send=self.sendLine,
+            form=self.form,
         )
         factory.registry.add(self.client)
         log.info(
@@ -423,14 +438,16 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
 
     def _sendReplies(self, replies: list[Reply], message: wire.ChatMessage) -> None:
         for reply in replies:
-            data: dict[str, Any] = {
-                "room": message.room,
-                "text": reply.text,
-                "channel_id": message.channelId,
-            }
-            if reply.mediaWaitTime is not None:
-                data["media_wait_time"] = reply.mediaWaitTime
-            self.sendEvent("messageResponse", data)
+            try:
+                self.sendReply(message.room, message.channelId, reply)
+            except ValueError as e:
+                # A reply this form cannot carry (a media payload that is not base64).
+                log.error(
+                    "[MSG] a reply to {room} was not sent to {address}: {why}",
+                    room=message.room,
+                    address=self.address,
+                    why=str(e),
+                )
 
     def _replyFailed(self, failure: Failure, message: wire.ChatMessage) -> None:
         log.failure("[MSG] could not answer a message in {room}", failure, room=message.room)
@@ -464,8 +481,13 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
             rtt=rtt,
         )
         self.factory.handler.handlePing(client, ping, rtt)
-        if rtt is None and client.lastPingAt - self._lastPingSentAt >= UNPROMPTED_PING_GAP:
-            # Older bridges ping on their own and expect a ping back.
+        if (
+            rtt is None
+            and client.lastPingAt - self._lastPingSentAt >= UNPROMPTED_PING_GAP
+            and not isinstance(ping, wire.Pong)
+        ):
+            # Older bridges ping on their own and expect a ping back (a 3.3 `pong`
+            # is always an answer, if to a ping we no longer remember).
             self.sendPing()
 
 

@@ -6,6 +6,8 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
+from kkobot.wireforms import JSON_LINES, IWireFormat
+
 _ids = itertools.count(1)
 
 
@@ -27,6 +29,9 @@ class ClientInfo:
     monitoring: Mapping[str, Any] | None = None
     # Delivers one server line to this client's connection (set by the protocol).
     send: Callable[[bytes], None] | None = field(default=None, repr=False)
+    # The form its lines are written in (JSON lines, or 3.3 header + raw): what
+    # outbound messages are encoded with.
+    form: IWireFormat = field(default=JSON_LINES, repr=False)
 
     def asDict(self) -> dict[str, Any]:
         return {

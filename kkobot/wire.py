@@ -135,6 +135,12 @@ class Ping(NamedTuple):
     __repr__ = _reprWithoutAuth
 
 
+class Pong(Ping):
+    """A 3.3 `pong`: always the answer to one of our pings, never a ping to answer."""
+
+    __slots__ = ()
+
+
 Event = Hello | ChatMessage | Ping
 
 
@@ -209,6 +215,10 @@ def _parseObject(line: bytes) -> dict[str, Any]:
     if _SURROGATE_ESCAPE.search(text):
         obj = _replaceSurrogates(obj)
     return obj
+
+
+# The header of a 3.3 line is parsed the same way (kkobot/wire33.py).
+parseObject = _parseObject
 
 
 def _replaceSurrogates(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -35,6 +36,20 @@ jsonValues = st.recursive(
     lambda children: st.lists(children, max_size=4)
     | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=12,
+)
+
+# 3.3 lines: `message_positions` of every shape (fitting, not ints, descending, past
+# the end, not a list) and raw parts (junk, base64 of anything, base64 of text).
+positions33 = st.one_of(
+    st.lists(st.integers(min_value=-5, max_value=60), max_size=4),
+    st.lists(st.one_of(st.integers(0, 40), st.floats(0, 40), st.booleans(), st.text(max_size=2),
+                       st.none()), max_size=3),
+    st.sampled_from([None, "0,4", {}, 4, [0, 10**30]]),
+)
+rawParts33 = st.one_of(
+    st.binary(max_size=40).filter(lambda b: b"\n" not in b),
+    st.binary(max_size=30).map(base64.b64encode),
+    st.text(max_size=20).map(lambda t: base64.b64encode(t.encode("utf-8", "replace"))),
 )
 
 # A value of each JSON type, for "a field of the wrong type".

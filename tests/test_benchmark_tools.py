@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -270,3 +271,104 @@ def test_kkobot_target_failure_is_reported_not_raised_raw(tmp_path: Path) -> Non
     finally:
         # A failed start keeps its log for the post-mortem; the test needs no post-mortem.
         shutil.rmtree(target.log_dir, ignore_errors=True)
+
+
+# Copied verbatim from PROTOCOL.md, "v3.3.x: JSON header + raw content" (the pong's auth
+# written out like the message's).
+DOC_HELLO_33 = (
+    '{"event":"handshake","data":{"clientType":"MessengerBotR","botName":"kkobot",'
+    '"version":"3.3.3","deviceID":"5f3c2a1b9d8e7f60","deviceIP":"127.0.0.1",'
+    '"deviceInfo":"samsung SM-S911N (Android 14, API 34)","timestamp":"2026-12-02T19:43:32.858Z",'
+    '"timezone":"Asia/Seoul","message_positions":[0,0]}}'
+)
+DOC_MESSAGE_33 = (
+    '{"event":"message","data":{"room":"테스트방","channel_id":"18398338829933568",'
+    '"message_type":"text","content_encoding":"base64","message_positions":[0,32],'
+    '"timestamp":"2026-12-02T19:43:33.221Z","timezone":"Asia/Seoul","sender":"홍길동",'
+    '"is_group_chat":true,"log_id":"3371984461207437313","user_hash":"a1b2c3",'
+    '"is_mention":false,"bot_name":"kkobot","client_type":"MessengerBotR",'
+    '"auth":{"clientType":"MessengerBotR","botName":"kkobot","deviceUUID":"5f3c2a1b9d8e7f60",'
+    '"deviceID":"5f3c2a1b9d8e7f60","macAddress":"02:00:00:00:00:00","ipAddress":"127.0.0.1",'
+    '"timestamp":1796240613166,"version":"3.3.3","signature":"…64 hex…"}}}'
+    'IyBlY2hvIOyViOuFle2VmOyEuOyalA=='
+)
+DOC_PONG_33_START = (
+    '{"event":"pong","data":{"bot_name":"kkobot","server_timestamp":1796240613869,'
+    '"monitoring":{"total_memory":6028,"memory_usage":8,"memory_percent":0.1,'
+    '"message_queue_size":0,"active_rooms":1},"auth":'
+)
+DOC_PONG_33_END = '"timestamp":"2026-12-02T19:43:33.878Z","timezone":"Asia/Seoul","message_positions":[0,0]}}'
+
+
+def test_hello33_is_the_3_3_3_line() -> None:
+    assert signing.hello33("kkobot", DEVICE, 1796240612858) == DOC_HELLO_33 + "\n"
+
+
+def test_message33_is_the_3_3_3_line() -> None:
+    line = signing.message33(
+        "kkobot", DEVICE, SECRET, SALT, "테스트방", "# echo 안녕하세요", 1796240613221,
+        log_id="3371984461207437313", auth_ms=1796240613166,
+    )
+    sig = json.loads(line[: line.rindex("}") + 1])["data"]["auth"]["signature"]
+    assert line == _with_signature(DOC_MESSAGE_33, sig) + "\n"
+    assert sig == _independent_signature(
+        ["MessengerBotR", "kkobot", DEVICE, "02:00:00:00:00:00", "127.0.0.1", "1796240613166"],
+        SECRET, SALT)
+
+
+def test_pong33_is_the_3_3_3_line() -> None:
+    line = signing.pong33("kkobot", DEVICE, SECRET, SALT, 1796240613869, 1796240613878)
+    assert line.startswith(DOC_PONG_33_START) and line.endswith("," + DOC_PONG_33_END + "\n")
+    assert json.loads(line)["data"]["auth"]["version"] == "3.3.3"
+
+
+def test_doc_33_lines_still_match_protocol_md() -> None:
+    for candidate in (REPO.parent / "shared" / "PROTOCOL.md", Path("/work/shared/PROTOCOL.md")):
+        if candidate.exists():
+            doc = candidate.read_text(encoding="utf-8")
+            break
+    else:
+        pytest.skip("PROTOCOL.md is not beside this checkout")
+    for line in (DOC_HELLO_33, DOC_MESSAGE_33, DOC_PONG_33_START, DOC_PONG_33_END):
+        assert line in doc
+
+
+def test_loadgen_speaks_33() -> None:
+    """In 3.3 form every line is read as a 3.3.3 bridge reads it: header up to the last '}', base64."""
+
+    async def scenario() -> dict:
+        seen: list[str] = []
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            hello = json.loads(await reader.readline())
+            seen.append(hello["event"])
+            writer.write(signing.header_line("handshakeComplete", {"success": True, "message_positions": [0, 0]}).encode())
+            writer.write(signing.header_line("ping", {"server_timestamp": 5, "message_positions": [0, 0]}).encode())
+            while line := await reader.readline():
+                text = line.decode().rstrip("\n")
+                end = text.rindex("}") + 1
+                header = json.loads(text[:end])
+                seen.append(header["event"])
+                if header["event"] != "message":
+                    continue
+                data = header["data"]
+                said = base64.b64decode(text[end:]).decode()
+                raw = base64.b64encode(("에코: " + said[len("# echo "):]).encode()).decode()
+                writer.write(signing.header_line("messageResponse", {
+                    "room": data["room"], "channel_id": data["channel_id"], "message_type": "text",
+                    "content_encoding": "base64", "message_positions": [0, len(raw)]}, raw).encode())
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            report = await loadgen.run_load(loadgen.LoadConfig(
+                port=port, conns=1, messages=10, window=3, timeout=10, form="3.3"))
+        report["seen"] = seen
+        return report
+
+    report = asyncio.run(scenario())
+    assert report["errors"] == 0, report
+    assert report["replies"] == 10 and report["form"] == "3.3"
+    assert report["seen"][0] == "handshake" and report["seen"].count("message") == 10
+    assert "pong" in report["seen"]

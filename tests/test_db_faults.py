@@ -61,7 +61,8 @@ class Load:
 
     def acked(self) -> set[str]:
         """Message texts whose reply came back: the server took responsibility for them."""
-        return {"# echo " + t[len("에코: "):] for c in self.conns for t in c.answered}
+        # copy() is one C call: the load's thread cannot add to the set while it runs.
+        return {"# echo " + t[len("에코: "):] for c in self.conns for t in c.answered.copy()}
 
 
 class DatabaseFaultTests(SynchronousTestCase):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -13,13 +14,14 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from kkobot import wire
+from kkobot import wire, wire33
 from kkobot.chatlog import ChatRow
 from kkobot.commands import CommandRegistry
 from kkobot.interfaces import IChatLog
 from kkobot.protocol import BridgeFactory, BridgeProtocol
 from kkobot.commands.router import MessageRouter
-from tests.fuzzing import FUZZ, WRONG, jsonLine, jsonValues
+from tests.fuzzing import FUZZ, WRONG, jsonLine, jsonValues, positions33, rawParts33
+from tests.lines33 import handshake33, line33, message33, pong33, readServerLines33
 from tests.support import HELLO_320, analyze, line
 
 # Small, so over-long lines are cheap to generate, yet above the 10,000-deep nesting line.
@@ -260,5 +262,118 @@ class BeforeHandshakeTests(SynchronousTestCase):
             self.assertEqual([e["event"] for e in events[: len(bad)]], ["error"] * len(bad))
             self.assertEqual(events[len(bad)]["event"], "handshakeComplete")
             self.assertEqual(events[-1]["data"]["text"], "에코: ok")
+        finally:
+            conn.close()
+
+
+# -- 3.3 connections: the same promises for header + raw lines
+
+def isBad33(raw: bytes) -> bool:
+    """A line the 3.3 decoder refuses (blank lines are skipped silently, so they are not bad)."""
+    if b"\n" in raw or not raw.strip():
+        return False
+    try:
+        wire33.decode(raw)
+    except wire.WireError:
+        return True
+    return False
+
+
+def mutated33(text: str, raw: bytes | None, positions: Any, **changes: Any) -> bytes:
+    good = message33("# echo " + text).rstrip(b"\n")
+    end = good.rindex(b"}") + 1
+    data = dict(json.loads(good[:end])["data"], **changes)
+    if positions is not None:
+        data["message_positions"] = positions
+    return line33("message", data, good[end:] if raw is None else raw).rstrip(b"\n")
+
+
+BAD_LINES_33 = st.one_of(
+    BAD_LINES,
+    st.builds(mutated33, st.just("x"), rawParts33, positions33),
+    st.builds(mutated33, st.just("x"), st.none(),
+              st.sampled_from([[0, 1], [0, "12"], [0, 12, 8], [1, 12], [0.0, 12], [0, 4, 12], {}])),
+    st.builds(lambda raw: mutated33("x", raw, [0, len(raw)]),  # text that is not UTF-8
+              st.binary(max_size=11).map(lambda b: base64.b64encode(b"\xff" + b))),
+    st.builds(lambda kind: mutated33("x", None, None, content_encoding=kind),
+              st.sampled_from(["utf-8", "gzip", "BASE64", 1, ["base64"]])),
+    st.builds(lambda text: mutated33(text, None, None) + b"}", ECHO_ARGS),  # a '}' in RAW
+    st.sampled_from([b"[1]}QUJD", b"}", b'"x"}', b"{}QUJD", line33("pong", {}, b"QUJD").rstrip(b"\n")]),
+).filter(isBad33)
+
+STEPS_33 = st.lists(
+    st.one_of(
+        st.tuples(st.just("bad"), BAD_LINES_33),
+        st.tuples(st.just("echo"), ECHO_ARGS),
+        st.tuples(st.just("pong"), st.integers(min_value=0, max_value=10**12)),
+    ),
+    max_size=10,
+)
+
+
+def stepLine33(kind: str, value: Any, crlf: bool) -> bytes:
+    if kind == "bad":
+        raw = value
+    elif kind == "echo":
+        raw = message33("# echo " + value).rstrip(b"\n")
+    else:
+        raw = pong33(value).rstrip(b"\n")
+    return raw + (b"\r\n" if crlf else b"\n")
+
+
+class MixedStream33Tests(SynchronousTestCase):
+    @FUZZ
+    @given(STEPS_33, st.booleans(), st.data())
+    def test_everyBadLineAnsweredAndGoodLinesServed(self, steps: list, queuedFirst: bool,
+                                                    data: st.DataObject) -> None:
+        """
+        A 3.3 bridge's stream (its handshake first, or after the queue it flushed), bad
+        lines, echoes and pongs, split anywhere: each bad line gets one `error` in 3.3
+        form, every echo is answered in order in 3.3 form, pongs get no answer, the
+        connection stays up, and every message is a storable row.
+        """
+        crlfs = data.draw(st.lists(st.booleans(), min_size=len(steps), max_size=len(steps)))
+        body = b"".join(stepLine33(kind, value, crlf) for (kind, value), crlf in zip(steps, crlfs))
+        first = message33("# echo 먼저")
+        stream = (first + body + handshake33()) if queuedFirst else (handshake33() + first + body)
+        cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=12))
+        conn = Connection()
+        try:
+            for chunk in split(stream, cuts):
+                conn.feed(chunk)
+                self.assertLessEqual(len(conn.proto._buffer), LIMIT + 1)
+            lines = readServerLines33(conn.transport.value())
+            self.assertEqual(lines[0].event, "handshakeComplete")
+            errors = [sent.data["code"] for sent in lines if sent.event == "error"]
+            self.assertEqual(len(errors), sum(1 for k, _ in steps if k == "bad"), errors)
+            self.assertNotIn(wire.INTERNAL_ERROR, errors)
+            replies = [sent.text for sent in lines if sent.event == "messageResponse"]
+            self.assertEqual(replies, ["에코: 먼저"] + ["에코: " + v for k, v in steps if k == "echo"])
+            self.assertEqual([sent.event for sent in lines if sent.event == "ping"], [])
+            self.assertFalse(conn.transport.disconnecting)
+            echoes = 1 + sum(1 for k, _ in steps if k == "echo")
+            chatRows = [r for r in conn.rows.rows if isinstance(r, ChatRow)]
+            self.assertEqual(len(chatRows), 2 * echoes)
+            self.assertEqual(len(conn.rows.rows) - len(chatRows), sum(1 for k, _ in steps if k == "pong"))
+        finally:
+            conn.close()
+
+
+class BeforeHandshake33Tests(SynchronousTestCase):
+    @FUZZ
+    @given(st.lists(BAD_LINES_33, max_size=5))
+    def test_badLinesBeforeTheHandshakeDoNotBlockIt(self, bad: list) -> None:
+        conn = Connection()
+        try:
+            conn.feed(b"".join(b + b"\n" for b in bad))
+            conn.feed(handshake33() + message33("# echo ok"))
+            out = conn.transport.value()
+            # Errors before the introduction come in the form of the line they answer;
+            # 3.3 bridges read both (a JSON line is a header without a raw part).
+            events = [json.loads(raw[: raw.rindex(b"}") + 1]) for raw in out.split(b"\n")[:-1]]
+            self.assertEqual([e["event"] for e in events[: len(bad)]], ["error"] * len(bad))
+            rest = readServerLines33(b"".join(raw + b"\n" for raw in out.split(b"\n")[len(bad):-1]))
+            self.assertEqual(rest[0].event, "handshakeComplete")
+            self.assertEqual(rest[-1].text, "에코: ok")
         finally:
             conn.close()

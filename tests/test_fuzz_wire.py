@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
+import urllib.parse
 
-from hypothesis import example, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from kkobot import wire
-from tests.fuzzing import FUZZ, WRONG, allWrongValues, jsonLine, jsonValues, storable
+from kkobot import wire, wire33
+from kkobot.commands import Reply
+from kkobot.wireforms import HEADER_RAW, JSON_LINES, formOfLine
+from tests.fuzzing import (
+    FUZZ, WRONG, allWrongValues, jsonLine, jsonValues, positions33, rawParts33, storable,
+)
+from tests.lines33 import ServerLine33, line33, message33
 from tests.support import HELLO_320, analyze
 
 # The rule wire._hasLongNumber implements: a number token (after ':' ',' '[' and
@@ -322,3 +329,181 @@ class WrongTypeTests(SynchronousTestCase):
         for value in allWrongValues():
             result = decodeOrError(jsonLine({"event": value, "data": {}}))
             self.assertIsInstance(result, wire.WireError)
+
+
+# -- the 3.3 form: a JSON header, then base64 raw content cut at message_positions
+
+def decode33OrError(line: bytes) -> wire.Event | wire.WireError:
+    """The 3.3 decoder's contract: an event or a WireError, and the error encodable in 3.3 form."""
+    try:
+        event = wire33.decode(line)
+    except wire.WireError as e:
+        readServerLine33(HEADER_RAW.encodeError(e.code, e.message, 0))
+        return e
+    return event
+
+
+def readServerLine33(raw: bytes) -> ServerLine33:
+    assert raw.endswith(b"\n") and raw.count(b"\n") == 1, raw
+    return ServerLine33(raw[:-1])
+
+
+GOOD_33 = message33("# echo x").rstrip(b"\n")
+GOOD_HEADER_33 = json.loads(GOOD_33[: GOOD_33.rindex(b"}") + 1])["data"]
+
+class Arbitrary33InputTests(SynchronousTestCase):
+    @FUZZ
+    @given(st.binary(max_size=300))
+    @example(b"}")
+    @example(b"{}}")
+    @example(b"{}\xff")
+    @example(b'{"event":"message","data":{"room":"r","message_positions":[0,4]}}\xed\xa0\x80}')
+    def test_arbitraryBytes(self, line: bytes) -> None:
+        result = decode33OrError(line)
+        if not isinstance(result, wire.WireError):
+            self.assertTrue(storable(result))
+        self.assertIn(formOfLine(line), (HEADER_RAW, JSON_LINES))
+
+    @FUZZ
+    @given(jsonValues, st.binary(max_size=40).filter(lambda b: b"\n" not in b))
+    def test_anyHeaderAnyRaw(self, header: object, raw: bytes) -> None:
+        result = decode33OrError(jsonLine(header).rstrip(b"\n") + raw)
+        if not isinstance(result, wire.WireError):
+            self.assertTrue(storable(result))
+
+    @FUZZ
+    @given(st.sampled_from(["handshake", "message", "pong", "ping", "analyze"]), jsonValues,
+           st.binary(max_size=40).filter(lambda b: b"\n" not in b))
+    def test_anyData(self, event: str, data: object, raw: bytes) -> None:
+        result = decode33OrError(jsonLine({"event": event, "data": data}).rstrip(b"\n") + raw)
+        if not isinstance(result, wire.WireError):
+            self.assertTrue(storable(result))
+
+    @FUZZ
+    @given(positions33, rawParts33)
+    @example([0, 4], b"/w==")  # invalid UTF-8 once decoded
+    @example([0, 4], b"QU}D")
+    @example([0, 2, 4], b"QUJD")
+    def test_anyPositionsAnyRaw(self, positions: object, raw: bytes) -> None:
+        """A message is decoded only when its positions cut RAW exactly once and RAW is UTF-8 in base64."""
+        line = jsonLine({"event": "message", "data": dict(GOOD_HEADER_33, message_positions=positions)})
+        result = decode33OrError(line.rstrip(b"\n") + raw)
+        fits = positions == [0, len(raw)] and all(type(p) is int for p in positions)
+        try:
+            text = base64.b64decode(raw, validate=True).decode("utf-8") if fits else None
+        except (ValueError, UnicodeDecodeError):
+            text = None
+        if text is None or (raw and len(raw) % 4):
+            assert isinstance(result, wire.WireError), (positions, raw)
+            self.assertIn(result.code, {wire.BAD_FIELD, wire33.BAD_CONTENT, wire.BAD_ENCODING,
+                                        wire.BAD_JSON})
+        else:
+            assert isinstance(result, wire.ChatMessage), result
+            self.assertEqual(result.text, text)
+
+
+class RoundTrip33Tests(SynchronousTestCase):
+    @FUZZ
+    @given(st.text(max_size=200))
+    @example("}")
+    @example("첫 줄\r\n둘째 줄 😀")
+    def test_clientTextArrivesExactly(self, text: str) -> None:
+        # A Java string with a lone surrogate cannot be UTF-8; the bridge never sends one.
+        assume(storable(wire.Hello(text, text)))
+        event = wire33.decode(message33(text).rstrip(b"\n"))
+        assert isinstance(event, wire.ChatMessage)
+        self.assertEqual(event.text, text)
+
+    @FUZZ
+    @given(st.text(max_size=200), st.text(max_size=20), st.one_of(st.none(), st.text(max_size=20)))
+    def test_serverTextReadByA33Bridge(self, text: str, room: str, channelId: str | None) -> None:
+        """What the bridge reads (lastIndexOf('}'), positions, base64) is what was sent."""
+        if not storable(wire.Hello(room, text, room, channelId)):
+            return
+        raw = HEADER_RAW.encodeReply(room, channelId, Reply(text))
+        sent = readServerLine33(raw)
+        self.assertEqual((sent.data["room"], sent.data["channel_id"], sent.text), (room, channelId, text))
+
+    @FUZZ
+    @given(st.lists(st.text(max_size=40), min_size=1, max_size=3), st.booleans())
+    def test_mediaUrlsStayWithinTheRawPart(self, paths: list[str], secure: bool) -> None:
+        urls = [("https://" if secure else "http://") + "img.example/" + p for p in paths]
+        if not all(storable(wire.Hello(u, u)) for u in urls):
+            return
+        sent = readServerLine33(HEADER_RAW.encodeReply("r", None, Reply.media(*urls)))
+        self.assertEqual(len(sent.pieces), len(urls))
+        for url, piece in zip(urls, sent.pieces):
+            self.assertTrue(piece.isascii() and "}" not in piece and not any(c.isspace() for c in piece))
+            self.assertEqual(urllib.parse.unquote(piece), url)
+
+
+# Every field of `message` and the JSON types it accepts (docs/protocol.md).
+FIELDS_33 = {
+    "room": {"string", "number"},
+    "sender": STRING_OR_ID,
+    "channel_id": STRING_OR_ID,
+    "log_id": STRING_OR_ID,
+    "user_hash": STRING_OR_ID,
+    "bot_name": STRING_OR_ID,
+    "client_type": STRING_OR_ID,
+    "timestamp": STRING_OR_ID,
+    "is_group_chat": {"bool", "null"},
+    "is_mention": {"bool", "null"},
+    "auth": {"object", "null"},
+    "timezone": {"string", "null"},
+}
+MESSAGE_TEXT = base64.b64encode("# echo x".encode())
+
+
+def accepted33(name: str, types: set[str], kind: str, value: object) -> bool:
+    """What docs/protocol.md promises for one field of `message` holding one value."""
+    if value is None:
+        return name != "room"
+    if kind == "bool":
+        return "bool" in types
+    if kind == "number":
+        if "bool" in types:  # 0 and 1 are booleans too
+            return value in (0, 1) and isinstance(value, int)
+        return "number" in types and isinstance(value, int)  # ids are integers, not floats
+    if kind == "string":
+        return value in ("true", "false") if "bool" in types else "string" in types
+    return kind in types
+
+
+class Wrong33TypeTests(SynchronousTestCase):
+    def test_everyFieldOfMessage(self) -> None:
+        tried = 0
+        for name, types in FIELDS_33.items():
+            for kind, values in WRONG.items():
+                for value in values:
+                    data = dict(GOOD_HEADER_33, **{name: value})
+                    result = decode33OrError(line33("message", data, MESSAGE_TEXT).rstrip(b"\n"))
+                    tried += 1
+                    ok = accepted33(name, types, kind, value)
+                    if ok:
+                        self.assertFalse(isinstance(result, wire.WireError), (name, value))
+                    else:
+                        assert isinstance(result, wire.WireError), (name, value)
+                        self.assertEqual(result.code, wire.BAD_FIELD, (name, value))
+        self.assertGreater(tried, 200)
+
+    @FUZZ
+    @given(st.dictionaries(
+        st.sampled_from(list(FIELDS_33) + ["other"]),
+        st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=5),
+                  st.sampled_from(["true", "false", "", "1", "2026-12-02T19:43:33.221Z", "UTC"]),
+                  st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+                  st.lists(st.integers(), max_size=2)),
+    ))
+    def test_messageFastPathAnswersLikeTheCheckedOne(self, fields: dict) -> None:
+        """The shortcut for well-typed message data never answers differently."""
+        data = dict(fields, message_positions=[0, len(MESSAGE_TEXT)])
+
+        def outcome(parse):
+            try:
+                return parse()
+            except wire.WireError as e:
+                return (e.code, e.message)
+
+        self.assertEqual(outcome(lambda: wire33.parseMessage(data, MESSAGE_TEXT)),
+                         outcome(lambda: wire33._checkedMessage(data, "# echo x")))
