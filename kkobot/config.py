@@ -69,6 +69,13 @@ DEFAULTS: dict[str, Any] = {
     "chatlog.batch_size": 500,
     "chatlog.flush_interval": 0.05,
     "log.summary_interval": 60,
+    # Several instances behind one Redis (docs/cluster.md); "" means one process, no Redis.
+    "cluster.redis": "",
+    "cluster.instance": "",
+    "cluster.key_prefix": "",
+    "cluster.outbound_wait_seconds": 60.0,
+    "cluster.heartbeat_interval": 1.0,
+    "cluster.instance_timeout": 5.0,
 }
 
 _SECRET_WORDS = ("password", "passwd", "secret", "token", "salt", "api_key", "apikey",
