@@ -61,6 +61,8 @@ class RedisLink:
         self._listeners: list[Any] = []
         self._waiting: list[defer.Deferred[RedisLink]] = []
         self._everUp = False
+        # Requests sent (round trips; pipelined ones overlap): for metrics and benchmarks.
+        self.requests = 0
 
     # -- lifecycle
 
@@ -188,6 +190,7 @@ class RedisLink:
         protocol = self._protocol
         if protocol is None or not self.up:
             return defer.fail(RedisUnavailable(f"Redis {self.address.display()} is {self.state}"))
+        self.requests += 1
         try:
             d = protocol.execute_command(*args, apply_timeout=timeout)
         except txredisapi.ConnectionError as e:
@@ -198,6 +201,7 @@ class RedisLink:
         protocol = self._protocol
         if protocol is None or not self.up:
             return defer.fail(RedisUnavailable(f"Redis {self.address.display()} is {self.state}"))
+        self.requests += 1
         try:
             d = protocol.eval(script, list(keys), list(args))
         except txredisapi.ConnectionError as e:
