@@ -7,6 +7,7 @@ import binascii
 import copy
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -443,7 +444,13 @@ def masked(data: Any) -> Any:
         return out
     if isinstance(data, list):
         return [masked(v) for v in data]
+    if isinstance(data, str) and "://" in data:
+        # A password inside a URL (cluster.redis = redis://:password@host/0).
+        return _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + "@", data)
     return copy.deepcopy(data)
+
+
+_URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/@]*:)[^@/]+@", re.IGNORECASE)
 
 
 # ---------------------------------------------------------------- typed views

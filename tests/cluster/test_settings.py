@@ -26,6 +26,12 @@ class AddressTests(unittest.SynchronousTestCase):
             self.assertNotIn("hunter2", text)
         self.assertEqual(a.display(), "redis://:****@127.0.0.1:6379/0")
 
+    def test_configShowMasksThePassword(self):
+        shown = config.masked({"cluster": {"redis": "redis://kk:hunter2@127.0.0.1:6379/0"}})
+        self.assertEqual(shown["cluster"]["redis"], f"redis://kk:{config.MASK}@127.0.0.1:6379/0")
+        plain = config.masked({"cluster": {"redis": "redis://127.0.0.1:6379/0"}})
+        self.assertEqual(plain["cluster"]["redis"], "redis://127.0.0.1:6379/0")
+
     def test_badUrlsSayWhatToDo(self):
         for url, words in [
             ("http://127.0.0.1", "redis://"),
