@@ -47,7 +47,7 @@ class InboxReader:
 
     C{reader} is a link of its own: XREADGROUP BLOCK holds its connection. Entries
     are taken (lua.TAKE, one round trip each, sent together), written in stream
-    order, then acknowledged together. Anything not acknowledged stays pending
+    order, then acknowledged and deleted together (lua.ACK). Anything not acknowledged stays pending
     under this consumer and is read again (from id 0) after a failure or a restart,
     or claimed by another instance if this one dies.
     """
@@ -144,7 +144,7 @@ class InboxReader:
                 self.router.deliverTaken(message, mine=reply[0] == "mine")
             done.append(entryId)
         if done:
-            yield self.link.execute("XACK", self.stream, GROUP, *done)
+            yield self.link.eval(lua.ACK, (self.stream,), done)
         if failure is not None:
             failure.raiseException()
 

@@ -99,6 +99,13 @@ end
 return {'duplicate', state}
 """
 
+# Entries written (or found duplicate) leave the inbox: acknowledged and deleted, so
+# the stream holds only what is still to do. KEYS: the inbox. ARGV: entry ids.
+ACK = """
+redis.call('XACK', KEYS[1], '""" + GROUP + """', unpack(ARGV))
+return redis.call('XDEL', KEYS[1], unpack(ARGV))
+"""
+
 # The local write failed after all (the phone left): route it again, not here.
 # ARGV: P id by now timeout me
 REQUEUE = _ROUTING + """
@@ -117,6 +124,7 @@ return route(id, tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6])
 FORWARD = _ROUTING + """
 local id = ARGV[2]
 redis.call('XACK', ARGV[6], GROUP, ARGV[7])
+redis.call('XDEL', ARGV[6], ARGV[7])
 local state = redis.call('HGET', key('msg', id), 'state')
 if state ~= 'queued' then return {'skip', state or 'gone', ''} end
 return route(id, tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[3])

@@ -153,6 +153,8 @@ class ClusterNode(Service):
         yield self._refreshBans()
 
     def _refreshBans(self) -> defer.Deferred[Any]:
+        for bans in self._bans:
+            bans.forget()
         return defer.DeferredList([b.refresh() for b in self._bans], consumeErrors=True)
 
     # -- lifecycle

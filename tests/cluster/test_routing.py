@@ -30,6 +30,9 @@ class RoutingTests(ClusterCase):
         self.assertEqual((status.state, status.deliveredBy), ("delivered", "C"))
         same = yield c.router.status(result.id)
         self.assertEqual(same, status)
+        # Done entries leave the stream: an inbox holds only what is still to do.
+        yield eventually(lambda: self.admin.execute("XLEN", self.keys.inbox("C"))
+                         .addCallback(lambda length: length == 0))
 
     @defer.inlineCallbacks
     def test_heldHereIsDeliveredAtOnce(self):
