@@ -100,3 +100,4 @@ class OneProcessTests(unittest.SynchronousTestCase):
         status = self.successResultOf(node.router.status(waiting.id))
         self.assertEqual(status.state, "undelivered")
         self.assertIn("not connected before the deadline", status.reason)
+
