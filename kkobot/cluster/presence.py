@@ -206,20 +206,29 @@ class Presence:
     def deployment(self) -> defer.Deferred[list[InstanceView]]:
         if self.link is None or not self.link.up:
             return defer.succeed([self.localView()])
-        d = self.link.eval(lua.VIEW, (), (self.keys.prefix, self._now(), millis(self.timeout)))
+        d = readDeployment(self.link, self.keys, self.clock.seconds(), self.timeout)
 
-        def parse(rows: list[Any]) -> list[InstanceView]:
-            views = [self.localView()]
-            for name, beat, alive, info, conns in rows:
-                if name == self.instance:
-                    continue
-                views.append(InstanceView(
-                    name=name,
-                    heartbeat=int(beat) / 1000.0,
-                    alive=bool(int(alive)),
-                    info=dict(zip(info[::2], info[1::2])),
-                    connections=[json.loads(c) for c in conns],
-                ))
-            return views
+        def withLocal(views: list[InstanceView]) -> list[InstanceView]:
+            # This instance as it knows itself (unapproved connections included) first.
+            return [self.localView()] + [v for v in views if v.name != self.instance]
 
-        return d.addCallbacks(parse, self._unavailable, errbackArgs=([self.localView()],))
+        return d.addCallbacks(withLocal, self._unavailable, errbackArgs=([self.localView()],))
+
+
+def readDeployment(link: Any, keys: Keys, now: float, timeout: float) -> defer.Deferred[list[InstanceView]]:
+    """Every instance in Redis (lua.VIEW): for presence, and for tools that are no instance."""
+    d = link.eval(lua.VIEW, (), (keys.prefix, millis(now), millis(timeout)))
+
+    def parse(rows: list[Any]) -> list[InstanceView]:
+        return [
+            InstanceView(
+                name=name,
+                heartbeat=int(beat) / 1000.0,
+                alive=bool(int(alive)),
+                info=dict(zip(info[::2], info[1::2])),
+                connections=[json.loads(c) for c in conns],
+            )
+            for name, beat, alive, info, conns in rows
+        ]
+
+    return d.addCallback(parse)
