@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from twisted.internet import defer
@@ -16,15 +15,8 @@ from kkobot.cluster import lua
 from kkobot.cluster.interfaces import IOutboundRouter
 from kkobot.cluster.keys import Keys
 from kkobot.cluster.link import isUnavailable
-from kkobot.cluster.message import (
-    DELIVERED,
-    QUEUED,
-    UNDELIVERED,
-    MessageStatus,
-    RoutedMessage,
-    SendResult,
-    newMessageId,
-)
+from kkobot.cluster.message import DELIVERED, QUEUED, MessageStatus, RoutedMessage, SendResult, newMessageId
+from kkobot.cluster.outbox import REMEMBERED as REMEMBERED_IDS, LocalOutbox
 from kkobot.cluster.presence import millis
 from kkobot.logs import Logger
 
@@ -32,18 +24,8 @@ log = Logger()
 
 # How long a message's state stays readable by id (and its id guards against a resend).
 RETENTION_SECONDS = 3600.0
-# Ids this process delivered, remembered to tell a lost reply from a duplicate.
-REMEMBERED_IDS = 100_000
 # Undelivered messages reported per pump.
 PUMP_LIMIT = 500
-
-
-@dataclass
-class _Held:
-    """A message kept in this process while Redis is down."""
-
-    message: RoutedMessage
-    requeue: bool = False
 
 
 def logUndelivered(message: RoutedMessage, reason: str) -> None:
@@ -89,9 +71,9 @@ class OutboundRouter:
         self.waitSeconds = waitSeconds
         self.timeout = timeout
         self.onUndelivered = onUndelivered
-        self.held: OrderedDict[str, _Held] = OrderedDict()
         self.delivered: OrderedDict[str, None] = OrderedDict()
-        self._local: OrderedDict[str, MessageStatus] = OrderedDict()
+        self.outbox = LocalOutbox(instance, clock, self._deliverHere, self._undelivered,
+                                  clustered=link is not None)
 
     @property
     def _up(self) -> bool:
@@ -119,15 +101,14 @@ class OutboundRouter:
             mediaWaitTime=mediaWaitTime, origin=self.instance, created=now, deadline=now + wait,
         )
         # What went out (or waits) while Redis was down is known here only.
-        known = self._local.get(message.id)
-        if known is not None or message.id in self.held:
-            state = known.state if known is not None else QUEUED
-            return defer.succeed(SendResult(message.id, "duplicate", state, self.instance))
+        known = self.outbox.known(message.id)
+        if known is not None:
+            return defer.succeed(known)
         return self._route(message)
 
     def _route(self, message: RoutedMessage) -> defer.Deferred[SendResult]:
         if not self._up:
-            return defer.succeed(self._sendHere(message))
+            return defer.succeed(self.outbox.send(message))
         d = self.link.eval(lua.SEND, (), (
             self.keys.prefix, message.id, message.botName, message.toJSON(),
             millis(self.clock.seconds()), millis(self.timeout), millis(message.deadline),
@@ -151,7 +132,15 @@ class OutboundRouter:
     def _fallBack(self, failure: Failure, message: RoutedMessage) -> SendResult:
         if not isUnavailable(failure):
             return failure  # type: ignore[return-value]
-        return self._sendHere(message)
+        return self.outbox.send(message)
+
+    def _undelivered(self, message: RoutedMessage, reason: str) -> None:
+        self.onUndelivered(message, reason)
+
+    @property
+    def held(self) -> Any:
+        """Messages held in this process (Redis down), by id."""
+        return self.outbox.held
 
     def _deliverHere(self, message: RoutedMessage) -> bool:
         try:
@@ -180,7 +169,7 @@ class OutboundRouter:
     def requeue(self, message: RoutedMessage) -> defer.Deferred[SendResult]:
         """The local write failed after Redis recorded it delivered here: route it elsewhere."""
         if not self._up:
-            return defer.succeed(self._hold(message, requeue=True))
+            return defer.succeed(self.outbox.hold(message, requeue=True))
         d = self.link.eval(lua.REQUEUE, (), (
             self.keys.prefix, message.id, self.incarnation, millis(self.clock.seconds()),
             millis(self.timeout), self.instance,
@@ -196,70 +185,24 @@ class OutboundRouter:
         def failed(failure: Failure) -> SendResult:
             if not isUnavailable(failure):
                 return failure  # type: ignore[return-value]
-            return self._hold(message, requeue=True)
+            return self.outbox.hold(message, requeue=True)
 
         return d.addCallbacks(requeued, failed)
 
-    # -- without Redis
-
-    def _sendHere(self, message: RoutedMessage) -> SendResult:
-        if self._deliverHere(message):
-            self._record(message, DELIVERED, deliveredBy=self.instance)
-            return SendResult(message.id, "delivered", DELIVERED, self.instance)
-        return self._hold(message)
-
-    def _hold(self, message: RoutedMessage, requeue: bool = False) -> SendResult:
-        if self.clock.seconds() >= message.deadline:
-            reason = self._reasonHere(message)
-            self._record(message, UNDELIVERED, reason=reason)
-            self.onUndelivered(message, reason)
-            return SendResult(message.id, "undelivered", UNDELIVERED, None, reason)
-        self.held[message.id] = _Held(message, requeue)
-        self._record(message, QUEUED)
-        return SendResult(message.id, "waiting", QUEUED, None)
-
-    def _reasonHere(self, message: RoutedMessage) -> str:
-        if self.link is None:
-            return f"bot {message.botName} was not connected before the deadline"
-        return (
-            f"bot {message.botName} was not connected to this instance before the deadline, "
-            "and Redis was unreachable"
-        )
-
-    def _record(self, message: RoutedMessage, state: str, **kw: Any) -> None:
-        now = self.clock.seconds()
-        self._local[message.id] = MessageStatus(
-            id=message.id, state=state, botName=message.botName, room=message.room,
-            created=message.created, deadline=message.deadline, origin=message.origin,
-            deliveredAt=now if state == DELIVERED else None, **kw,
-        )
-        self._local.move_to_end(message.id)
-        while len(self._local) > REMEMBERED_IDS:
-            self._local.popitem(last=False)
-
     def botArrived(self, botName: str) -> None:
-        """A connection of C{botName} is now held here: held messages for it go out."""
-        for messageId, held in list(self.held.items()):
-            if held.message.botName != botName or held.message.id in self.delivered:
-                continue
-            if self._deliverHere(held.message):
-                del self.held[messageId]
-                self._record(held.message, DELIVERED, deliveredBy=self.instance)
+        """A connection of C{botName} is now held here: messages held for it go out."""
+        self.outbox.botArrived(botName, self.delivered)
 
     # -- periodic work
 
     def pump(self) -> defer.Deferred[None]:
-        """Expire or retry held messages; when Redis is up, route them and run lua.PUMP."""
+        """Expire held messages; when Redis is up, route them and run lua.PUMP."""
         now = self.clock.seconds()
-        for messageId, held in list(self.held.items()):
-            if held.message.id in self.delivered:
-                del self.held[messageId]
-            elif now >= held.message.deadline:
-                del self.held[messageId]
-                self._hold(held.message)  # reports it undelivered
+        self.outbox.expire(self.delivered)
         if not self._up:
             return defer.succeed(None)
-        flushed = [self._flush(messageId) for messageId in list(self.held)]
+        flushed = [self.requeue(h.message) if h.requeue else self._route(h.message)
+                   for h in self.outbox.takeAll()]
         d = defer.DeferredList(flushed, consumeErrors=True)
         d.addCallback(lambda _: self.link.eval(lua.PUMP, (), (
             self.keys.prefix, millis(now), millis(self.timeout), PUMP_LIMIT,
@@ -268,26 +211,14 @@ class OutboundRouter:
         d.addErrback(lambda f: None if isUnavailable(f) else f)
         return d
 
-    def _flush(self, messageId: str) -> defer.Deferred[Any]:
-        held = self.held.pop(messageId)
-        if held.requeue:
-            return self.requeue(held.message)
-        return self._route(held.message)
-
     def _expired(self, flat: list[Any]) -> None:
         for payload, reason in zip(flat[::2], flat[1::2]):
             self.onUndelivered(RoutedMessage.fromJSON(payload), reason)
 
-    def redisUp(self) -> None:
-        self.pump()
-
-    def redisDown(self, reason: str) -> None:
-        pass
-
     # -- state by id
 
     def status(self, messageId: str) -> defer.Deferred[MessageStatus | None]:
-        local = self._local.get(messageId)
+        local = self.outbox.states.get(messageId)
         # A message that went the local way while Redis was down is known here best.
         if not self._up or (local is not None and local.state != QUEUED):
             return defer.succeed(local)

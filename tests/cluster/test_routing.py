@@ -197,7 +197,7 @@ class FailoverTests(ClusterCase):
         b = yield self.fakeInstance("B", "bot1")
         first = yield a.router.send("bot1", "방", "읽힘")
         second = yield a.router.send("bot1", "방", "안 읽힘")
-        self.assertEqual(first.instance, "B")
+        self.assertEqual((first.instance, second.instance), ("B", "B"))
         yield self.admin.execute("XGROUP", "CREATE", self.keys.inbox("B"), GROUP, "0")
         read = yield self.admin.execute("XREADGROUP", "GROUP", GROUP, "B", "COUNT", 1,
                                         "STREAMS", self.keys.inbox("B"), ">")
