@@ -261,3 +261,37 @@ class FailoverTests(ClusterCase):
                          .addCallback(lambda pending: pending[0] == 0))
         self.assertEqual(after.instance, "C")
         self.assertTrue(c.running)
+
+
+class LostReplyTests(ClusterCase):
+    """Redis ran TAKE but the reply was lost with the connection: the entry is read again."""
+
+    @defer.inlineCallbacks
+    def takenButUnanswered(self, written: bool):
+        a = yield self.startNode("A")
+        c = yield self.startNode("C")
+        yield self.connect("C", "bot1")
+        c.inbox.running = False
+        yield c.readerLink.stop()
+        yield c.inbox.done
+        result = yield a.router.send("bot1", "방", "응답 분실")
+        yield self.admin.execute("XREADGROUP", "GROUP", GROUP, "C", "STREAMS", self.keys.inbox("C"), ">")
+        taken = yield self.admin.eval(lua.TAKE, (), (self.keys.prefix, result.id, c.router.incarnation, 0))
+        self.assertEqual(taken[0], "take")
+        if written:
+            c.router.delivered[result.id] = None
+        c.readerLink.start()
+        c.inbox.start()
+        yield eventually(lambda: self.admin.execute("XLEN", self.keys.inbox("C"))
+                         .addCallback(lambda length: length == 0))
+        return self.phones["C"].texts()
+
+    @defer.inlineCallbacks
+    def test_notWrittenThenIsWrittenNow(self):
+        texts = yield self.takenButUnanswered(written=False)
+        self.assertEqual(texts, ["응답 분실"])
+
+    @defer.inlineCallbacks
+    def test_writtenThenIsNotWrittenAgain(self):
+        texts = yield self.takenButUnanswered(written=True)
+        self.assertEqual(texts, [])
