@@ -61,6 +61,17 @@ class PrivateRedis:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+async def deletePrefix(link: Any, prefix: str) -> None:
+    """A Redis that is not ours keeps nothing of the run (SCAN, never KEYS)."""
+    cursor = "0"
+    while True:
+        cursor, found = await link.execute("SCAN", cursor, "MATCH", prefix + ":*", "COUNT", 500)
+        if found:
+            await link.execute("DEL", *found)
+        if cursor == "0":
+            return
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
@@ -170,6 +181,8 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
                 report["route"] = label
                 results.append(report)
     finally:
+        if private is None:
+            await deletePrefix(nodes["A"].link, prefix)
         for node in nodes.values():
             await node.stopService()
         if private is not None:

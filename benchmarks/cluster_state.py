@@ -15,7 +15,7 @@ if __package__ in (None, ""):
 
 from twisted.internet import defer, task  # noqa: E402
 
-from benchmarks.cluster_routing import LOOPBACK, PrivateRedis, percentile  # noqa: E402
+from benchmarks.cluster_routing import LOOPBACK, PrivateRedis, deletePrefix, percentile  # noqa: E402
 from kkobot.auth import ReplayGuard  # noqa: E402
 from kkobot.cluster.node import ClusterNode  # noqa: E402
 from kkobot.cluster.settings import ClusterSettings, RedisAddress  # noqa: E402
@@ -70,6 +70,8 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
             await timed("slot claim", n, lambda i: node.slots.claim("job", float(i))),
         ]
     finally:
+        if private is None and node.link.up:
+            await deletePrefix(node.link, settings.keyPrefix)
         await node.stopService()
         if private is not None:
             private.stop()
