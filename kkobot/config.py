@@ -7,6 +7,7 @@ import binascii
 import copy
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,13 @@ DEFAULTS: dict[str, Any] = {
     "chatlog.batch_size": 500,
     "chatlog.flush_interval": 0.05,
     "log.summary_interval": 60,
+    # Several instances behind one Redis (docs/cluster.md); "" means one process, no Redis.
+    "cluster.redis": "",
+    "cluster.instance": "",
+    "cluster.key_prefix": "",
+    "cluster.outbound_wait_seconds": 60.0,
+    "cluster.heartbeat_interval": 1.0,
+    "cluster.instance_timeout": 5.0,
 }
 
 _SECRET_WORDS = ("password", "passwd", "secret", "token", "salt", "api_key", "apikey",
@@ -469,7 +477,13 @@ def masked(data: Any) -> Any:
         return out
     if isinstance(data, list):
         return [masked(v) for v in data]
+    if isinstance(data, str) and "://" in data:
+        # A password inside a URL (cluster.redis = redis://:password@host/0).
+        return _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + "@", data)
     return copy.deepcopy(data)
+
+
+_URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/@]*:)[^@/]+@", re.IGNORECASE)
 
 
 # ---------------------------------------------------------------- typed views
