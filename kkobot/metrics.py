@@ -39,7 +39,7 @@ class ClientsCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         connected = GaugeMetricFamily(
             "kkobot_clients_connected",
-            "Handshaken bridge connections, by bot and client version.",
+            "Verified bridge connections, by bot and client version.",
             labels=["bot", "version"],
         )
         rtt = GaugeMetricFamily(
