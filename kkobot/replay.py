@@ -143,14 +143,14 @@ class ReplayFile(ReplayGuard, Service):
         d: defer.Deferred[None] = defer.Deferred()
 
         def last(_: Any = None) -> None:
+            # After the write in flight (if any): what is still pending, then done.
             if self._pending:
                 self._writeBatch().addBoth(lambda _: d.callback(None))
             else:
                 d.callback(None)
 
         if self._writing is not None:
-            # Not chained onto: the writer's own callbacks must run first.
-            self._writing.addBoth(lambda result: (last(), result)[1])
+            self._writing.addBoth(last)
         else:
             last()
         return d
