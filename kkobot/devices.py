@@ -315,7 +315,9 @@ def applyDeviceStatus(factory: Any, bot: str, device: str, status: str) -> None:
     """
     for proto in list(factory.connections):
         client = proto.client
-        if client is None or not client.verified or client.botName != bot or client.deviceID != device:
+        if client is not None and not client.verified:
+            continue  # it has proved nothing yet, so it is told nothing (security.md)
+        if client is None or client.botName != bot or client.deviceID != device:
             continue
         if status in ("denied", "revoked", "blocked"):
             log.warn(
