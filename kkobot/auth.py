@@ -14,9 +14,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from kkobot.interfaces import IAuthenticator
+from kkobot.interfaces import IAuthenticator, IReplayGuard
 from kkobot.logs import Logger
-from kkobot.wire import Hello
+from kkobot.wire import HELLO_REFUSED_PAST, Hello
 
 log = Logger()
 
@@ -33,16 +33,34 @@ SIGNED_FIELDS = ("clientType", "botName", "deviceUUID", "macAddress", "ipAddress
 
 REFUSED_STATUSES = ("denied", "revoked", "blocked")
 
+# A device named only inside auth (2.9.0c) is held to the handshake's deviceID limit.
+MAX_DEVICE_CHARS = HELLO_REFUSED_PAST["deviceID"]
+
+# Signs for a bot the server has no credentials for: never matches, costs the same.
+_NO_SECRET = "no credentials for this bot"
+
 Credentials = Callable[[str], "tuple[str, str] | None"]
 
 
 @dataclass(frozen=True)
 class Admission:
-    """What the server answers a handshake with."""
+    """
+    What the server answers a handshake with. C{verified} False: the connection is
+    trusted only once one of its events is correctly signed (the handshake is not).
+    """
 
     accepted: bool
     approved: bool
     message: str = "ok"
+    verified: bool = True
+
+
+# The one answer every unverified handshake gets, whatever the bot or device: the
+# handshake travels in clear text, so it must tell a stranger nothing. The real state
+# follows in a fresh handshakeComplete after the first correctly signed event.
+UNVERIFIED = Admission(
+    True, False, "handshake received: waiting for a signed event", verified=False
+)
 
 
 @implementer(IAuthenticator)
@@ -54,6 +72,9 @@ class OpenAuthenticator:
 
     def verifyEvent(self, client: Any, auth: Mapping[str, Any] | None) -> str | None:
         return None
+
+    def admission(self, client: Any) -> Admission:
+        return Admission(accepted=True, approved=True)
 
 
 def signedField(value: Any) -> str:
@@ -111,14 +132,16 @@ def timestampMillis(value: Any) -> int | None:
     return None
 
 
+@implementer(IReplayGuard)
 class ReplayGuard:
     """
-    Remembers which connection first used each signature.
+    Remembers which connection first used each signature, in memory.
 
     A signature is a replay when it shows up on a different connection; on its own
     connection a repeat is normal (two events in one millisecond sign the same).
     Entries are forgotten once their timestamp has left the window, so memory is
-    bounded by the number of signatures a window can hold.
+    bounded by the number of signatures a window can hold. A signature is kept by
+    its first 128 bits (half the memory; a collision is out of reach).
     """
 
     def __init__(self, clock: IReactorTime, window: float) -> None:
@@ -141,13 +164,19 @@ class ReplayGuard:
         """True when C{sig} is new or was first seen on C{connectionId}."""
         now = self.clock.seconds()
         self._expire(now)
-        entry = self._seen.get(sig)
+        key = sig[:32]
+        entry = self._seen.get(key)
         if entry is not None:
             return entry[0] == connectionId
         # Past stamp + window the timestamp check refuses the signature anyway;
         # measuring from "now" at the latest keeps insertion order the expiry order.
-        self._seen[sig] = (connectionId, max(stampSeconds, now) + self.window)
+        forgetAt = max(stampSeconds, now) + self.window
+        self._seen[key] = (connectionId, forgetAt)
+        self.remembered(key, forgetAt)
         return True
+
+    def remembered(self, key: str, forgetAt: float) -> None:
+        """A new signature was recorded (a guard that persists them writes it down)."""
 
 
 @implementer(IAuthenticator)
@@ -165,6 +194,7 @@ class HmacAuthenticator:
         devices: Any,
         clock: IReactorTime,
         window: float = DEFAULT_WINDOW_SECONDS,
+        replays: IReplayGuard | None = None,
     ) -> None:
         if window < MIN_WINDOW_SECONDS:
             log.warn(
@@ -178,51 +208,21 @@ class HmacAuthenticator:
         self.devices = devices
         self.clock = clock
         self.window = window
-        self.replays = ReplayGuard(clock, window)
+        self.replays = replays if replays is not None else ReplayGuard(clock, window)
         # Connections whose device has been recorded (a ClientInfo lives as long as one).
         self._recorded: weakref.WeakSet[Any] = weakref.WeakSet()
 
     # -- handshake
 
     def checkHello(self, hello: Hello, address: str) -> defer.Deferred[Admission]:
-        if self.credentials(hello.botName) is None:
-            reason = (
-                f"unknown bot '{hello.botName[:40]}': the server has no credentials "
-                "for it (kkobot-config add-bot)"
-            )
-            return defer.succeed(Admission(False, False, reason))
-        if not hello.deviceID:
-            # 2.9.0c names its device only inside each event's auth (deviceUUID).
-            return defer.succeed(self._newDevice(hello.botName, None))
-        # The handshake is not signed: it only reads. A device is recorded with its
-        # first signed event, so strangers cannot fill kb_bot_devices.
-        d = self.devices.lookup(hello.botName, hello.deviceID)
-        d.addErrback(self._lookupFailed, hello)
-        d.addCallback(self._admission, hello)
-        return d
+        # Unsigned, so it decides nothing and reads nothing: no lookup a stranger could
+        # make the database do, no answer that tells a known bot or device from another.
+        return defer.succeed(UNVERIFIED)
 
-    def _lookupFailed(self, failure: Failure, hello: Hello) -> None:
-        # Only a device the server has never seen gets here (known statuses are
-        # kept locally): it is decided as a new one, never refused for the outage.
-        log.warn(
-            "[AUTH] could not read the status of device {device} of {bot} ({error}); "
-            "deciding it as a new device (auth.auto_approve: {policy})",
-            device=hello.deviceID,
-            bot=hello.botName,
-            error=failure.getErrorMessage(),
-            policy=self.devices.autoApprove,
-        )
-        return None
-
-    def _admission(self, status: str | None, hello: Hello) -> Admission:
-        if status is None:
-            return self._newDevice(hello.botName, hello.deviceID)
-        return admissionFor(status, hello.botName, hello.deviceID or "")
-
-    def _newDevice(self, bot: str, device: str | None) -> Admission:
-        if self.devices.autoApprove:
-            return Admission(True, True)
-        return admissionFor("pending", bot, device or "(sent with each event)")
+    def admission(self, client: Any) -> Admission:
+        """The real handshake answer for a client whose event just verified (or failed on its device)."""
+        status = client.deviceStatus or ("approved" if client.approved else "pending")
+        return admissionFor(status, client.botName, client.deviceID or "")
 
     # -- every later event
 
@@ -246,14 +246,22 @@ class HmacAuthenticator:
                 f"auth.botName '{str(bot)[:40]}' is not the bot this connection "
                 f"introduced ('{client.botName[:40]}')"
             )
-        creds = self.credentials(client.botName)
-        if creds is None:
-            return f"the server has no credentials for bot '{client.botName[:40]}'"
-        secret, salt = creds
-        if not signatureMatches(secret, salt, auth, sig):
+        device = auth.get("deviceUUID")
+        if client.deviceID is not None and device != client.deviceID:
+            # The handshake's deviceID is not signed; the event's deviceUUID is.
             return (
-                f"bad signature: SECRET_KEY / BOT_SPECIFIC_SALT of bot "
-                f"'{client.botName[:40]}' differ from the server's, or the event was altered"
+                f"auth.deviceUUID '{str(device)[:40]}' is not the device this connection "
+                f"introduced ('{client.deviceID[:40]}')"
+            )
+        creds = self.credentials(client.botName)
+        # An unknown bot gets the answer, and costs the time, of a wrong key: a stranger
+        # must not learn which bot names the server knows.
+        secret, salt = creds if creds is not None else (_NO_SECRET, "")
+        if not signatureMatches(secret, salt, auth, sig) or creds is None:
+            return (
+                f"bad signature: the server has no credentials for bot "
+                f"'{client.botName[:40]}' (kkobot-config add-bot), or its SECRET_KEY / "
+                "BOT_SPECIFIC_SALT differ from the server's, or the event was altered"
             )
         stamp = timestampMillis(auth.get("timestamp"))
         if stamp is None:
@@ -271,10 +279,12 @@ class HmacAuthenticator:
 
     def _deviceCheck(self, client: Any, auth: Mapping[str, Any]) -> str | None:
         if client not in self._recorded:
-            self._recorded.add(client)
             if not client.deviceID:
                 device = auth.get("deviceUUID") or auth.get("deviceID")
+                if isinstance(device, str) and len(device) > MAX_DEVICE_CHARS:
+                    return f"auth.deviceUUID is longer than {MAX_DEVICE_CHARS} characters"
                 client.deviceID = device if isinstance(device, str) and device else None
+            self._recorded.add(client)
             if client.deviceID:
                 # Once per connection: first/last seen, address, version.
                 d = self.devices.register(
@@ -290,6 +300,7 @@ class HmacAuthenticator:
         if status is None:
             # New and being recorded right now.
             status = "approved" if self.devices.autoApprove else "pending"
+        client.deviceStatus = status
         if status in REFUSED_STATUSES:
             return f"device {client.deviceID} of bot '{client.botName}' is {status}"
         # An approval (or a step back to pending) takes effect on the next event.

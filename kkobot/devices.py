@@ -483,8 +483,8 @@ def applyDeviceStatus(
     """
     for proto in list(factory.connections):
         client = proto.client
-        if client is None:
-            continue
+        if client is None or not client.verified:
+            continue  # it has proved nothing yet, so it is told nothing (security.md)
         if keyOf is not None:
             if keyOf(client.botName, client.deviceID) != (bot, device):
                 continue

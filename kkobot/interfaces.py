@@ -126,7 +126,8 @@ class IAuthenticator(Interface):
         """
         Decide about a handshake.
 
-        @return: a Deferred firing with an L{kkobot.auth.Admission}.
+        @return: a Deferred firing with an L{kkobot.auth.Admission}; one that is not
+            C{verified} leaves the connection untrusted until L{verifyEvent} passes.
         """
 
     def verifyEvent(client, auth):
@@ -134,4 +135,28 @@ class IAuthenticator(Interface):
         Check the C{auth} object of one event on an admitted connection.
 
         @return: None when it is good, else a human-readable reason.
+        """
+
+    def admission(client):
+        """
+        The real handshake answer for a connection admitted unverified, once one of its
+        events verified (or was signed correctly by a refused device).
+
+        @return: an L{kkobot.auth.Admission}.
+        """
+
+
+class IReplayGuard(Interface):
+    """
+    Remembers the signatures accepted within the freshness window, so that a captured
+    event cannot be used again on another connection (or after a restart).
+    """
+
+    def firstUse(signature, connectionId, stampSeconds):
+        """
+        Record one verified signature (64 lower-case hex digits) seen on connection
+        C{connectionId}, signed at C{stampSeconds}.
+
+        @return: True when it is new or was first used on that same connection (two
+            events in one millisecond sign the same); False for a replay.
         """

@@ -20,6 +20,13 @@ from kkobot.registry import ClientRegistry
 
 # Commands answer in milliseconds; a slow plugin (HTTP lookups) can take seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# Auth failures are labelled with the bot a client named, which may be a stranger's
+# invention: labels are clipped, and past this many distinct ones counted as "(other)",
+# so neither the registry nor /metrics can be grown from outside.
+MAX_LABEL_CHARS = 64
+MAX_AUTH_FAILURE_BOTS = 100
+OTHER_LABEL = "(other)"
+
 FLUSH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -32,7 +39,7 @@ class ClientsCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         connected = GaugeMetricFamily(
             "kkobot_clients_connected",
-            "Handshaken bridge connections, by bot and client version.",
+            "Verified bridge connections, by bot and client version.",
             labels=["bot", "version"],
         )
         rtt = GaugeMetricFamily(
@@ -144,6 +151,7 @@ class Metrics:
             "kkobot_auth_failures", "Failed handshake or event authentications, by bot.",
             ["bot"], registry=r,
         )
+        self._authFailureBots: set[str] = set()
         self.rowsWrittenTotal = Counter(
             "kkobot_chatlog_rows_written", "Chat-log rows written to the database.", registry=r,
         )
@@ -196,7 +204,12 @@ class Metrics:
         self.errors.labels(code).inc()
 
     def authFailed(self, botName: str | None) -> None:
-        self.authFailures.labels(botName or "").inc()
+        label = (botName or "")[:MAX_LABEL_CHARS]
+        if label not in self._authFailureBots:
+            if len(self._authFailureBots) >= MAX_AUTH_FAILURE_BOTS:
+                label = OTHER_LABEL
+            self._authFailureBots.add(label)
+        self.authFailures.labels(label).inc()
 
     def rowsWritten(self, count: int, seconds: float) -> None:
         self.rowsWrittenTotal.inc(count)

@@ -42,11 +42,14 @@ class Outbound:
         mediaWaitTime: int | None = None,
     ) -> bool:
         """
-        Send through the newest approved connection of C{botName}.
+        Send through the newest approved connection of C{botName} that has proved it
+        holds the bot's secret (a handshake alone proves nothing: it is not signed).
 
         @return: False when no connection serves that bot (nothing is sent or logged).
         """
-        clients = [c for c in self.registry.forBot(botName) if c.approved and c.send]
+        clients = [
+            c for c in self.registry.forBot(botName) if c.verified and c.approved and c.send
+        ]
         if not clients:
             log.info("[MSG] {bot} is not connected; message to {room} not sent", bot=botName, room=room)
             return False

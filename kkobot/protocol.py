@@ -14,7 +14,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from kkobot import __version__, wire, wireforms
-from kkobot.auth import Admission, OpenAuthenticator
+from kkobot.auth import REFUSED_STATUSES, Admission, OpenAuthenticator
 from kkobot.commands import Reply
 from kkobot.events import NO_EVENTS, IServerEvents
 from kkobot.registry import ClientInfo, ClientRegistry
@@ -35,6 +35,19 @@ PINGS_REMEMBERED = 4
 # An unprompted ping is answered only if we have not pinged this recently, so a
 # bridge that answers our ping with a ping of its own cannot start a ping-pong.
 UNPROMPTED_PING_GAP = 5.0
+
+# Until one of its events is correctly signed a connection has proved nothing (the
+# handshake is unsigned and travels in clear text): it has the handshake timeout to
+# send one, short lines, and a few bad lines before it is closed.
+UNVERIFIED_LINE_BYTES = 16 * 1024
+UNVERIFIED_BAD_LINES = 5
+# Lists and objects in one unverified line (a bridge's first lines hold a handful):
+# more are refused before parsing, which for a line of `[],[],...` is most of the cost.
+UNVERIFIED_CONTAINERS = 64
+
+# A phone's first queued message may still be long and must not be lost: this many
+# unverified connections at a time may each hold one line up to the full limit.
+LONG_LINE_SLOTS = 4
 
 
 class BridgeProtocol(LineReceiver, TimeoutMixin):
@@ -68,6 +81,12 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         self._gone = False
         self._abortCall: Any = None
         self._badLines = 0
+        self._strikes = 0
+        self._longLine = False
+        self._reprocess = False
+        # Set once an event of this connection verified (at the handshake, auth off).
+        self.verified = False
+        self._admission: Admission | None = None
         self._lastPingSentAt = float("-inf")
         # Fires when the connection is gone (the service waits on it when stopping).
         self.closed: defer.Deferred[None] = defer.Deferred()
@@ -79,7 +98,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         factory = self.factory
         peer = self.transport.getPeer()
         self.address = getattr(peer, "host", str(peer))
-        self.MAX_LENGTH = factory.maxLineBytes
+        self.MAX_LENGTH = min(factory.maxLineBytes, UNVERIFIED_LINE_BYTES)
         self.callLater = factory.clock.callLater  # TimeoutMixin's clock
         self.transport.registerProducer(self, True)
         refusal = factory.admitConnection(self)
@@ -108,6 +127,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
                 hidden=self._badLines - BAD_LINES_LOGGED,
             )
         self.closed.callback(None)
+        self._endLongLine()
         self.setTimeout(None)
         if self._abortCall is not None and self._abortCall.active():
             self._abortCall.cancel()
@@ -127,6 +147,8 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
     def timeoutConnection(self) -> None:
         if self.client is None:
             code, why = wire.HANDSHAKE_TIMEOUT, "no handshake in time"
+        elif not self.verified:
+            code, why = wire.HANDSHAKE_TIMEOUT, "no signed event in time"
         else:
             code, why = wire.IDLE_TIMEOUT, "no line from the client in time"
         log.info("[CLIENT] closing {address}: {why}", address=self.address, why=why)
@@ -174,8 +196,19 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         if self._closing:
             return
         LineReceiver.dataReceived(self, data)
+        while self._reprocess and not self._closing:
+            # A long line was allowed after all (lineLengthExceeded): read on.
+            self._reprocess = False
+            LineReceiver.dataReceived(self, b"")
 
     def lineLengthExceeded(self, line: bytes) -> None:
+        factory = self.factory
+        if not self.verified and not self._longLine and factory.takeLongLine(self):
+            self._longLine = True
+            self.MAX_LENGTH = factory.maxLineBytes
+            self._buffer = line
+            self._reprocess = True
+            return
         log.warn(
             "[CLIENT] {address} sent a line over {limit} bytes; disconnecting",
             address=self.address,
@@ -189,13 +222,22 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
     def lineReceived(self, line: bytes) -> None:
         if self._closing:
             return
-        # Before the handshake the timer is a deadline: junk lines do not extend it.
-        if self.client is not None:
+        if self._longLine:
+            # The long line is in: the next one is held to the short limit again.
+            self._endLongLine()
+        # Until verified the timer is a deadline: no line extends it.
+        if self.verified:
             self.resetTimeout()
         if not line or line.isspace():
             return
         if not self._introduced:
             self.form = wireforms.formOfLine(line)
+        if not self.verified and wire.tooManyContainers(line, UNVERIFIED_CONTAINERS):
+            self.badLine(
+                wire.BAD_JSON,
+                f"more than {UNVERIFIED_CONTAINERS} lists and objects before a signed event",
+            )
+            return
         try:
             event = self.form.decode(line)
         except wire.WireError as e:
@@ -209,6 +251,26 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
             log.failure("[CLIENT] error handling a line from {address}", address=self.address)
             self.sendError(wire.INTERNAL_ERROR, "the server failed on this line")
 
+    def _endLongLine(self) -> None:
+        if self._longLine:
+            self._longLine = False
+            self.factory.releaseLongLine(self)
+            if not self.verified:
+                self.MAX_LENGTH = min(self.factory.maxLineBytes, UNVERIFIED_LINE_BYTES)
+
+    def _strike(self) -> None:
+        """One more bad line or failed event: an unverified connection gets only a few."""
+        if self.verified:
+            return
+        self._strikes += 1
+        if self._strikes > UNVERIFIED_BAD_LINES:
+            log.info(
+                "[CLIENT] closing {address}: {count} bad lines before a signed event",
+                address=self.address,
+                count=self._strikes,
+            )
+            self.disconnect()
+
     def badLine(self, code: str, message: str) -> None:
         self._badLines += 1
         if self._badLines <= BAD_LINES_LOGGED:
@@ -220,6 +282,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
                     address=self.address,
                 )
         self.sendError(code, message)
+        self._strike()
 
     def _logBadLine(self, code: str, message: str) -> None:
         # Not `message=`: legacy log observers (trial's, twistd's) own that key and
@@ -285,8 +348,12 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
     def dispatch(self, event: wire.Event) -> None:
         if isinstance(event, wire.Hello):
             if self.client is not None:
-                # A bridge that re-sends its handshake just gets the answer again.
-                self._answerHandshake(Admission(True, self.client.approved))
+                # A bridge that re-sends its handshake just gets the answer again
+                # (and, unverified, no more time).
+                if self.verified or self._admission is None:
+                    self._answerHandshake(Admission(True, self.client.approved))
+                else:
+                    self._answerHandshake(self._admission)
                 return
             self.handshake(event)
             return
@@ -296,12 +363,17 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
                 # Some bridges start with `analyze`: the event itself introduces them.
                 self.handshake(_helloFromEvent(event), pending=event)
                 return
-            self.sendError(wire.HANDSHAKE_REQUIRED, "send the handshake first")
+            self.badLine(wire.HANDSHAKE_REQUIRED, "send the handshake first")
             return
         reason = self.factory.authenticator.verifyEvent(self.client, auth)
         if reason is not None:
+            if not self.verified and self.client.deviceStatus in REFUSED_STATUSES:
+                self._deviceRefused()
+                return
             self.authFailed(reason)
             return
+        if not self.verified:
+            self._trust()
         if self.client.deviceID is None:
             # 2.9.x handshakes carry no deviceID: the device is its events' deviceUUID.
             self.client.deviceID = _authDevice(auth)
@@ -321,10 +393,54 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         self.sendError(wire.AUTH_FAILED, reason)
         if self.factory.authFailed(self):
             self.disconnect()
+        else:
+            self._strike()
+
+    def _trust(self) -> None:
+        """The connection's first event verified: it is a bridge of its bot from now on."""
+        client = self.client
+        assert client is not None
+        factory = self.factory
+        self.verified = client.verified = True
+        self._endLongLine()
+        self.MAX_LENGTH = factory.maxLineBytes
+        factory.registry.add(client)
+        admission = factory.authenticator.admission(client)
+        log.info(
+            "[AUTH] {bot} ({device}) from {address} verified{pending}",
+            bot=client.botName,
+            device=client.deviceID,
+            address=self.address,
+            pending="" if admission.approved else " (device pending approval)",
+        )
+        # Now the bridge may learn its device's real state.
+        self._answerHandshake(admission)
+        self.setTimeout(factory.idleTimeout)
+
+    def _deviceRefused(self) -> None:
+        """A correctly signed first event of a denied, revoked or blocked device."""
+        client = self.client
+        assert client is not None
+        admission = self.factory.authenticator.admission(client)
+        log.warn(
+            "[AUTH] {bot} ({device}) from {address} refused: {why}",
+            bot=client.botName,
+            device=client.deviceID,
+            address=self.address,
+            why=admission.message,
+        )
+        self.factory.events.authFailed(client.botName)
+        self._answerHandshake(admission)
+        self.disconnect()
 
     def handshake(self, hello: wire.Hello, pending: wire.ChatMessage | None = None) -> None:
         if self._handshaking:
             # Lines are paused during a handshake; this cannot normally happen.
+            return
+        try:
+            hello = wire.boundHello(hello)
+        except wire.WireError as e:
+            self.badLine(e.code, e.message)
             return
         self._handshaking = True
         self.pause("handshake")
@@ -357,6 +473,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
             self.disconnect()
             return
         factory = self.factory
+        self._admission = admission
         self.client = ClientInfo(
             botName=hello.botName,
             version=hello.version,
@@ -366,23 +483,41 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
             address=self.address,
             connectedSince=factory.clock.seconds(),
             approved=admission.approved,
+            verified=admission.verified,
             send=self.sendLine,
             form=self.form,
         )
-        factory.registry.add(self.client)
-        log.info(
-            "[CLIENT] {bot} v{version} ({device}) from {address} handshake ok{pending}",
-            bot=hello.botName,
-            version=hello.version,
-            device=hello.deviceID,
-            address=self.address,
-            pending="" if admission.approved else " (device pending approval)",
-        )
-        self._answerHandshake(admission)
-        self.setTimeout(factory.idleTimeout)
         self._pinger = task.LoopingCall(self.sendPing)
         self._pinger.clock = factory.clock
-        self._pinger.start(factory.pingInterval, now=False)
+        if admission.verified:
+            self.verified = True
+            self.MAX_LENGTH = factory.maxLineBytes
+            factory.registry.add(self.client)
+            log.info(
+                "[CLIENT] {bot} v{version} ({device}) from {address} handshake ok{pending}",
+                bot=hello.botName,
+                version=hello.version,
+                device=hello.deviceID,
+                address=self.address,
+                pending="" if admission.approved else " (device pending approval)",
+            )
+            self._answerHandshake(admission)
+            self.setTimeout(factory.idleTimeout)
+            self._pinger.start(factory.pingInterval, now=False)
+        else:
+            log.info(
+                "[CLIENT] {bot} v{version} ({device}) from {address} handshake received; "
+                "waiting for a signed event",
+                bot=hello.botName,
+                version=hello.version,
+                device=hello.deviceID,
+                address=self.address,
+            )
+            self._answerHandshake(admission)
+            # A fresh deadline for the signed event, which nothing extends; the ping
+            # now gets a signed answer from a live bridge without waiting for chat.
+            self.setTimeout(factory.handshakeTimeout)
+            self._pinger.start(factory.pingInterval, now=True)
         if pending is not None:
             self.dispatch(pending)
         self.resume("handshake")
@@ -493,10 +628,11 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
 
 def _authDevice(auth: Any) -> str | None:
     """The device an event's C{auth} names, if it names one."""
-    for name in ("deviceID", "deviceUUID"):
+    # deviceUUID first: it is the one the signature covers.
+    for name in ("deviceUUID", "deviceID"):
         value = (auth or {}).get(name)
         if isinstance(value, str) and value and value != "unknown":
-            return value
+            return value[: wire.HELLO_REFUSED_PAST["deviceID"]]
     return None
 
 
@@ -551,12 +687,24 @@ class BridgeFactory(Factory):
         # lines wait behind it; None sends at once (a chat log with no journal).
         self.gate = gate
         self.connections: set[BridgeProtocol] = set()
+        # Unverified connections reading one long line right now (see LONG_LINE_SLOTS).
+        self._longLines: set[BridgeProtocol] = set()
         # Reasons every connection is paused for; new connections start paused too.
         self.pausedFor: set[str] = set()
 
     def admitConnection(self, proto: BridgeProtocol) -> str | None:
         """A reason to refuse a new connection, or None to take it."""
         return None
+
+    def takeLongLine(self, proto: BridgeProtocol) -> bool:
+        """Let an unverified connection read one line past the short limit, if a slot is free."""
+        if len(self._longLines) >= LONG_LINE_SLOTS:
+            return False
+        self._longLines.add(proto)
+        return True
+
+    def releaseLongLine(self, proto: BridgeProtocol) -> None:
+        self._longLines.discard(proto)
 
     def authFailed(self, proto: BridgeProtocol) -> bool:
         """Count an auth failure; True when the connection should be dropped."""

@@ -1,4 +1,4 @@
-"""Who is connected right now: one ClientInfo per handshaken bridge connection."""
+"""Who is connected right now: one ClientInfo per verified bridge connection."""
 
 from __future__ import annotations
 
@@ -23,6 +23,11 @@ class ClientInfo:
     connectedSince: float
     deviceInfo: str | None = None
     approved: bool = True
+    # False until one of the connection's events is correctly signed (auth on): until
+    # then it is not in the registry, so nothing is sent to it and nobody counts it.
+    verified: bool = True
+    # The device's status as the authenticator last read it (None: not checked).
+    deviceStatus: str | None = None
     connectionId: int = field(default_factory=lambda: next(_ids))
     lastRttMillis: float | None = None
     lastPingAt: float | None = None
@@ -51,12 +56,14 @@ class ClientInfo:
 
 
 class ClientRegistry:
-    """The set of handshaken clients; lookups by bot name for outbound messages."""
+    """The set of verified clients; lookups by bot name for outbound messages."""
 
     def __init__(self) -> None:
         self._clients: dict[int, ClientInfo] = {}
 
     def add(self, client: ClientInfo) -> None:
+        if not client.verified:
+            raise ValueError(f"connection {client.connectionId} is not verified yet")
         self._clients[client.connectionId] = client
 
     def remove(self, client: ClientInfo) -> None:

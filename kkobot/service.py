@@ -12,7 +12,7 @@ from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 
 from kkobot import __version__, config, logs
-from kkobot.auth import HmacAuthenticator, OpenAuthenticator
+from kkobot.auth import MIN_WINDOW_SECONDS, HmacAuthenticator, OpenAuthenticator
 from kkobot.commands import CommandRegistry
 from kkobot.db import Database
 from kkobot.devices import DeviceStore, applyDeviceStatus
@@ -31,6 +31,7 @@ from kkobot.rates import MessageRates
 from kkobot.registry import ClientRegistry
 from kkobot.commands.reload import SighupReloader
 from kkobot.commands.router import MessageRouter
+from kkobot.replay import ReplayFile
 from kkobot.web.settings import AdminConfigError, AdminSettings, adminSettings
 from kkobot.commands.scheduler import Scheduler
 
@@ -97,6 +98,11 @@ class Resolved:
     def devicesFile(self) -> str:
         """Every known device status, kept locally: <var>/devices/<mode>.json."""
         return os.path.join(self.settings.varDir, "devices", f"{self.settings.mode}.json")
+
+    @property
+    def replayDir(self) -> str:
+        """Where accepted signatures are remembered across restarts: <var>/replay/<mode>."""
+        return os.path.join(self.settings.varDir, "replay", self.settings.mode)
 
     def get(self, key: str, default: Any) -> Any:
         if self.cfg is None:
@@ -330,6 +336,7 @@ class KkobotService(MultiService):
         self.metrics.watchTables(self.chatlog.tables)
         authenticator: Any = OpenAuthenticator()
         self.devices: DeviceStore | None = None
+        self.replays: ReplayFile | None = None
         if resolved.authRequired:
             DeviceStore.addSchema(self.database)
             self.devices = DeviceStore(
@@ -343,11 +350,18 @@ class KkobotService(MultiService):
             # After the chat log, whose start creates the tables.
             self.devices.setServiceParent(self)
             cfg = resolved.cfg or {}
+            window = resolved.get("auth.window_seconds", 300)
+            # Before the port: read back at start, written out after the last client.
+            self.replays = ReplayFile(
+                resolved.replayDir, reactor, max(window, MIN_WINDOW_SECONDS)
+            )
+            self.replays.setServiceParent(self)
             authenticator = HmacAuthenticator(
                 lambda bot: config.bot_credentials(cfg, bot),
                 self.devices,
                 reactor,
-                window=resolved.get("auth.window_seconds", 300),
+                window=window,
+                replays=self.replays,
             )
         self.limits = ConnectionLimits(
             reactor,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import accumulate, count
+from operator import sub
 from typing import Any, Mapping, NamedTuple
 
 import orjson
@@ -162,35 +164,70 @@ def errorLine(code: str, message: str, nowMillis: int) -> bytes:
     return encode("error", {"code": code, "message": message, "timestamp": nowMillis})
 
 
-def _deeperThan(obj: Any, limit: int) -> bool:
+# The nesting scan works on bytes at C speed: escaped quotes and backslashes out, the
+# strings between the remaining quotes out, then only brackets are kept ({ and [ alike).
+_OPENERS_AS_ONE = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+
+
+def _structure(line: bytes) -> bytes | None:
     """
-    True when containers nest deeper than C{limit}. Walks the parsed value, so the cost
-    follows the number of lists and objects, not of characters: a megabyte of brackets
-    inside a string costs nothing here.
+    The brackets of C{line} outside its strings, `{` and `[` alike, found at C speed
+    without parsing. None when the quotes do not pair up (no JSON). Exact for valid
+    JSON; for anything else the parser has the last word.
     """
-    stack = [(obj, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict):
-            children: Any = value.values()
-        elif isinstance(value, list):
-            children = value
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return False
+    if b"\\" in line:
+        # Pairs of backslashes first, then escaped quotes: what is left of a run of
+        # backslashes is the one that escapes the next character.
+        line = line.replace(b"\\\\", b"").replace(b'\\"', b"")
+    parts = line.split(b'"')
+    if len(parts) % 2 == 0:
+        return None
+    outside = b"".join(parts[::2]) if len(parts) > 1 else line
+    return outside.translate(_OPENERS_AS_ONE, _NOT_BRACKETS)
+
+
+def _depth(brackets: bytes) -> int:
+    """How deep a bracket sequence nests: a megabyte of `[],[],...` costs milliseconds."""
+    if not brackets:
+        return 0
+    # One pass drops every innermost pair: flat data (lists of empty lists) is gone.
+    brackets = brackets.replace(b"[]", b"")
+    if not brackets:
+        return 1
+    # The depth after each run of openers: openers so far minus the closers before.
+    runs = brackets.split(b"]")
+    return 1 + max(map(sub, accumulate(map(len, runs)), count()))
+
+
+def tooManyContainers(line: bytes, limit: int) -> bool:
+    """
+    True when C{line} holds more than C{limit} lists and objects (outside strings),
+    counted without parsing: what a connection that has proved nothing yet may send
+    is held to the few containers of a handshake, a message or a ping.
+    """
+    if line.count(b"[") + line.count(b"{") <= limit:
+        return False
+    brackets = _structure(line)
+    return brackets is None or brackets.count(b"[") > limit
 
 
 def _parseObject(line: bytes) -> dict[str, Any]:
     if line.endswith(b"\r"):
         line = line[:-1]
+    # Nesting is refused before any parsing; only a line with more brackets than
+    # levels allowed can nest too deep, so the scan is skipped for bridge lines.
+    if line.count(b"[") + line.count(b"{") > MAX_NESTING:
+        brackets = _structure(line)
+        if brackets is None:
+            raise WireError(BAD_JSON, "not valid JSON: a string is not terminated")
+        if _depth(brackets) > MAX_NESTING:
+            raise WireError(BAD_JSON, f"JSON nested deeper than {MAX_NESTING} levels")
     # orjson first (the same objects as json.loads, several times faster); every
     # line it refuses (bad UTF-8, NaN, lone surrogates, ...) or might read
-    # differently (deep nesting, huge integers) goes the json way below, so the
-    # answers and error codes are json's.
-    if line.count(b"[") + line.count(b"{") <= MAX_NESTING and not _hasLongNumber(line):
+    # differently (huge integers) goes the json way below, so the answers and
+    # error codes are json's.
+    if not _hasLongNumber(line):
         try:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError:
@@ -203,13 +240,9 @@ def _parseObject(line: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as e:
         raise WireError(BAD_ENCODING, f"line is not valid UTF-8 (byte {e.start})")
     try:
-        # Past the interpreter's recursion limit the C parser raises RecursionError.
         obj = json.loads(text)
-    except (ValueError, RecursionError) as e:
+    except ValueError as e:
         raise WireError(BAD_JSON, f"not valid JSON: {e}")
-    # Only walk for nesting when the cheap count says there may be a lot of it.
-    if text.count("[") + text.count("{") > MAX_NESTING and _deeperThan(obj, MAX_NESTING):
-        raise WireError(BAD_JSON, f"JSON nested deeper than {MAX_NESTING} levels")
     if not isinstance(obj, dict):
         raise WireError(BAD_JSON, "a line must be a JSON object")
     if _SURROGATE_ESCAPE.search(text):
@@ -282,6 +315,27 @@ def _int(data: Mapping[str, Any], name: str) -> int | None:
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 20:
         return int(value)
     raise WireError(BAD_FIELD, f"field '{name}' must be a number")
+
+
+# Longest handshake fields: generous for every bridge seen, and short enough that a
+# stranger's handshake costs nothing to keep, log, show or use as a metric label.
+# Names a bridge is known by are refused when longer; descriptions are clipped.
+HELLO_REFUSED_PAST = {"botName": 64, "clientType": 50, "deviceID": 128}
+HELLO_CLIPPED_AT = {"version": 32, "deviceIP": 64, "deviceInfo": 255}
+
+
+def boundHello(hello: Hello) -> Hello:
+    """C{hello} with its descriptions clipped; L{WireError} when a name is too long."""
+    for name, limit in HELLO_REFUSED_PAST.items():
+        value = getattr(hello, name)
+        if value is not None and len(value) > limit:
+            raise WireError(BAD_FIELD, f"field '{name}' is longer than {limit} characters")
+    clipped = {
+        name: value[:limit]
+        for name, limit in HELLO_CLIPPED_AT.items()
+        if (value := getattr(hello, name)) is not None and len(value) > limit
+    }
+    return hello._replace(**clipped) if clipped else hello
 
 
 def parseHello(data: Mapping[str, Any]) -> Hello:

@@ -64,7 +64,7 @@ class BridgeClient(LineReceiver):
 class RunningServer:
     """KkobotService on the real reactor: bridge and admin web on ephemeral loopback ports."""
 
-    def __init__(self, testCase: Any) -> None:
+    def __init__(self, testCase: Any, authConfig: dict[str, Any] | None = None) -> None:
         self.testCase = testCase
         base = tempDir(testCase)
         settings = Settings(
@@ -73,6 +73,10 @@ class RunningServer:
         )
         resolved = resolve(settings)
         resolved.admin = AdminSettings(LOOPBACK0, TOKEN)
+        if authConfig is not None:
+            # The embedded SQLite database, but with the config of a deployment: auth on.
+            resolved.cfg = authConfig
+            resolved.authRequired = True
         # The embedded default writes every 50 ms; tests flush explicitly anyway.
         self.service = KkobotService(resolved, reactor=reactor)
         self.pool = HTTPConnectionPool(reactor, persistent=False)

@@ -15,7 +15,7 @@ from kkobot.limits import ConnectionLimits, LimitedBridgeFactory
 from kkobot.commands.permissions import Permissions
 from kkobot.commands.router import MessageRouter
 from kkobot.testing import MemoryChatLog
-from tests.support import line, sign
+from tests.support import HELLO_320, line, sign
 
 # 2026-11-25 19:25:10 +09:00, the day of PROTOCOL.md's sample lines.
 NOW = 1795602310.0
@@ -47,6 +47,12 @@ def signedAuth(
         auth.pop(name, None)
     auth["signature"] = sign(secret, salt, auth)
     return auth
+
+
+def signedPing(**auth: Any) -> dict[str, Any]:
+    """A 3.2.0 bridge's answer to a server ping, signed."""
+    return {"event": "ping", "data": {"bot_name": "kkobot", "server_timestamp": 1,
+                                      "auth": signedAuth(**auth)}}
 
 
 class MemoryDevices:
@@ -137,6 +143,14 @@ class Rig:
         self.open.append(conn)
         if hello is not None:
             conn.send(hello)
+        return conn
+
+    def verified(self, address: str = "203.0.113.7", hello: dict | None = None,
+                 **auth: Any) -> Connection:
+        """A connection that handshook and proved itself with a signed ping; output read."""
+        conn = self.connect(address, hello=hello or HELLO_320)
+        conn.send(signedPing(**auth))
+        conn.received()
         return conn
 
     def close(self) -> None:

@@ -111,7 +111,7 @@ class ConnectionLimitTests(SynchronousTestCase):
         rig.clock.advance(31)
         self.assertEqual(len(errors(silent.received(), "HANDSHAKE_TIMEOUT")), 1)
         self.assertTrue(silent.closed)
-        idle = rig.connect(hello=HELLO_320)
+        idle = rig.verified()
         rig.clock.advance(91)
         self.assertEqual(len(errors(idle.received(), "IDLE_TIMEOUT")), 1)
         self.assertTrue(idle.closed)

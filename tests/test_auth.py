@@ -176,19 +176,32 @@ class VerificationTests(AuthTestCase):
                                               "auth": signedAuth()}})
         self.assertEqual(errors(conn.received()), [])
 
-    def test_unknown_bot_handshake_refused(self) -> None:
-        conn = self.rig.connect(hello={**HELLO_320, "botName": "stranger"})
-        (answer,) = conn.received()
-        self.assertEqual(answer["event"], "handshakeComplete")
-        self.assertFalse(answer["data"]["success"])
-        self.assertIn("add-bot", answer["data"]["message"])
-        self.assertTrue(conn.closed)
+    def test_unknown_bot_is_told_no_more_than_a_wrong_key(self) -> None:
+        # Whether the server knows a bot name is not something a stranger may learn.
+        known = self.rig.connect(hello=HELLO_320)
+        stranger = self.rig.connect(hello={**HELLO_320, "botName": "stranger"})
+        answers = [
+            [e["data"] for e in conn.received() if e["event"] == "handshakeComplete"]
+            for conn in (known, stranger)
+        ]
+        self.assertEqual(answers[0], answers[1])
+        self.assertEqual(answers[0][0]["success"], True)
+        known.send(analyze(ECHO, auth=signedAuth(secret="wrong")))
+        stranger.send(analyze(ECHO, auth=signedAuth(secret="wrong", botName="stranger")))
+        refusals = [errors(conn.received(), "AUTH_FAILED") for conn in (known, stranger)]
+        self.assertEqual(
+            [r[0]["message"].replace("stranger", "kkobot") for r in refusals],
+            [refusals[0][0]["message"]] * 2,
+        )
+        self.assertIn("no credentials", refusals[1][0]["message"])
+        self.assertIn("add-bot", refusals[1][0]["message"])
 
 
 class FailureLimitTests(AuthTestCase):
     def test_repeated_failures_drop_and_refuse_the_address(self) -> None:
-        conn = self.rig.connect(address="192.0.2.9", hello=HELLO_320)
-        bystander = self.rig.connect(address="192.0.2.10", hello=HELLO_320)
+        # Verified connections: an unverified one is closed after a few failures anyway.
+        conn = self.rig.verified(address="192.0.2.9")
+        bystander = self.rig.verified(address="192.0.2.10")
         for _ in range(9):
             self.echo(signedAuth(secret="wrong"), conn=conn)
         self.assertFalse(conn.closed)
@@ -205,7 +218,7 @@ class FailureLimitTests(AuthTestCase):
         self.assertFalse(self.rig.connect(address="192.0.2.9").closed)
 
     def test_failures_spread_out_do_not_ban(self) -> None:
-        conn = self.rig.connect(address="192.0.2.9", hello=HELLO_320)
+        conn = self.rig.verified(address="192.0.2.9")
         for _ in range(15):
             self.rig.clock.advance(7)
             conn.send({"event": "ping", "data": {"auth": signedAuth(secret="wrong")}})

@@ -148,7 +148,13 @@ class MariaDBEndToEnd(E2EMixin, TestCase):
         answer = await client.next("handshakeComplete")
         self.assertEqual((answer["success"], answer["approved"]), (True, False))
         client.send(analyze("# echo 하나", auth=bridgeAuth(HELLO_320)))
+        # The first signed event proves the connection: now it learns the real state.
+        notice = await client.next("handshakeComplete")
+        self.assertEqual((notice["success"], notice["approved"]), (True, False))
+        self.assertIn("kkobot-admin devices approve", notice["message"])
         # The device row appears with the first signed event; approve it as an operator would.
+        while not service.chatlog.ready:  # the tables exist once the chat log is ready
+            await deferLater(0.05)
         while not scratch.query("SELECT 1 FROM kb_bot_devices"):
             await deferLater(0.05)
         adminDb = Database(scratch.settings())

@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from kkobot import admincli, config
 from kkobot.db import Database
 from kkobot.devices import DeviceStore, applyDeviceStatus
-from tests.authrig import DEVICE, MemoryDevices, Rig, errors, signedAuth
+from tests.authrig import DEVICE, NOW, MemoryDevices, Rig, errors, signedAuth
 from tests.support import HELLO_320, ScratchMysql, analyze
 
 KEY = ("kkobot", DEVICE)
@@ -29,12 +29,14 @@ class ApprovalOverTheWire(SynchronousTestCase):
     def test_new_device_is_pending_logged_but_not_answered(self) -> None:
         rig = self.rig(None)
         conn = rig.connect(hello=HELLO_320)
-        (hello,) = conn.received()
-        self.assertEqual(hello["data"]["success"], True)
-        self.assertEqual(hello["data"]["approved"], False)
-        self.assertIn(f"kkobot-admin devices approve kkobot {DEVICE}", hello["data"]["message"])
+        conn.received()
         conn.send(analyze("# echo 안녕하세요", auth=signedAuth()))
         events = conn.received()
+        # The state is told once an event proved the connection, not at the handshake.
+        (hello,) = [e["data"] for e in events if e["event"] == "handshakeComplete"]
+        self.assertEqual(hello["success"], True)
+        self.assertEqual(hello["approved"], False)
+        self.assertIn(f"kkobot-admin devices approve kkobot {DEVICE}", hello["message"])
         self.assertEqual(conn.replies(events), [])
         self.assertEqual(errors(events), [])
         self.assertEqual([r.message for r in rig.chatlog.rows], ["# echo 안녕하세요"])
@@ -56,24 +58,31 @@ class ApprovalOverTheWire(SynchronousTestCase):
     def test_auto_approve(self) -> None:
         rig = self.rig(None, autoApprove=True)
         conn = rig.connect(hello=HELLO_320)
-        self.assertTrue(conn.received()[0]["data"]["approved"])
+        conn.received()
         conn.send(analyze("# echo 안녕하세요", auth=signedAuth()))
-        self.assertEqual(conn.replies(conn.received()), ["에코: 안녕하세요"])
+        events = conn.received()
+        self.assertEqual(events[0]["event"], "handshakeComplete")
+        self.assertTrue(events[0]["data"]["approved"])
+        self.assertEqual(conn.replies(events), ["에코: 안녕하세요"])
 
-    def test_denied_revoked_blocked_handshakes_refused_and_closed(self) -> None:
+    def test_denied_revoked_blocked_refused_and_closed_at_the_first_signed_event(self) -> None:
         for status in ("denied", "revoked", "blocked"):
             rig = self.rig(status)
             conn = rig.connect(hello=HELLO_320)
-            (answer,) = conn.received()
+            conn.received()
+            self.assertFalse(conn.closed)
+            conn.send(analyze("# echo 안녕하세요", auth=signedAuth()))
+            (answer,) = [e for e in conn.received() if e["event"] == "handshakeComplete"]
             self.assertFalse(answer["data"]["success"])
             self.assertIn(status, answer["data"]["message"])
             self.assertTrue(conn.closed)
+            self.assertEqual(rig.chatlog.rows, [])
 
     def test_revoking_closes_the_live_connection(self) -> None:
         rig = self.rig("approved")
-        conn = rig.connect(hello=HELLO_320)
-        other = rig.connect(hello={**HELLO_320, "deviceID": "another-device"})
-        conn.received()
+        conn = rig.verified()
+        other = rig.verified(hello={**HELLO_320, "deviceID": "another-device"},
+                             deviceUUID="another-device", deviceID="another-device")
         rig.devices.statuses[KEY] = "revoked"
         applyDeviceStatus(rig.factory, "kkobot", DEVICE, "revoked")
         (notice,) = conn.received()
@@ -84,10 +93,9 @@ class ApprovalOverTheWire(SynchronousTestCase):
     def test_revoked_device_events_refused_before_the_close(self) -> None:
         # Between the database change and the refresh that closes the connection.
         rig = self.rig("approved")
-        conn = rig.connect(hello=HELLO_320)
-        conn.received()
+        conn = rig.verified()
         rig.devices.statuses[KEY] = "revoked"
-        conn.send(analyze("# echo 안녕하세요", auth=signedAuth()))
+        conn.send(analyze("# echo 안녕하세요", auth=signedAuth(int(NOW * 1000) + 1)))
         events = conn.received()
         self.assertEqual(conn.replies(events), [])
         self.assertIn("revoked", errors(events, "AUTH_FAILED")[0]["message"])

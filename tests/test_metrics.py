@@ -47,3 +47,27 @@ class MetricsTests(SynchronousTestCase):
             metricValue(body, "kkobot_command_duration_seconds_sum", command="echo"), 20.007
         )
         self.assertIn(b"# TYPE kkobot_command_duration_seconds histogram", body)
+
+
+class BoundedLabelTests(SynchronousTestCase):
+    """Finding 4: a refused client's bot name became a metric label of any size, for good."""
+
+    def test_a_stranger_cannot_grow_the_metrics(self) -> None:
+        from kkobot.metrics import MAX_AUTH_FAILURE_BOTS, MAX_LABEL_CHARS, OTHER_LABEL
+
+        m = Metrics()
+        m.authFailed("kkobot")
+        for i in range(1000):
+            m.authFailed(f"{i:06d}" + "x" * 3000)
+        m.authFailed("kkobot")
+        body = m.render()
+        self.assertLess(len(body), 300 * (MAX_AUTH_FAILURE_BOTS + 20))
+        self.assertEqual(metricValue(body, "kkobot_auth_failures_total", bot="kkobot"), 2)
+        self.assertEqual(
+            metricValue(body, "kkobot_auth_failures_total", bot=OTHER_LABEL),
+            1000 - (MAX_AUTH_FAILURE_BOTS - 1),
+        )
+        self.assertEqual(
+            metricValue(body, "kkobot_auth_failures_total", bot="000000" + "x" * (MAX_LABEL_CHARS - 6)),
+            1,
+        )
