@@ -363,6 +363,8 @@ class DeviceStore(Service):
     def _recorded(self, result: tuple[str, bool], key: Key, info: dict[str, Any]) -> str:
         self._worked(None)
         status, created = result
+        # The table's shape may have been decided while this ran (keys by device alone).
+        key = self.key(info["bot"], info["device"])
         if created:
             log.info(
                 "[AUTH] new device {device} of {bot} from {address}: {status}",
@@ -386,6 +388,7 @@ class DeviceStore(Service):
     def _notRecorded(self, failure: Any, key: Key, info: dict[str, Any]) -> str:
         error = failure.value
         self._failedWith(error)
+        key = self.key(info["bot"], info["device"])
         status = self._cache.get(key)
         if status is None:
             status = self._cache[key] = self.initialStatus

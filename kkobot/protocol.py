@@ -230,14 +230,14 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
             self.resetTimeout()
         if not line or line.isspace():
             return
-        if not self._introduced:
-            self.form = wireforms.formOfLine(line)
         if not self.verified and wire.tooManyContainers(line, UNVERIFIED_CONTAINERS):
             self.badLine(
                 wire.BAD_JSON,
                 f"more than {UNVERIFIED_CONTAINERS} lists and objects before a signed event",
             )
             return
+        if not self._introduced:
+            self.form = wireforms.formOfLine(line)
         try:
             event = self.form.decode(line)
         except wire.WireError as e:

@@ -11,6 +11,7 @@ from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.protocols.basic import LineReceiver
 
+from kkobot.auth import UNVERIFIED
 from kkobot.service import KkobotService, Resolved, Settings
 from tests.support import analyze, line, sign
 
@@ -122,8 +123,12 @@ class Phone(LineReceiver):
         return d
 
     async def handshake(self) -> dict[str, Any]:
+        """The device's real state: the answer after the first signed event (our ping answer)."""
         self.send(self.hello())
-        event = await self.waitFor(lambda e: e.get("event") == "handshakeComplete")
+        event = await self.waitFor(
+            lambda e: e.get("event") == "handshakeComplete"
+            and e["data"].get("message") != UNVERIFIED.message
+        )
         return event["data"]
 
     def say(self, text: str, room: str = "테스트방") -> None:
