@@ -52,6 +52,8 @@ class ScanReport:
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     failures: list[PluginFailure] = field(default_factory=list)
+    # The module each changed or removed file had before (its deactivate() hook runs).
+    previous: dict[str, ModuleType] = field(default_factory=dict)
 
 
 def _digest(path: str) -> str:
@@ -119,7 +121,7 @@ class PluginLoader:
         report = ScanReport()
         onDisk = self._discover()
         for name in [n for n in self.files if n not in onDisk]:
-            del self.files[name]
+            report.previous[name] = self.files.pop(name).module
             if sys.modules.get(name) is not None:
                 sys.modules.pop(name, None)
             if hasattr(package, name.rsplit(".", 1)[1]):
@@ -142,6 +144,8 @@ class PluginLoader:
                 continue
             sys.modules[name] = module
             setattr(package, name.rsplit(".", 1)[1], module)
+            if loaded is not None:
+                report.previous[name] = loaded.module
             self.files[name] = LoadedFile(module, path, digest, _pluginsOf(module))
             (report.added if loaded is None else report.changed).append(name)
         return report
