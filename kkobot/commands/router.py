@@ -15,6 +15,7 @@ from zope.interface import implementer
 
 from kkobot.chatlog import CLIENT_TIME_FORMAT, ChatRow
 from kkobot.commands.context import CommandContext
+from kkobot.commands.conversations import conversationKey
 from kkobot.commands.registry import CommandRegistry, directiveFor, matchCommand
 from kkobot.commands.reply import Reply
 from kkobot.commands.dispatch import Dispatcher
@@ -85,11 +86,14 @@ class MessageRouter:
             and conversations.active
             and (invocation is None or invocation.match is not None)
             and client.approved
-            and conversations.offer(client.botName, message)
+            and conversations.waitingFor(conversationKey(client.botName, message))
         ):
-            # An answer to a question (context.ask): logged like any message, and it
-            # is the asking command, not this message, that replies.
-            return self._answered(client, message)
+            # An answer to a question (context.ask): logged like any message (before
+            # the command goes on and says more), and it is the asking command, not
+            # this message, that replies.
+            self._answered(client, message)
+            conversations.offer(client.botName, message)
+            return []
         if invocation is None and self.triggers is not None:
             invocation = self.triggers.match(message)
         command = invocation.command if invocation else None
@@ -142,14 +146,13 @@ class MessageRouter:
             self.events.commandTimed(name, self.clock.seconds() - started)
         return self._logReplies(result, client, message, directive, name)
 
-    def _answered(self, client: ClientInfo, message: ChatMessage) -> list[Reply]:
+    def _answered(self, client: ClientInfo, message: ChatMessage) -> None:
         self.chatlog.log(ChatRow.fromMessage(message, client.botName, None, self._nowText()))
         self.messagesSeen += 1
         self.events.messageIn(client.botName, message.room, message.channelId, None)
         if logs.level() <= LogLevel.debug:
             log.debug("[MSG] {bot} | {room} | {sender} | an answer to a question",
                       bot=client.botName, room=message.room, sender=message.sender)
-        return []
 
     def logSummary(self) -> None:
         """One info line with the traffic since the last summary (if there was any)."""
