@@ -100,10 +100,6 @@ class Conversations:
         """Say C{text}; fire with the user's next message text, or None after C{timeout} s."""
         if not (0 < timeout <= MAX_ASK_SECONDS):
             return defer.fail(ValueError(f"ask: timeout must be between 0 and {MAX_ASK_SECONDS:g} seconds"))
-        conversation = context.extra.get("conversation")
-        if conversation is None:
-            conversation = context.extra["conversation"] = Conversation(context)
-        conversation.say(text if isinstance(text, Reply) else Reply(text))
         key = conversationKey(context.botName, context)
         # The user's thinking time is not the command's run time (run.Deadline).
         context.extra["waiting"] = context.extra.get("waiting", 0) + 1
@@ -119,6 +115,12 @@ class Conversations:
         waiter = _Waiter(defer.Deferred(cancel), context)
         waiter.call = self.clock.callLater(timeout, self._expire, key, waiter)
         self._waiting.setdefault(key, []).append(waiter)
+        # Only now the question: whatever runs when it is delivered may already
+        # bring the answer.
+        conversation = context.extra.get("conversation")
+        if conversation is None:
+            conversation = context.extra["conversation"] = Conversation(context)
+        conversation.say(text if isinstance(text, Reply) else Reply(text))
         return waiter.d
 
     def _forget(self, key: tuple[str, str, str], waiter: _Waiter) -> None:
