@@ -202,3 +202,59 @@ def declaredConfigs(modules: list[ModuleType]) -> dict[str, PluginInfo]:
         if info.declaration.config:
             found[info.name] = info
     return found
+
+
+def loadedPluginModules(dropinDir: str | None) -> tuple[list[ModuleType], list[str]]:
+    """
+    Import kkobot's own plugin files and those of C{dropinDir} (as the server would,
+    without starting anything); the modules, and one line per file that failed.
+    """
+    import os
+
+    from kkobot.commands.registry import CommandRegistry
+
+    registry = CommandRegistry(dropinDir if dropinDir and os.path.isdir(dropinDir) else None)
+    report = registry.loader.scan()
+    return registry.modules(), [f"{f.path}: {f.summary}" for f in report.failures]
+
+
+def withDeclaredDefaults(data: dict[str, Any], modules: list[ModuleType]) -> dict[str, Any]:
+    """
+    A copy of the config with each plugin's declared defaults filled in under
+    C{plugins.<name>} (configured values win) and its declared secrets masked:
+    what the plugins will see, as `kkobot-config show` prints it.
+    """
+    import copy
+
+    out = copy.deepcopy(data)
+    declared = declaredConfigs(modules)
+    if not declared:
+        return out
+    section = out.get("plugins")
+    if not isinstance(section, dict):
+        section = out["plugins"] = {}
+    for name, info in sorted(declared.items()):
+        configured = section.get(name) if isinstance(section.get(name), dict) else {}
+        merged: dict[str, Any] = {}
+        for key, value in info.declaration.config.items():
+            if isinstance(value, Secret):
+                value = value.default
+            merged[key] = configured.get(key, value)
+            if key in info.secretKeys and merged[key] not in (None, ""):
+                merged[key] = MASK
+        for key, value in configured.items():
+            merged.setdefault(key, value)
+        section[name] = merged
+    return out
+
+
+def isDeclaredSecret(key: str, data: dict[str, Any]) -> bool:
+    """Whether a dotted key C{plugins.<name>.<leaf>} is a L{Secret} some plugin declares."""
+    parts = key.split(".")
+    if len(parts) != 3 or parts[0] != "plugins":
+        return False
+    from kkobot.config import setting
+
+    modules, _ = loadedPluginModules(setting(data, "plugins.dropin_dir"))
+    info = declaredConfigs(modules).get(parts[1])
+    return info is not None and parts[2] in info.secretKeys
