@@ -49,7 +49,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--plugins", default=None,
                    help="drop-in plugin folder (default: plugins.dropin_dir of --config, else ./plugins)")
     p.add_argument("--var", default="var", help="directory of the SQLite file and journal (default var)")
-    p.add_argument("--db", default=None, help="SQLite file (default VAR/kkobot-chat.sqlite3)")
+    p.add_argument("--db", default=None,
+                   help="SQLite file (default VAR/kkobot_test.sqlite3: the embedded server's, so "
+                        "kkobot-admin store/triggers see the same data)")
     p.add_argument("--config", default=None,
                    help="a config directory for plugins.<name> settings, admins, rooms (optional)")
     p.add_argument("--log-level", default="info", help="level of VAR/kkobot-chat.log (default info)")
@@ -250,7 +252,7 @@ def build(args: argparse.Namespace, reactor: Any) -> tuple[MultiService, Any, Cl
         config.validate(cfg)
     dropin = args.plugins or (config.setting(cfg, "plugins.dropin_dir") if cfg else "plugins")
     os.makedirs(args.var, exist_ok=True)
-    path = args.db or os.path.join(args.var, "kkobot-chat.sqlite3")
+    path = args.db or os.path.join(args.var, "kkobot_test.sqlite3")
     database = Database(config.DBSettings("sqlite", "", 0, "", "", "kkobot_chat", path), reactor=reactor)
     root = InOrder()
     DatabaseCloser(database).setServiceParent(root)
@@ -291,6 +293,9 @@ async def _run(args: argparse.Namespace, reactor: Any) -> None:
         raise SystemExit(1)
     _utf8Terminal()
     root.startService()
+    if parts.triggerTable is not None:
+        # Operators' auto-replies are in place before the first line is read.
+        await parts.triggerTable.loaded
     done: defer.Deferred[None] = defer.Deferred()
 
     def setup(write: Any) -> ChatSession:

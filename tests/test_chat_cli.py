@@ -86,7 +86,7 @@ class ChatCliTests(SynchronousTestCase):
         t.type("/quit\n")
         self.assertEqual(t.proc.wait(timeout=20), 0)
         # The chat went into a real SQLite chat log and plugin store under ./var.
-        self.assertTrue(os.path.exists(os.path.join(self.workdir, "var", "kkobot-chat.sqlite3")))
+        self.assertTrue(os.path.exists(os.path.join(self.workdir, "var", "kkobot_test.sqlite3")))
 
     def test_values_stay_for_the_next_session_and_admins_may_reload(self):
         t = self.start("--admin")

@@ -222,10 +222,25 @@ class PluginHttp:
             return d
 
         d = self.semaphore.run(go)
-        d.addTimeout(seconds, clock)
+        # Our own timer, not addTimeout: cancelling a request in flight fails it with
+        # ResponseNeverReceived, which addTimeout would not recognise as its timeout.
+        expired: list[bool] = []
+
+        def expire() -> None:
+            expired.append(True)
+            d.cancel()
+
+        timer = clock.callLater(seconds, expire)
+
+        def settled(result: Any) -> Any:
+            if timer.active():
+                timer.cancel()
+            return result
+
+        d.addBoth(settled)
 
         def failed(failure: Failure) -> Failure:
-            if failure.check(defer.TimeoutError):
+            if expired:
                 failure = Failure(HttpTimeout(f"no whole response from {_where(url)} within {seconds:g}s"))
             log.info(
                 "[PLUGIN] {plugin}: HTTP {method} {where} failed: {error}",

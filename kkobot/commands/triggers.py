@@ -152,6 +152,8 @@ class TriggerTable(Service):
         self._rows: tuple[TriggerRow, ...] = ()
         self._loop: task.LoopingCall | None = None
         self._failing = False
+        # Fires after the first read (whatever its outcome): kkobot-chat waits for it.
+        self.loaded: defer.Deferred[None] = defer.Deferred()
 
     @staticmethod
     def addSchema(database: Any) -> None:
@@ -171,11 +173,19 @@ class TriggerTable(Service):
 
     def refresh(self) -> defer.Deferred[None]:
         """Re-read the table; never fails (the loop must keep running)."""
-        if not self.database.schemaReady:
-            return defer.succeed(None)
-        d = listTriggers(self.database)
+        if self.database.schemaReady:
+            d = listTriggers(self.database)
+        else:
+            # At startup: the DDL is idempotent, so the first read need not wait a turn.
+            d = self.database.ensureSchema()
+            d.addCallback(lambda _: listTriggers(self.database))
         d.addCallbacks(self._read, self._failed)
+        d.addBoth(self._firstRead)
         return d
+
+    def _firstRead(self, _: Any) -> None:
+        if not self.loaded.called:
+            self.loaded.callback(None)
 
     def _read(self, rows: list[TriggerRow]) -> None:
         if self._failing:
