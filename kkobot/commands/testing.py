@@ -41,9 +41,24 @@ class MemoryChatLog:
 
 
 class Replies(list):
-    """The replies to one message; filled in when the command finishes (see C{done})."""
+    """The replies to one message; filled in when the command finishes (see C{done}, L{wait})."""
 
     done = False
+    _finished: Any = None
+
+    def wait(self) -> defer.Deferred[Replies]:
+        """A Deferred firing with these replies once the command answered (for slow commands)."""
+        d: defer.Deferred[Replies] = defer.Deferred()
+
+        def fire(result: Any) -> Any:
+            d.callback(self)
+            return result
+
+        if self._finished is None:
+            d.callback(self)
+        else:
+            self._finished.addBoth(fire)
+        return d
 
     @property
     def texts(self) -> list[str]:
@@ -214,6 +229,7 @@ class CommandTester:
 
         d = self.router.handleMessage(client or self.client, message)
         d.addCallback(fill)
+        replies._finished = d
         return replies
 
     def advance(self, seconds: float) -> None:
