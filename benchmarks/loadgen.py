@@ -273,10 +273,17 @@ class _Conn:
         text = data.get("text")
         if self.cfg.commands and self.pending:
             # In order: the oldest message still waiting is the one answered.
-            if isinstance(text, str) and text.startswith(COMMAND_FAILURES):
+            failed = isinstance(text, str) and text.startswith(COMMAND_FAILURES)
+            if failed:
                 t.wrong += 1
                 t.sample(f"conn {self.index}: error reply {text!r}")
             text = next(iter(self.pending))
+            if failed:
+                self.pending.pop(text)
+                self.answered.add(text)
+                self.window.release()
+                self._check_done()
+                return
         sent = self.pending.pop(text, None) if isinstance(text, str) else None
         if sent is None:
             if text in self.answered:

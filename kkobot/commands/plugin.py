@@ -180,18 +180,19 @@ class PluginConfigs:
 
     def __init__(self, section: Mapping[str, Any] | None = None) -> None:
         self.section = dict(section or {})
-        self._cache: dict[tuple[str, int], PluginConfig] = {}
+        self._cache: dict[str, tuple[Plugin, PluginConfig]] = {}
 
     def replace(self, section: Mapping[str, Any] | None) -> None:
         self.section = dict(section or {})
         self._cache.clear()
 
     def forPlugin(self, info: PluginInfo) -> PluginConfig:
-        key = (info.name, id(info.declaration))
-        found = self._cache.get(key)
-        if found is None:
-            found = self._cache[key] = resolveConfig(info, self.section.get(info.name))
-        return found
+        # One entry per plugin name, rebuilt when a reload brings another declaration.
+        found = self._cache.get(info.name)
+        if found is None or found[0] != info.declaration:
+            found = self._cache[info.name] = (
+                info.declaration, resolveConfig(info, self.section.get(info.name)))
+        return found[1]
 
 
 def declaredConfigs(modules: list[ModuleType]) -> dict[str, PluginInfo]:
