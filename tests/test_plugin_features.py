@@ -244,3 +244,27 @@ class OperatorTriggerTableTests(SynchronousTestCase):
         bot.assertReply("123-4567", "전화번호 같네요")
         rows = [(r.message, r.directive) for r in bot.chatlog.rows[-2:]]
         self.assertEqual(rows, [("123-4567", "# trigger-3"), ("전화번호 같네요", "# trigger-3")])
+
+
+class JobStoreTests(SynchronousTestCase):
+    def test_a_scheduled_job_reads_what_its_plugins_commands_stored_for_its_room(self):
+        import types
+
+        module = types.ModuleType("kkobot_jobstore")
+        exec('''
+from kkobot.command import command, every
+
+@command("적기")
+async def note(context):
+    await context.store.set("note", context.rest)
+
+@every(60, bot="kkobot", room="테스트방", channelId="ch:테스트방")
+async def announce(job):
+    return f"메모: {await job.store.get('note', '없음')}"
+''', module.__dict__)
+        bot = CommandTester(module)
+        self.addCleanup(bot.stop)
+        bot.advance(60)
+        bot.send("# 적기 우유 사기")
+        bot.advance(60)
+        self.assertEqual([m.text for m in bot.outbox], ["메모: 없음", "메모: 우유 사기"])

@@ -193,6 +193,7 @@ def buildCommandParts(
         clock,
         timezone=setting("schedules.timezone"),
         lateness=setting("schedules.lateness"),
+        services=plugins,
     )
     scheduler.setServiceParent(service)
     if sighup:
