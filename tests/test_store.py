@@ -149,6 +149,10 @@ class SqliteStoreTests(StoreContract, TestCase):
 
 
 class MysqlStoreTests(StoreContract, TestCase):
+    """On the chat log's own (transactional) pool, as kkobot-admin uses it."""
+
+    ownPool = False
+
     def makeStorage(self):
         scratch = ScratchMysql()
         self.addCleanup(scratch.drop)
@@ -156,7 +160,9 @@ class MysqlStoreTests(StoreContract, TestCase):
         self.database = Database(scratch.settings())
         self.addCleanup(self.database.close)
         SqlStorage.addSchema(self.database)
-        return SqlStorage(self.database)
+        storage = SqlStorage(self.database, ownPool=self.ownPool)
+        self.addCleanup(storage.close)
+        return storage
 
     @defer.inlineCallbacks
     def test_concurrent_increments_from_many_pools_are_all_counted(self):
@@ -166,10 +172,42 @@ class MysqlStoreTests(StoreContract, TestCase):
         for pool in pools:
             self.addCleanup(pool.close)
             SqlStorage.addSchema(pool)
-        stores = [PluginStore(SqlStorage(p), "attendance", "ch:1", "u1", self.clock) for p in pools]
+        storages = [SqlStorage(p, ownPool=self.ownPool) for p in pools]
+        for storage in storages:
+            self.addCleanup(storage.close)
+        stores = [PluginStore(s, "attendance", "ch:1", "u1", self.clock) for s in storages]
         results = yield defer.gatherResults(
             [stores[i % 5].incr("count", by=1) for i in range(400)], consumeErrors=True)
         self.assertEqual(sorted(results), list(range(1, 401)))
         self.assertEqual((yield self.store().get("count")), 400)
         rows = self.scratch.query("SELECT value FROM kb_plugin_store WHERE item_key = 'count'")
         self.assertEqual(rows, [("400",)])
+
+
+    @defer.inlineCallbacks
+    def test_connections_mysql_closed_are_replaced_for_reads_and_writes(self):
+        s = self.store()
+        yield s.set("k", "before")
+        for (connection,) in self.scratch.query(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s AND ID <> CONNECTION_ID()",
+                self.scratch.name):
+            self.scratch.execute(None, f"KILL {int(connection)}")
+        self.assertEqual((yield s.get("k")), "before")
+        yield s.set("k", "after")
+        self.assertEqual((yield s.get("k")), "after")
+        import pymysql
+
+        # adbapi logs the rollback it could not do on the dead connection.
+        from twisted.enterprise.adbapi import ConnectionLost
+
+        self.flushLoggedErrors(pymysql.err.OperationalError, pymysql.err.InterfaceError, ConnectionLost)
+
+
+class MysqlOneStatementStoreTests(MysqlStoreTests):
+    """On the store's own autocommit pool, as the server uses it: every call one statement."""
+
+    ownPool = True
+
+    def test_the_store_has_its_own_autocommit_pool(self):
+        self.assertIsNotNone(self.storage.pool)
+        self.assertIsNot(self.storage.pool, self.database.pool)

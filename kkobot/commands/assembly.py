@@ -81,6 +81,17 @@ class StorePurger(Service):
         return d
 
 
+class StorageCloser(Service):
+    """Closes the plugin store's own connection pool (MySQL) at shutdown."""
+
+    def __init__(self, storage: Any) -> None:
+        self.storage = storage
+
+    def stopService(self) -> None:
+        Service.stopService(self)
+        self.storage.close()
+
+
 class HttpCloser(Service):
     """Closes the plugins' HTTP connections at shutdown."""
 
@@ -138,7 +149,8 @@ def buildCommandParts(
     if database is not None:
         if storage is None:
             SqlStorage.addSchema(database)
-            storage = SqlStorage(database)
+            storage = SqlStorage(database, ownPool=True)
+            StorageCloser(storage).setServiceParent(service)
         if history is None:
             history = SqlChatHistory(database)
         TriggerTable.addSchema(database)

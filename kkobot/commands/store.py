@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Sequence
 
+from twisted.enterprise import adbapi
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import Interface, implementer
 
+from kkobot.db import isGoneAway
 from kkobot.logs import Logger
 
 log = Logger()
@@ -19,6 +21,8 @@ log = Logger()
 SCOPES = ("room", "user", "global")
 MAX_KEY_CHARS = 191
 MAX_VALUE_BYTES = 64 * 1024
+# The pools' most connections (cp_max): after an outage each may fail one call.
+RECONNECT_TRIES = 3
 # 18 digits: every such integer fits a signed 64-bit column and a JavaScript-safe reader.
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
 
@@ -82,6 +86,22 @@ _INCR = {
         "updated_at = excluded.updated_at"
     ),
 }
+
+# The same increment as one statement on an autocommit connection: the new value
+# comes back in the OK packet's insert id (LAST_INSERT_ID(expr)), offset by 2**62 so
+# that negative values fit its unsigned range and 0 can mean "not an integer".
+_OFFSET = 2**62
+_NEW = "CAST(CAST(LAST_INSERT_ID({x} + 4611686018427387904) AS SIGNED) - 4611686018427387904 AS CHAR)"
+_INCR_ONE_STATEMENT = (
+    "INSERT INTO kb_plugin_store (plugin, scope, room_id, user_id, item_key, value, "
+    "expires_at, updated_at) VALUES (%s, %s, %s, %s, %s, " + _NEW.format(x="%s") + ", NULL, %s) "
+    "ON DUPLICATE KEY UPDATE "
+    "value = IF(expires_at IS NOT NULL AND expires_at <= %s, " + _NEW.format(x="%s") + ", "
+    "IF(value REGEXP '^-?[0-9]{1,18}$', " + _NEW.format(x="CAST(value AS SIGNED) + %s") + ", "
+    "IF(LAST_INSERT_ID(0) = 0, value, value))), "
+    "expires_at = IF(expires_at IS NOT NULL AND expires_at <= %s, NULL, expires_at), "
+    "updated_at = VALUES(updated_at)"
+)
 
 _SET = {
     "mysql": (
@@ -202,9 +222,19 @@ class SqlStorage:
     (MySQL/MariaDB through adbapi, or SQLite), created with the other tables.
     """
 
-    def __init__(self, database: Any) -> None:
+    def __init__(self, database: Any, ownPool: bool = False) -> None:
         self.database = database
         self.dialect = "sqlite" if database.engine == "sqlite" else "mysql"
+        # MySQL: with its own pool of autocommit connections, every call is one
+        # statement, one round trip (no COMMIT after it): half the server's CPU per
+        # call of the shared, transactional pool. SQLite keeps its single connection.
+        self.pool: adbapi.ConnectionPool | None = None
+        if ownPool and self.dialect == "mysql":
+            self.pool = autocommitPool(database.settings, getattr(database, "_reactor", None))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
 
     @staticmethod
     def addSchema(database: Any) -> None:
@@ -217,9 +247,26 @@ class SqlStorage:
             return defer.succeed(None)
         return self.database.ensureSchema()
 
-    def _run(self, func: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
+    def _run(self, func: Callable[..., Any], *args: Any, retry: bool = True) -> defer.Deferred[Any]:
+        run = self.database.runInteraction if self.pool is None else self.pool.runInteraction
         d = self._ready()
-        d.addCallback(lambda _: self.database.runInteraction(func, *args))
+        d.addCallback(lambda _: run(func, *args))
+        if retry:
+            # Idle connections MySQL closed (wait_timeout closes them all at once) fail
+            # one call each; the pool replaces each one. So: as many tries as the pool
+            # has connections. Not for incr: it may have been applied before the link broke.
+            tries = [RECONNECT_TRIES]
+
+            def again(failure: Any) -> Any:
+                # adbapi reports a connection it had to replace as ConnectionLost.
+                if tries[0] > 0 and (failure.check(adbapi.ConnectionLost) or isGoneAway(failure.value)):
+                    tries[0] -= 1
+                    retried = run(func, *args)
+                    retried.addErrback(again)
+                    return retried
+                return failure
+
+            d.addErrback(again)
         return d
 
     def _q(self, statement: str) -> str:
@@ -254,6 +301,8 @@ class SqlStorage:
         return self._run(interaction)
 
     def incr(self, address: Address, by: int, now: float) -> defer.Deferred[int]:
+        if self.pool is not None:
+            return self._incrOneStatement(address, by, now)
         upsert = _INCR[self.dialect]
         select = self._q(f"SELECT value FROM kb_plugin_store WHERE {_PK}")
         nowMillis = millis(now)
@@ -267,7 +316,19 @@ class SqlStorage:
                 raise StoreError(f"incr: the value of {address.key!r} is not an integer")
             return int(text)
 
-        return self._run(interaction)
+        return self._run(interaction, retry=False)
+
+    def _incrOneStatement(self, address: Address, by: int, now: float) -> defer.Deferred[int]:
+        nowMillis = millis(now)
+
+        def interaction(txn: Any) -> int:
+            txn.execute(_INCR_ONE_STATEMENT,
+                        (*address.row(), by, _timeText(now), nowMillis, by, by, nowMillis))
+            if not txn.lastrowid:
+                raise StoreError(f"incr: the value of {address.key!r} is not an integer")
+            return int(txn.lastrowid) - _OFFSET
+
+        return self._run(interaction, retry=False)
 
     def everyUser(self, plugin: str, roomId: str, key: str, now: float) -> defer.Deferred[dict[str, Any]]:
         sql = self._q(
@@ -345,6 +406,28 @@ class SqlStorage:
             return txn.rowcount
 
         return self._run(interaction)
+
+
+class _AutocommitConnection(adbapi.Connection):
+    """Each statement commits itself, so adbapi's COMMIT after every call is skipped."""
+
+    def commit(self) -> None:
+        pass
+
+
+class _AutocommitPool(adbapi.ConnectionPool):
+    connectionFactory = _AutocommitConnection
+
+
+def autocommitPool(settings: Any, reactor: Any = None) -> adbapi.ConnectionPool:
+    """A small PyMySQL pool in autocommit mode, for single-statement calls."""
+    extra: dict[str, Any] = {} if reactor is None else {"cp_reactor": reactor}
+    return _AutocommitPool(
+        "pymysql", host=settings.host, port=int(settings.port), user=settings.user,
+        password=settings.password or "", database=settings.name, charset="utf8mb4",
+        autocommit=True, connect_timeout=5, read_timeout=30, write_timeout=30,
+        cp_min=1, cp_max=3, cp_reconnect=True, **extra,
+    )
 
 
 @implementer(IPluginStorage)
