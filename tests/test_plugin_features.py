@@ -11,7 +11,7 @@ from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 
 from kkobot import config
-from kkobot.command import Cooldown, Plugin, Secret, command
+from kkobot.command import Cooldown, command
 from kkobot.commands.plugin import PluginConfig
 from kkobot.testing import CommandTester
 from tests.support import captureLogs, forgetDropins, logText, tempDir

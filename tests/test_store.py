@@ -208,6 +208,19 @@ class MysqlOneStatementStoreTests(MysqlStoreTests):
 
     ownPool = True
 
+    @defer.inlineCallbacks
+    def test_an_incr_after_idleness_gets_a_live_connection(self):
+        from kkobot.commands import store
+
+        s = self.store()
+        self.assertEqual((yield s.incr("n")), 1)
+        for (connection,) in self.scratch.query(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s AND ID <> CONNECTION_ID()",
+                self.scratch.name):
+            self.scratch.execute(None, f"KILL {int(connection)}")
+        self.patch(store, "IDLE_PING_SECONDS", 0.0)  # every connection counts as idle
+        self.assertEqual((yield s.incr("n")), 2)
+
     def test_the_store_has_its_own_autocommit_pool(self):
         self.assertIsNotNone(self.storage.pool)
         self.assertIsNot(self.storage.pool, self.database.pool)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Sequence
@@ -408,8 +409,29 @@ class SqlStorage:
         return self._run(interaction)
 
 
+# A connection unused this long is pinged (and reconnected) before its next call: MySQL
+# (wait_timeout) or a firewall may have closed it, and an incr, which is not retried,
+# would fail on it.
+IDLE_PING_SECONDS = 300.0
+
+
 class _AutocommitConnection(adbapi.Connection):
-    """Each statement commits itself, so adbapi's COMMIT after every call is skipped."""
+    """
+    Each statement commits itself, so adbapi's COMMIT after every call is skipped.
+    Made in the pool's thread for each call, around that thread's connection.
+    """
+
+    def __init__(self, pool: adbapi.ConnectionPool) -> None:
+        adbapi.Connection.__init__(self, pool)
+        raw = self._connection
+        now = time.monotonic()
+        last = getattr(raw, "_kkobotLastUsed", None)
+        if last is not None and now - last > IDLE_PING_SECONDS:
+            try:
+                raw.ping(reconnect=False)
+            except Exception:
+                raw.connect()  # the same connection object, on a new socket
+        raw._kkobotLastUsed = now
 
     def commit(self) -> None:
         pass
