@@ -227,8 +227,10 @@ class SqlStorage:
         self.database = database
         self.dialect = "sqlite" if database.engine == "sqlite" else "mysql"
         # MySQL: with its own pool of autocommit connections, every call is one
-        # statement, one round trip (no COMMIT after it): half the server's CPU per
-        # call of the shared, transactional pool. SQLite keeps its single connection.
+        # statement, one round trip (no COMMIT after it), and the store does not wait
+        # behind chat-log batches. MariaDB's CPU per stored call drops by a fifth; the
+        # server's own CPU per call is mostly the hand-off to a pool thread either way
+        # (docs/benchmarks.md). SQLite keeps its single connection.
         self.pool: adbapi.ConnectionPool | None = None
         if ownPool and self.dialect == "mysql":
             self.pool = autocommitPool(database.settings, getattr(database, "_reactor", None))
@@ -250,9 +252,12 @@ class SqlStorage:
 
     def _run(self, func: Callable[..., Any], *args: Any, retry: bool = True) -> defer.Deferred[Any]:
         run = self.database.runInteraction if self.pool is None else self.pool.runInteraction
-        d = self._ready()
-        d.addCallback(lambda _: run(func, *args))
-        if retry:
+        if self.database.schemaReady:
+            d = run(func, *args)
+        else:
+            d = self._ready()
+            d.addCallback(lambda _: run(func, *args))
+        if retry and self.dialect == "mysql":
             # Idle connections MySQL closed (wait_timeout closes them all at once) fail
             # one call each; the pool replaces each one. So: as many tries as the pool
             # has connections. Not for incr: it may have been applied before the link broke.
