@@ -116,3 +116,39 @@ class QuizTests(SynchronousTestCase):
         self.bot.send("서울특별시", user="u1")
         self.assertEqual(self.bot.outbox[-1].text, "정답입니다! 홍길동님 누적 1점")
         self.bot.assertReply("# 퀴즈점수", "김영희님 퀴즈 점수: 0점", user="u2", sender="김영희")
+
+
+class AttendanceRaceTests(SynchronousTestCase):
+    def test_two_taps_at_once_count_once(self):
+        from twisted.internet import defer
+
+        from kkobot.commands.store import MemoryStorage
+
+        class SlowStorage(MemoryStorage):
+            """Every call answers only when released: both taps read before either writes."""
+
+            def __init__(self):
+                super().__init__()
+                self.held = []
+
+            def _later(self, result):
+                d = defer.Deferred()
+                self.held.append((d, result))
+                return d
+
+            def get(self, *a):
+                return super().get(*a).addCallback(self._later)
+
+            def incr(self, *a):
+                return super().incr(*a).addCallback(self._later)
+
+        storage = SlowStorage()
+        bot = examplesBot(self, storage=storage)
+        first, second = bot.send("# 출석"), bot.send("# 출석")
+        while storage.held:
+            held, storage.held = storage.held, []
+            for d, result in held:
+                d.callback(result)
+        self.assertEqual(sorted(first.texts + second.texts), [
+            "홍길동님 출석 완료! 오늘 1번째, 연속 1일, +10점 (총 10점)",
+            "홍길동님은 오늘 이미 출석했습니다. (연속 1일)"])

@@ -27,14 +27,15 @@ def day(context, offset: int = 0) -> str:
 async def checkIn(context):
     store = context.store
     today = day(context)
-    # One atomic step decides whether this is the first check-in today: two taps at
-    # the same moment cannot both count.
+    record = await store.get("record", {}, scope="user")
+    if record.get("last") == today:  # the usual repeat: one read
+        return f"{context.sender}님은 오늘 이미 출석했습니다. (연속 {record.get('streak', 1)}일)"
+    # One atomic step decides which of two taps at the same moment counts.
     if await store.incr(f"checked:{today}", scope="user") > 1:
         record = await store.get("record", {}, scope="user")
         return f"{context.sender}님은 오늘 이미 출석했습니다. (연속 {record.get('streak', 1)}일)"
     await store.set(f"checked:{today}", 1, scope="user", ttl=2 * DAY)
     order = await store.incr(f"order:{today}")
-    record = await store.get("record", {}, scope="user")
     streak = record.get("streak", 0) + 1 if record.get("last") == day(context, -1) else 1
     gained = context.config["points"] + context.config["streak_bonus"] * (streak - 1)
     record = {
