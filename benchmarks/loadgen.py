@@ -95,6 +95,10 @@ class LoadConfig:
     # Called with the connections before they connect, to watch their `answered`
     # sets while the run goes on (fault tests count acknowledged messages).
     on_connections: Callable[[list[Any]], None] | None = None
+    # Instead of `# echo <tag>`: these command texts in turn (e.g. "# 출석"), each
+    # expecting exactly one reply; replies are matched to messages in order per
+    # connection (kkobot answers a room in message order), and an error reply counts.
+    commands: tuple[str, ...] = ()
 
 
 class HandshakeError(RuntimeError):
@@ -154,6 +158,10 @@ def read_line(line: bytes, form: str) -> tuple[Any, dict[str, Any]]:
         raise ValueError("not an object")
     data = msg.get("data")
     return msg.get("event"), data if isinstance(data, dict) else {}
+
+
+# kkobot's replies for a command that failed or timed out (kkobot.commands.reply).
+COMMAND_FAILURES = ("명령을 처리하는 중 오류가 발생했습니다", "명령 처리 시간이 초과되었습니다")
 
 
 def percentile(sorted_values: list[int], pct: float) -> int:
@@ -216,6 +224,7 @@ class _Conn:
         for seq in range(cfg.messages):
             await self.window.acquire()
             tag = f"{cfg.run_id}:{self.index}:{seq}"
+            text = cfg.commands[seq % len(cfg.commands)] if cfg.commands else "# echo " + tag
             build = signing.message33 if cfg.form == "3.3" else signing.analyze
             line = build(
                 cfg.bot,
@@ -223,13 +232,13 @@ class _Conn:
                 cfg.secret,
                 cfg.salt,
                 self.room,
-                "# echo " + tag,
+                text,
                 now_ms(),
                 channel_id=self.channel_id,
                 log_id=str(log_base + seq),
                 user_hash=f"bench{self.index}",
             ).encode("utf-8")
-            key = "에코: " + tag
+            key = ("cmd:" if cfg.commands else "에코: ") + tag
             self.owners[key] = self.index
             self.pending[key] = time.perf_counter_ns()
             self.writer.write(line)
@@ -273,6 +282,19 @@ class _Conn:
     def _on_reply(self, data: dict[str, Any], received: int) -> None:
         t = self.totals
         text = data.get("text")
+        if self.cfg.commands and self.pending:
+            # In order: the oldest message still waiting is the one answered.
+            failed = isinstance(text, str) and text.startswith(COMMAND_FAILURES)
+            if failed:
+                t.wrong += 1
+                t.sample(f"conn {self.index}: error reply {text!r}")
+            text = next(iter(self.pending))
+            if failed:
+                self.pending.pop(text)
+                self.answered.add(text)
+                self.window.release()
+                self._check_done()
+                return
         sent = self.pending.pop(text, None) if isinstance(text, str) else None
         if sent is None:
             if text in self.answered:
@@ -478,12 +500,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-source", type=int, default=40, help="conns per 127.0.0.x source (0: all from one)")
     p.add_argument("--form", choices=FORMS, default="3.2", help="bridge lines: 3.2.0 or 3.3.3")
     p.add_argument("--json", action="store_true", help="JSON on stdout, the table on stderr")
+    p.add_argument("--command", action="append", default=[],
+                   help="send this command text instead of `# echo` (repeat: used in turn)")
     a = p.parse_args(argv)
     raise_nofile(a.conns + 256)
     cfg = LoadConfig(
         host=a.host, port=a.port, conns=a.conns, messages=a.messages, window=a.window,
         secret=a.secret, salt=a.salt, bot=a.bot, timeout=a.timeout, per_source=a.per_source,
         form=a.form,
+        commands=tuple(a.command),
     )
     try:
         report = run(cfg)

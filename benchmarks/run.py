@@ -72,6 +72,7 @@ def run_scenario(
         bot=base.bot,
         timeout=base.timeout,
         per_source=base.per_source,
+        commands=base.commands,
         on_start=on_start,
         on_end=on_end,
         form=form,
@@ -125,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
                         "kkobot.config) and check row counts before/after each scenario")
     p.add_argument("--mysql-host", default="127.0.0.1")
     p.add_argument("--mysql-port", type=int, default=3306)
+    p.add_argument("--plugins", default=None,
+                   help="kkobot target: the drop-in plugin folder (e.g. plugins/examples)")
+    p.add_argument("--command", action="append", default=[],
+                   help="send this command text instead of `# echo` (repeat: used in turn), "
+                        "e.g. --command '# 출석' --command '# 출석순위'")
     p.add_argument("--with-bare", action="store_true",
                    help="run the same scenarios against bare_echo.py first; report kkobot/bare")
     a = p.parse_args(argv)
@@ -133,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--forms takes {' and '.join(loadgen.FORMS)}")
     if a.target == "bare" and a.forms != ["3.2"]:
         p.error("bare_echo.py speaks 3.2 lines only")
+    if a.command and a.with_bare:
+        p.error("--with-bare runs `# echo` only; compare --command runs with a plain kkobot run")
+    if a.plugins:
+        a.plugins = os.path.abspath(a.plugins)
     if a.with_bare and a.target != "bare":
         bare = _run_target("bare", a, Scenario.parse_list(a.scenarios), None, ["3.2"])
         if bare is None:
@@ -146,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         db = MysqlBench(a.mysql_host, a.mysql_port)
         db.create()
         a.server_cmd = db.server_cmd()
+    if a.plugins and a.target == "kkobot":
+        a.server_cmd += f" --plugins {a.plugins}"
     try:
         reports = _run_target(a.target, a, Scenario.parse_list(a.scenarios), db, a.forms)
     finally:
@@ -230,7 +242,8 @@ def _run_target(
 
     loadgen.raise_nofile(max(s.conns for s in scenarios) + 256)
     base = loadgen.LoadConfig(
-        secret=a.secret, salt=a.salt, bot=a.bot, timeout=a.timeout, per_source=a.per_source
+        secret=a.secret, salt=a.salt, bot=a.bot, timeout=a.timeout, per_source=a.per_source,
+        commands=tuple(a.command),
     )
     reports: list[dict[str, Any]] = []
     try:

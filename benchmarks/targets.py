@@ -80,17 +80,24 @@ def machine_cpu() -> tuple[float, float]:
 
 
 def local_db_pid() -> int | None:
-    """The pid of the MariaDB/MySQL server on this machine (its CPU is the database's share)."""
+    """
+    The pid of the MariaDB/MySQL server on this machine (its CPU is the database's share):
+    the longest-running one, so a short-lived private server a test starts is not taken.
+    """
+    found: list[tuple[int, int]] = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             comm = (entry / "comm").read_text().strip()
-        except OSError:
+            if comm not in ("mariadbd", "mysqld"):
+                continue
+            # Field 22 of stat (after the parenthesised name): start time in ticks.
+            started = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[19])
+        except (OSError, ValueError, IndexError):
             continue
-        if comm in ("mariadbd", "mysqld"):
-            return int(entry.name)
-    return None
+        found.append((started, int(entry.name)))
+    return min(found)[1] if found else None
 
 
 def status_bytes(pid: int, key: str) -> int:

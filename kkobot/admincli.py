@@ -10,6 +10,7 @@ from typing import Any, NoReturn, Sequence
 from twisted.internet import defer, task
 
 from kkobot import chatlog, config, rejected
+from kkobot.commands import admincmds
 from kkobot.db import Database
 from kkobot.devices import DeviceStore
 
@@ -56,6 +57,7 @@ def parser() -> argparse.ArgumentParser:
         "import",
         help="after fixing the cause: insert the rows, each exactly once, and archive the file",
     )
+    admincmds.addParsers(sub, _Parser)
     return p
 
 
@@ -174,13 +176,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(1)
 
     async def _main(reactor: Any) -> None:
-        if args.area == "rejected":
+        if args.area in ("rejected", *admincmds.AREAS):
+            # The server's own database, config or not (the embedded SQLite default).
             db, path = rejectedSetup(args, reactor)
         else:
             db = database(args.config, args.mode, reactor)
         try:
             if args.area == "rejected":
                 sys.stdout.write(await runRejected(args, db, path) + "\n")
+            elif args.area == "store":
+                sys.stdout.write(await admincmds.runStore(args, db) + "\n")
+            elif args.area == "triggers":
+                sys.stdout.write(await admincmds.runTriggers(args, db) + "\n")
             else:
                 sys.stdout.write(await run(args, db, reactor) + "\n")
         finally:
@@ -188,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     def failed(failure: Any) -> None:
         error = failure.value
-        message = str(error) if isinstance(error, AdminError) else (
+        message = str(error) if isinstance(error, (AdminError, admincmds.AdminCommandError)) else (
             f"database error: {failure.getErrorMessage()}")
         sys.stderr.write(f"{PROG}: {message}\n")
         raise SystemExit(1)

@@ -1,5 +1,15 @@
 """The plugin author's API under its first name: everything is in L{kkobot.commands.api}."""
 
-from kkobot.commands.api import Command, Cooldown, Option, Reply, command, daily, every
+from kkobot.commands.api import (
+    Command,
+    Cooldown,
+    Option,
+    Plugin,
+    Reply,
+    Secret,
+    command,
+    daily,
+    every,
+)
 
-__all__ = ["Command", "command", "Option", "Cooldown", "Reply", "daily", "every"]
+__all__ = ["Command", "command", "Option", "Cooldown", "Reply", "daily", "every", "Plugin", "Secret"]

@@ -72,8 +72,18 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _withPluginDefaults(data: dict[str, Any]) -> dict[str, Any]:
+    # What plugins will see: their declared defaults under plugins.<name>, secrets masked.
+    from kkobot.commands.plugin import loadedPluginModules, withDeclaredDefaults
+
+    modules, failures = loadedPluginModules(config.setting(data, "plugins.dropin_dir"))
+    for failure in failures:
+        sys.stderr.write(f"{PROG}: note: plugin {failure} (its defaults are not shown)\n")
+    return withDeclaredDefaults(data, modules)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
-    data: Any = _load(args)
+    data: Any = _withPluginDefaults(_load(args))
     if args.key is not None:
         parts = config.split_key(args.key)
         data = config.get_dotted(data, args.key)
@@ -131,7 +141,10 @@ def cmd_set(args: argparse.Namespace) -> int:
         value = raw
     config.set_dotted(data, args.key, value)
     _save(args, data)
-    _out(f"{args.key} = {_show_value(args.key, value)}")
+    from kkobot.commands.plugin import isDeclaredSecret
+
+    shown = json.dumps(config.MASK) if isDeclaredSecret(args.key, data) else _show_value(args.key, value)
+    _out(f"{args.key} = {shown}")
     return 0
 
 

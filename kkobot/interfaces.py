@@ -24,6 +24,8 @@ class ICommand(Interface):
     #   cooldown   None, seconds per user, or kkobot.commands.cooldowns.Cooldown(user, room, overall)
     #   timeout    seconds before a slow call is cancelled (None: the server default)
     #   pattern    a regex (str or compiled): a passive trigger matched against any message
+    #   keywords   words that, contained in a message (any case), make it a passive trigger
+    #   mention    bool: a message that mentions the bot (isMention) is a passive trigger
 
     def run(context):
         """
@@ -59,6 +61,19 @@ class ICommandContext(Interface):
     )
     clients = Attribute("The kkobot.registry.ClientRegistry of every connected bridge.")
     commands = Attribute("The kkobot.commands.CommandRegistry (for help-like commands).")
+    store = Attribute(
+        "This plugin's stored values (kkobot.commands.store.PluginStore): get/set/delete/incr "
+        "with scope 'room', 'user' or 'global'; each returns a Deferred."
+    )
+    config = Attribute("This plugin's plugins.<name> config section over its declared defaults.")
+    http = Attribute("This plugin's HTTP client (kkobot.commands.http.PluginHttp).")
+    history = Attribute("This room's chat log (kkobot.commands.history.RoomHistory).")
+
+    def ask(text, timeout=60):
+        """
+        Say C{text}; a Deferred of this sender's next message text in this room, or of
+        None (after a short Korean notice) when C{timeout} seconds pass first.
+        """
 
     def send(text, room=None, channelId=None, mediaWaitTime=None):
         """

@@ -14,26 +14,31 @@ from twisted.internet import defer
 from kkobot import __version__, config, logs
 from kkobot.auth import MIN_WINDOW_SECONDS, HmacAuthenticator, OpenAuthenticator
 from kkobot.commands import CommandRegistry
+from kkobot.commands.assembly import CommandsService, buildCommandParts  # noqa: F401
 from kkobot.db import Database
 from kkobot.devices import DeviceStore, applyDeviceStatus
 from kkobot.events import EventFanout
 from kkobot.kindlogs import KindLogs
 from kkobot.limits import ConnectionLimits, LimitedBridgeFactory
+<<<<<<< HEAD
 from kkobot.commands.loader import untrusted as untrustedPlugins
 from kkobot.loopback import isLoopback
 from kkobot.commands.dispatch import Dispatcher
+=======
+>>>>>>> plugins16
 from kkobot.logs import Logger
 from kkobot.metrics import Metrics
 from kkobot.outbound import Outbound
-from kkobot.commands.permissions import Permissions
 from kkobot.protocol import BridgeFactory
 from kkobot.rates import MessageRates
 from kkobot.registry import ClientRegistry
+<<<<<<< HEAD
 from kkobot.commands.reload import SighupReloader
 from kkobot.commands.router import MessageRouter
 from kkobot.replay import ReplayFile
+=======
+>>>>>>> plugins16
 from kkobot.web.settings import AdminConfigError, AdminSettings, adminSettings
-from kkobot.commands.scheduler import Scheduler
 
 log = Logger()
 
@@ -246,17 +251,6 @@ class DatabaseService(Service):
         self.database.close()
 
 
-class CommandsService(Service):
-    """Discovers the command plugins when the server starts."""
-
-    def __init__(self, commands: CommandRegistry) -> None:
-        self.commands = commands
-
-    def startService(self) -> None:
-        Service.startService(self)
-        self.commands.load()
-
-
 class BridgeServerService(MultiService):
     """The listening port; on stop, it also closes the open client connections."""
 
@@ -372,38 +366,22 @@ class KkobotService(MultiService):
             banSeconds=resolved.get("auth.ban_seconds", 300),
         )
         self.commands = CommandRegistry(resolved.dropinDir)
-        CommandsService(self.commands).setServiceParent(self)
-        self.permissions = Permissions(resolved.cfg)
         self.outbound = Outbound(self.registry, self.chatlog, reactor, events=self.events)
-        self.dispatcher = Dispatcher(
-            self.commands,
-            self.permissions,
-            reactor,
-            outbound=self.outbound,
-            clients=self.registry,
-            timeout=resolved.get("commands.timeout", 10.0),
-            exemptAdmins=resolved.get("commands.cooldown_exempt_admins", True),
+        # Plugins, their storage (in this database), conversations, triggers, schedules.
+        parts = buildCommandParts(
+            commands=self.commands, chatlog=self.chatlog, clients=self.registry,
+            outbound=self.outbound, clock=reactor, cfg=resolved.cfg, get=resolved.get,
+            database=self.database, events=self.events,
         )
-        self.router = MessageRouter(
-            self.commands,
-            self.chatlog,
-            reactor,
-            self.permissions,
-            events=self.events,
-            dispatcher=self.dispatcher,
-        )
+        parts.service.setServiceParent(self)
+        self.commandParts = parts
+        self.permissions = parts.permissions
+        self.dispatcher = parts.dispatcher
+        self.router = parts.router
+        self.scheduler = parts.scheduler
         summary = TimerService(resolved.get("log.summary_interval", 60), self.router.logSummary)
         summary.clock = reactor
         summary.setServiceParent(self)
-        self.scheduler = Scheduler(
-            self.commands,
-            self.outbound,
-            reactor,
-            timezone=resolved.get("schedules.timezone", "Asia/Seoul"),
-            lateness=resolved.get("schedules.lateness", 300.0),
-        )
-        self.scheduler.setServiceParent(self)
-        SighupReloader(self.commands, reactor).setServiceParent(self)
         pingInterval = resolved.get("server.ping_interval", 30)
         self.factory = LimitedBridgeFactory(
             self.router,

@@ -224,6 +224,36 @@ def test_loadgen_counts_missing_and_wrong_replies() -> None:
     assert detail["timed_out"] is True
 
 
+def test_loadgen_command_mode_sends_the_commands_in_turn_and_counts_error_replies() -> None:
+    """--command: each text in turn, one reply each in order; kkobot's failure texts are errors."""
+    seen: list[str] = []
+
+    async def scenario() -> dict:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readline()
+            writer.write(b'{"event":"handshakeComplete","data":{"success":true}}\n')
+            while line := await reader.readline():
+                data = json.loads(line)["data"]
+                seen.append(data["text"])
+                text = "명령을 처리하는 중 오류가 발생했습니다. 잠시 후 다시 시도해 주세요." \
+                    if len(seen) == 3 else f"답 {len(seen)}"
+                reply = {"room": data["room"], "text": text, "channel_id": data["channelId"]}
+                writer.write(signing.encode({"event": "messageResponse", "data": reply}).encode())
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await loadgen.run_load(loadgen.LoadConfig(
+                port=port, conns=1, messages=5, window=2, timeout=5.0,
+                commands=("# 출석", "# 출석순위")))
+
+    report = asyncio.run(scenario())
+    assert seen == ["# 출석", "# 출석순위", "# 출석", "# 출석순위", "# 출석"]
+    assert report["error_detail"]["wrong"] == 1 and report["error_detail"]["missing"] == 0
+    assert report["replies"] == 4 and report["errors"] == 1
+
+
 def test_driver_runs_a_scenario_against_bare() -> None:
     pytest.importorskip("twisted")
     with targets.bare_target() as target:

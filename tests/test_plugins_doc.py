@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import tempfile
 import unittest
 
@@ -50,3 +52,29 @@ class PluginsDocTests(SynchronousTestCase):
         suite.run(result)
         self.assertEqual((result.failures, result.errors), ([], []))
         self.assertEqual(result.testsRun, 4)
+
+    def test_every_python_block_is_a_named_file(self):
+        names = [name for name, _ in pythonBlocks()]
+        self.assertTrue(all(re.match(r"^(plugins/kkobot_\w+|tests/test_\w+)\.py$", n) for n in names), names)
+        self.assertEqual(len(names), len(set(names)), names)
+
+    def test_every_tutorial_test_passes_against_the_tutorial_plugins(self):
+        """Every block, written where its name says, then the tests run as a reader would."""
+        root = tempfile.mkdtemp()
+        self.addCleanup(__import__("shutil").rmtree, root, True)
+        tests = []
+        for name, source in pythonBlocks():
+            os.makedirs(os.path.join(root, os.path.dirname(name)), exist_ok=True)
+            with open(os.path.join(root, name), "w", encoding="utf-8") as f:
+                f.write(source)
+            if name.startswith("tests/"):
+                tests.append(name)
+        self.assertGreaterEqual(len(tests), 5)
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
+            cwd=root, capture_output=True, text=True, timeout=300,
+            env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)),
+        )
+        self.assertEqual(done.returncode, 0, done.stdout[-4000:] + done.stderr[-2000:])
+        written = sum(len(re.findall(r"\n    def test_", src)) for n, src in pythonBlocks() if n.startswith("tests/"))
+        self.assertIn(f"{written} passed", done.stdout)

@@ -12,9 +12,10 @@ from kkobot.commands.reply import Reply
 from kkobot.commands.cooldowns import Cooldown
 from kkobot.interfaces import ICommand
 from kkobot.commands.options import Option
+from kkobot.commands.plugin import Plugin, Secret
 from kkobot.commands.scheduler import daily, every
 
-__all__ = ["Command", "command", "Option", "Cooldown", "Reply", "daily", "every"]
+__all__ = ["Command", "command", "Option", "Cooldown", "Reply", "daily", "every", "Plugin", "Secret"]
 
 
 @implementer(IPlugin, ICommand)
@@ -36,6 +37,8 @@ class Command:
     cooldown: Cooldown | float | None = None
     timeout: float | None = None
     pattern: str | re.Pattern[str] | None = None
+    keywords: Sequence[str] = ()
+    mention: bool = False
 
     def __init__(self, function: Callable[[Any], Any] | None = None, **declarations: Any) -> None:
         for key, value in declarations.items():
@@ -69,6 +72,8 @@ def command(
     cooldown: Cooldown | float | None = None,
     timeout: float | None = None,
     pattern: str | re.Pattern[str] | None = None,
+    keywords: Sequence[str] = (),
+    mention: bool = False,
 ) -> Callable[[Callable[[Any], Any]], Command]:
     """
     Make the decorated function (sync, Deferred-returning or C{async def}) a command.
@@ -92,6 +97,8 @@ def command(
             cooldown=cooldown,
             timeout=timeout,
             pattern=pattern,
+            keywords=tuple(keywords),
+            mention=mention,
         )
 
     return decorate

@@ -39,6 +39,10 @@ class CommandContext:
     # Set by the dispatcher: how send() and canUse() reach the server.
     outbound: Any = field(default=None, repr=False)
     usable: Callable[[Any], bool] | None = field(default=None, repr=False)
+    # Set by the dispatcher: the plugin the command belongs to (PluginInfo), and the
+    # server's parts behind store / ask / config / http / history (PluginServices).
+    plugin: Any = field(default=None, repr=False)
+    services: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.rest is None:
@@ -64,3 +68,70 @@ class CommandContext:
 
     def canUse(self, command: Any) -> bool:
         return True if self.usable is None else self.usable(command)
+
+    def _services(self) -> Any:
+        return _NO_SERVICES if self.services is None else self.services
+
+    @property
+    def pluginName(self) -> str | None:
+        return None if self.plugin is None else self.plugin.name
+
+    @property
+    def store(self) -> Any:
+        """This plugin's L{kkobot.commands.store.PluginStore}, seen from this room and sender."""
+        return self._services().storeFor(self.plugin, self)
+
+    @property
+    def config(self) -> Any:
+        """This plugin's C{plugins.<name>} config section over its declared defaults."""
+        return self._services().configFor(self.plugin)
+
+    @property
+    def http(self) -> Any:
+        """This plugin's L{kkobot.commands.http.PluginHttp} client."""
+        return self._services().httpFor(self.plugin)
+
+    @property
+    def history(self) -> Any:
+        """This room's chat log (L{kkobot.commands.history.RoomHistory})."""
+        return self._services().historyFor(self)
+
+    def ask(self, text: str | Reply, timeout: float = 60.0) -> Any:
+        """
+        Say C{text} and wait for this sender's next message in this room: a Deferred
+        of its text, or of None (after a Korean notice) when C{timeout} s pass first.
+        """
+        return self._services().conversations.ask(self, text, timeout)
+
+
+class _Unavailable:
+    """What C{store} / C{config} / ... are on a context no dispatcher prepared: any use says why."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"context.{self._what} is not available: this context was not "
+                           "prepared by a dispatcher with plugin services")
+
+    def __repr__(self) -> str:
+        return f"<unavailable context.{self._what}>"
+
+
+class _NoServices:
+    conversations = _Unavailable("ask")
+
+    def storeFor(self, info: Any, context: Any) -> Any:
+        return _Unavailable("store")
+
+    def configFor(self, info: Any) -> Any:
+        return _Unavailable("config")
+
+    def httpFor(self, info: Any) -> Any:
+        return _Unavailable("http")
+
+    def historyFor(self, context: Any) -> Any:
+        return _Unavailable("history")
+
+
+_NO_SERVICES = _NoServices()

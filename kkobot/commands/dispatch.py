@@ -39,6 +39,8 @@ class Dispatcher:
         clients: Any = None,
         timeout: float = DEFAULT_TIMEOUT,
         exemptAdmins: bool = True,
+        services: Any = None,
+        flood: Any = None,
     ) -> None:
         self.commands = commands
         self.permissions = permissions
@@ -48,6 +50,10 @@ class Dispatcher:
         self.timeout = timeout
         self.exemptAdmins = exemptAdmins
         self.cooldowns = Cooldowns(clock)
+        # PluginServices (store, ask, config, http, history) and the per-room limit
+        # on passive answers (an IFloodLimit); either may be None.
+        self.services = services
+        self.flood = flood
 
     def roomAllowed(self, command: Any, context: Any) -> bool:
         rooms = getattr(command, "rooms", None)
@@ -66,6 +72,7 @@ class Dispatcher:
         context.clients = self.clients
         context.outbound = self.outbound
         context.usable = lambda command: self.usable(command, context)
+        context.services = self.services
 
     def invoke(self, command: Any, context: Any) -> defer.Deferred[list[Reply]]:
         result = self.invokeNow(command, context)
@@ -74,6 +81,9 @@ class Dispatcher:
     def invokeNow(self, command: Any, context: Any) -> list[Reply] | defer.Deferred[list[Reply]]:
         """L{invoke}; replies known at once come as a list, not a fired Deferred."""
         self.prepare(context)
+        pluginOf = getattr(self.commands, "pluginOf", None)
+        if pluginOf is not None:
+            context.plugin = pluginOf(command)
         passive = context.match is not None
         refusal = self.refusal(command, context)
         if refusal is not None:
@@ -109,4 +119,9 @@ class Dispatcher:
             if refused is not None:
                 return refused.reply if refused.notify else ""
             self.cooldowns.use(command.name, cooldown, context)
+        # Passive answers (patterns, keywords, mentions, auto-replies) are the bot
+        # speaking unasked: a room gets only so many of them, whoever triggers them.
+        if context.match is not None and self.flood is not None:
+            if not self.flood.allow(str(context.channelId or context.room)):
+                return ""
         return None

@@ -55,6 +55,8 @@ class ScanReport:
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     failures: list[PluginFailure] = field(default_factory=list)
+    # The module each changed or removed file had before (its deactivate() hook runs).
+    previous: dict[str, ModuleType] = field(default_factory=dict)
 
 
 def _isPluginFile(filename: str) -> bool:
@@ -182,7 +184,7 @@ class PluginLoader:
         # when loaded); nothing new from it runs.
         kept = {n for n, f in self.files.items() if os.path.dirname(f.path) in refused}
         for name in [n for n in self.files if n not in onDisk and n not in kept]:
-            del self.files[name]
+            report.previous[name] = self.files.pop(name).module
             if sys.modules.get(name) is not None:
                 sys.modules.pop(name, None)
             if hasattr(package, name.rsplit(".", 1)[1]):
@@ -208,6 +210,8 @@ class PluginLoader:
                 continue
             sys.modules[name] = module
             setattr(package, name.rsplit(".", 1)[1], module)
+            if loaded is not None:
+                report.previous[name] = loaded.module
             self.files[name] = LoadedFile(module, path, digest, _pluginsOf(module))
             (report.added if loaded is None else report.changed).append(name)
         return report

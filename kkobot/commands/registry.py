@@ -7,7 +7,8 @@ import os
 import re
 from typing import Any, Callable, NamedTuple
 
-from kkobot.commands.loader import PluginFailure, PluginLoader, ScanReport
+from kkobot.commands.loader import PluginFailure, PluginLoader, ScanReport, _pluginsOf
+from kkobot.commands.plugin import PluginInfo, describeModule, describeObject
 from kkobot.interfaces import ICommand, IJob
 from kkobot.logs import Logger
 
@@ -94,7 +95,11 @@ class CommandRegistry:
         self._passive: list[tuple[re.Pattern[str], Any]] = []
         self._jobs: list[Any] = []
         self._extra: list[Any] = []
+        self._extraModules: list[Any] = []
+        self._plugins: dict[int, PluginInfo] = {}
         self.failures: list[PluginFailure] = []
+        # Bumped by every change of the command set (trigger tables rebuild on it).
+        self.generation = 0
         # Called with the ScanReport after every load/reload (the scheduler listens).
         self.listeners: list[Callable[[ScanReport], None]] = []
 
@@ -102,6 +107,22 @@ class CommandRegistry:
         """Register plugin objects directly (tests, embedding); they survive reloads."""
         self._extra.extend(plugins)
         self._rebuild()
+
+    def addModule(self, module: Any) -> None:
+        """Register a plugin module's objects directly; its activate() hook runs on load."""
+        self._extraModules.append(module)
+        self.add(*_pluginsOf(module))
+
+    def modules(self) -> list[Any]:
+        """Every plugin module in use (added ones first), for lifecycle hooks."""
+        return [*self._extraModules, *(loaded.module for loaded in self.loader.files.values())]
+
+    def pluginOf(self, command: Any) -> PluginInfo:
+        """The plugin (file) a command belongs to: its name keys its store and config."""
+        info = self._plugins.get(id(command))
+        if info is None:
+            info = self._plugins[id(command)] = describeObject(command)
+        return info
 
     def load(self) -> ScanReport:
         """Scan the plugin folders; failed files are recorded in C{failures}."""
@@ -157,6 +178,15 @@ class CommandRegistry:
         passive: list[tuple[re.Pattern[str], Any]] = []
         jobs: list[Any] = []
         seen: set[int] = set()
+        infos: dict[int, PluginInfo] = {}
+        for module in self._extraModules:
+            info = describeModule(module)
+            for plugin in _pluginsOf(module):
+                infos[id(plugin)] = info
+        for loaded in self.loader.files.values():
+            info = describeModule(loaded.module)
+            for plugin in loaded.plugins:
+                infos[id(plugin)] = info
         for plugin in [*self._extra, *self.loader.plugins()]:
             if id(plugin) in seen:
                 continue
@@ -179,6 +209,8 @@ class CommandRegistry:
                     continue
                 commands[trigger] = plugin
         self._commands, self._passive, self._jobs = commands, passive, jobs
+        self._plugins = infos
+        self.generation += 1
 
     def lookup(self, name: str) -> Any:
         return self._commands.get(name.lower())

@@ -15,6 +15,7 @@ from zope.interface import implementer
 
 from kkobot.chatlog import CLIENT_TIME_FORMAT, ChatRow
 from kkobot.commands.context import CommandContext
+from kkobot.commands.conversations import conversationKey
 from kkobot.commands.registry import CommandRegistry, directiveFor, matchCommand
 from kkobot.commands.reply import Reply
 from kkobot.commands.dispatch import Dispatcher
@@ -40,6 +41,8 @@ class MessageRouter:
         permissions: Permissions | None = None,
         events: IServerEvents = NO_EVENTS,
         dispatcher: Dispatcher | None = None,
+        conversations: Any = None,
+        triggers: Any = None,
     ):
         self.commands = commands
         self.chatlog = chatlog
@@ -51,6 +54,11 @@ class MessageRouter:
         self.events = events
         self.dispatcher = dispatcher or Dispatcher(commands, self.permissions, clock)
         self._second: tuple[int, str] = (-1, "")
+        # Questions waiting for an answer (conversations.py) and the passive answers
+        # beyond the registry's patterns (triggers.py); either may be None.
+        services = self.dispatcher.services
+        self.conversations = conversations or (services.conversations if services is not None else None)
+        self.triggers = triggers
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds())
@@ -72,6 +80,22 @@ class MessageRouter:
     ) -> list[Reply] | defer.Deferred[list[Reply]]:
         """L{handleMessage}; replies known at once come as a list (already logged)."""
         invocation = matchCommand(self.commands, message.text)
+        conversations = self.conversations
+        if (
+            conversations is not None
+            and conversations.active
+            and (invocation is None or invocation.match is not None)
+            and client.approved
+            and conversations.waitingFor(conversationKey(client.botName, message))
+        ):
+            # An answer to a question (context.ask): logged like any message (before
+            # the command goes on and says more), and it is the asking command, not
+            # this message, that replies.
+            self._answered(client, message)
+            conversations.offer(client.botName, message)
+            return []
+        if invocation is None and self.triggers is not None:
+            invocation = self.triggers.match(message)
         command = invocation.command if invocation else None
         directive = directiveFor(command.name) if command is not None else None
         self.chatlog.log(ChatRow.fromMessage(message, client.botName, directive, self._nowText()))
@@ -112,6 +136,8 @@ class MessageRouter:
         result = self.dispatcher.invokeNow(command, context)
         ran = context.extra.get("ran")
         if isinstance(result, defer.Deferred):
+            if conversations is not None:
+                result = conversations.detachable(result, context)
             if ran:
                 result.addCallback(self._timed, name, started)
             result.addCallback(self._logReplies, client, message, directive, name)
@@ -119,6 +145,14 @@ class MessageRouter:
         if ran:
             self.events.commandTimed(name, self.clock.seconds() - started)
         return self._logReplies(result, client, message, directive, name)
+
+    def _answered(self, client: ClientInfo, message: ChatMessage) -> None:
+        self.chatlog.log(ChatRow.fromMessage(message, client.botName, None, self._nowText()))
+        self.messagesSeen += 1
+        self.events.messageIn(client.botName, message.room, message.channelId, None)
+        if logs.level() <= LogLevel.debug:
+            log.debug("[MSG] {bot} | {room} | {sender} | an answer to a question",
+                      bot=client.botName, room=message.room, sender=message.sender)
 
     def logSummary(self) -> None:
         """One info line with the traffic since the last summary (if there was any)."""

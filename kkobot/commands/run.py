@@ -56,10 +56,58 @@ def runCommandNow(
     except BaseException:
         return _failed(Failure(), command, context, timeout)
     if clock is not None and timeout and not result.called:
-        result.addTimeout(timeout, clock)
+        extra = getattr(context, "extra", None)
+        # A question asked before the call returned its Deferred is already waiting.
+        deadline = Deadline(result, timeout, clock, pauses=extra.get("waiting", 0) if extra else 0)
+        if extra is not None:
+            extra["deadline"] = deadline
     result.addCallback(normalizeReplies)
     result.addErrback(_failed, command, context, timeout)
     return result
+
+
+class Deadline:
+    """
+    A command call's timeout that stops counting while the call waits for the user
+    (L{kkobot.commands.conversations}): the limit is on the bot's work, not on how
+    long someone takes to answer a question.
+    """
+
+    def __init__(self, d: defer.Deferred[Any], seconds: float, clock: IReactorTime, pauses: int = 0) -> None:
+        self.d = d
+        self.clock = clock
+        self.left = seconds
+        self.expired = False
+        self._pauses = pauses
+        self._since = clock.seconds()
+        self._call: Any = None if pauses else clock.callLater(seconds, self._expire)
+        d.addBoth(self._settled)
+
+    def pause(self) -> None:
+        self._pauses += 1
+        if self._pauses == 1 and self._call is not None:
+            self.left -= self.clock.seconds() - self._since
+            self._call.cancel()
+            self._call = None
+
+    def resume(self) -> None:
+        self._pauses = max(0, self._pauses - 1)
+        if self._pauses == 0 and self._call is None and not self.d.called:
+            self._since = self.clock.seconds()
+            self._call = self.clock.callLater(max(0.0, self.left), self._expire)
+
+    def _expire(self) -> None:
+        self._call = None
+        self.expired = True
+        self.d.cancel()
+
+    def _settled(self, result: Any) -> Any:
+        if self._call is not None:
+            self._call.cancel()
+            self._call = None
+        if self.expired and isinstance(result, Failure) and result.check(defer.CancelledError):
+            return Failure(defer.TimeoutError("the command did not finish in time"))
+        return result
 
 
 def _call(command: Any, context: Any) -> Any:

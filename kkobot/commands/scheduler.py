@@ -125,6 +125,8 @@ class JobContext:
     now: float
     scheduledFor: float
     clients: Any = None
+    # The job's plugin's stored values, seen from the job's room (no user scope).
+    store: Any = None
 
 
 @dataclass
@@ -157,8 +159,10 @@ class Scheduler(Service):
         lateness: float = 300.0,
         retryInterval: float = 2.0,
         timeout: float = 10.0,
+        services: Any = None,
     ) -> None:
         self.commands = commands
+        self.services = services
         self.outbound = outbound
         self.clock = clock
         self.tz = ZoneInfo(timezone)
@@ -231,6 +235,12 @@ class Scheduler(Service):
             scheduledFor=due,
             clients=getattr(self.outbound, "registry", None),
         )
+        if self.services is not None and getattr(self.services, "storage", None) is not None:
+            from kkobot.commands.store import PluginStore
+
+            plugin = self.commands.pluginOf(job)
+            context.store = PluginStore(self.services.storage, plugin.name, job.channelId or job.room,
+                                        None, self.clock)
         d = defer.maybeDeferred(job.run, context)
         d.addTimeout(self.timeout, self.clock)
         d.addCallback(normalizeReplies)

@@ -11,16 +11,16 @@ from twisted.internet import defer, task
 from zope.interface import implementer
 
 from kkobot.chatlog import ChatRow
+from kkobot.commands.assembly import buildCommandParts
+from kkobot.commands.history import MemoryChatHistory
 from kkobot.commands.registry import CommandRegistry
 from kkobot.commands.reply import Reply
-from kkobot.commands.dispatch import Dispatcher
+from kkobot.commands.store import MemoryStorage
+from kkobot.config import get_dotted
 from kkobot.interfaces import IChatLog
-from kkobot.commands.loader import _pluginsOf
 from kkobot.outbound import Outbound
 from kkobot.commands.permissions import Permissions
 from kkobot.registry import ClientInfo, ClientRegistry
-from kkobot.commands.router import MessageRouter
-from kkobot.commands.scheduler import Scheduler
 from kkobot.wire import ChatMessage
 
 __all__ = ["CommandTester", "Replies", "Sent", "MemoryChatLog"]
@@ -41,9 +41,24 @@ class MemoryChatLog:
 
 
 class Replies(list):
-    """The replies to one message; filled in when the command finishes (see C{done})."""
+    """The replies to one message; filled in when the command finishes (see C{done}, L{wait})."""
 
     done = False
+    _finished: Any = None
+
+    def wait(self) -> defer.Deferred[Replies]:
+        """A Deferred firing with these replies once the command answered (for slow commands)."""
+        d: defer.Deferred[Replies] = defer.Deferred()
+
+        def fire(result: Any) -> Any:
+            d.callback(self)
+            return result
+
+        if self._finished is None:
+            d.callback(self)
+        else:
+            self._finished.addBoth(fire)
+        return d
 
     @property
     def texts(self) -> list[str]:
@@ -77,8 +92,14 @@ class CommandTester:
 
     C{builtins} loads kkobot's own plugins (help, echo, ping, reload) too;
     C{dropinDir} loads a drop-in folder as the server would. C{admins} are userHash
-    values (the C{user} of L{send}); C{config} is merged into the permissions config.
+    values (the C{user} of L{send}); C{config} is the server config (permissions,
+    C{plugins.<name>} sections, C{triggers.*}, ...).
     The clock starts at C{start} (epoch seconds).
+
+    C{context.store} keeps values in C{storage} (default: a L{MemoryStorage},
+    C{self.storage}, with the database's semantics); C{context.history} reads the
+    in-memory chat log; C{context.http} is C{http} (none by default).
+    Plugin modules' C{activate(ctx)} hooks run at once, C{deactivate()} on L{stop}.
     """
 
     def __init__(
@@ -94,6 +115,8 @@ class CommandTester:
         timezone: str = "Asia/Seoul",
         lateness: float = 300.0,
         start: float = 1_767_225_600.0,  # 2026-01-01 09:00 in Seoul
+        storage: Any = None,
+        http: Any = None,
     ) -> None:
         self.clock = task.Clock()
         self.clock.advance(start)
@@ -102,30 +125,43 @@ class CommandTester:
         if not builtins:
             self.commands.loader.directories = [self.commands.dropinDir] if dropinDir else []
         for plugin in plugins:
-            self.commands.add(*(_pluginsOf(plugin) if isinstance(plugin, ModuleType) else [plugin]))
-        self.commands.load()
+            if isinstance(plugin, ModuleType):
+                self.commands.addModule(plugin)
+            else:
+                self.commands.add(plugin)
         self.chatlog = MemoryChatLog()
         self.clients = ClientRegistry()
         self.outbound = Outbound(self.clients, self.chatlog, self.clock)
-        self.permissions = Permissions({**(config or {}), "admins": list(admins)})
-        self.dispatcher = Dispatcher(
-            self.commands,
-            self.permissions,
-            self.clock,
-            outbound=self.outbound,
-            clients=self.clients,
-            timeout=timeout,
-            exemptAdmins=exemptAdmins,
+        cfg = {**(config or {}), "admins": list(admins)}
+        settings = {
+            "commands.timeout": timeout,
+            "commands.cooldown_exempt_admins": exemptAdmins,
+            "schedules.timezone": timezone,
+            "schedules.lateness": lateness,
+        }
+
+        def get(key: str, default: Any) -> Any:
+            if key in settings:
+                return settings[key]
+            value = get_dotted(cfg, key)
+            return default if value is None else value
+
+        self.storage = storage if storage is not None else MemoryStorage()
+        self.parts = buildCommandParts(
+            commands=self.commands, chatlog=self.chatlog, clients=self.clients,
+            outbound=self.outbound, clock=self.clock, cfg=cfg, get=get,
+            storage=self.storage, history=MemoryChatHistory(self.chatlog), http=http or _NoHttp(),
+            permissions=Permissions(cfg), sighup=False,
         )
-        self.router = MessageRouter(
-            self.commands, self.chatlog, self.clock, self.permissions, dispatcher=self.dispatcher
-        )
-        self.scheduler = Scheduler(
-            self.commands, self.outbound, self.clock, timezone=timezone, lateness=lateness
-        )
+        self.permissions = self.parts.permissions
+        self.dispatcher = self.parts.dispatcher
+        self.router = self.parts.router
+        self.scheduler = self.parts.scheduler
+        self.conversations = self.parts.plugins.conversations
         self.outbox: list[Sent] = []
         self.client = self.connect(botName)
-        self.scheduler.startService()
+        # Loads the plugins, runs activate() hooks, starts the scheduler.
+        self.parts.service.startService()
 
     # -- the bot's connection
 
@@ -193,6 +229,7 @@ class CommandTester:
 
         d = self.router.handleMessage(client or self.client, message)
         d.addCallback(fill)
+        replies._finished = d
         return replies
 
     def advance(self, seconds: float) -> None:
@@ -236,6 +273,13 @@ class CommandTester:
         return [row for row in self.chatlog.rows if row.is_scheduled]
 
     def stop(self) -> None:
-        """Stop the scheduler (call from tearDown / addCleanup)."""
-        if self.scheduler.running:
-            self.scheduler.stopService()
+        """Stop the scheduler and run deactivate() hooks (call from tearDown / addCleanup)."""
+        if self.parts.service.running:
+            self.parts.service.stopService()
+
+
+class _NoHttp:
+    """C{context.http} in a tester given no C{http}: no network in unit tests."""
+
+    def forPlugin(self, name: str, concurrency: Any = None) -> Any:
+        raise RuntimeError("CommandTester has no HTTP: pass http=... (e.g. a PluginHttp on a local server)")
