@@ -14,30 +14,21 @@ from twisted.internet import defer
 from kkobot import __version__, config, logs
 from kkobot.auth import MIN_WINDOW_SECONDS, HmacAuthenticator, OpenAuthenticator
 from kkobot.commands import CommandRegistry
-from kkobot.commands.assembly import CommandsService, buildCommandParts  # noqa: F401
+from kkobot.commands.assembly import buildCommandParts  # noqa: F401
 from kkobot.db import Database
 from kkobot.devices import DeviceStore, applyDeviceStatus
 from kkobot.events import EventFanout
 from kkobot.kindlogs import KindLogs
 from kkobot.limits import ConnectionLimits, LimitedBridgeFactory
-<<<<<<< HEAD
 from kkobot.commands.loader import untrusted as untrustedPlugins
 from kkobot.loopback import isLoopback
-from kkobot.commands.dispatch import Dispatcher
-=======
->>>>>>> plugins16
 from kkobot.logs import Logger
 from kkobot.metrics import Metrics
 from kkobot.outbound import Outbound
 from kkobot.protocol import BridgeFactory
 from kkobot.rates import MessageRates
 from kkobot.registry import ClientRegistry
-<<<<<<< HEAD
-from kkobot.commands.reload import SighupReloader
-from kkobot.commands.router import MessageRouter
 from kkobot.replay import ReplayFile
-=======
->>>>>>> plugins16
 from kkobot.web.settings import AdminConfigError, AdminSettings, adminSettings
 
 log = Logger()
