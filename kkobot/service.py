@@ -14,7 +14,7 @@ from twisted.internet import defer
 from kkobot import __version__, config, logs
 from kkobot.auth import MIN_WINDOW_SECONDS, HmacAuthenticator, OpenAuthenticator
 from kkobot.commands import CommandRegistry
-from kkobot.commands.assembly import buildCommandParts  # noqa: F401
+from kkobot.commands.assembly import buildCommandParts
 from kkobot.db import Database
 from kkobot.devices import DeviceStore, applyDeviceStatus
 from kkobot.events import EventFanout

@@ -231,13 +231,22 @@ class SqlStorage:
         # behind chat-log batches. MariaDB's CPU per stored call drops by a fifth; the
         # server's own CPU per call is mostly the hand-off to a pool thread either way
         # (docs/benchmarks.md). SQLite keeps its single connection.
-        self.pool: adbapi.ConnectionPool | None = None
-        if ownPool and self.dialect == "mysql":
-            self.pool = autocommitPool(database.settings, getattr(database, "_reactor", None))
+        self._ownPool = ownPool and self.dialect == "mysql"
+        self._pool: adbapi.ConnectionPool | None = None
+        self._closed = False
+
+    @property
+    def pool(self) -> adbapi.ConnectionPool | None:
+        """The store's own pool, made at the first call: a server built but never run opens none."""
+        if self._pool is None and self._ownPool and not self._closed:
+            self._pool = autocommitPool(
+                self.database.settings, getattr(self.database, "_reactor", None))
+        return self._pool
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.close()
+        self._closed = True
+        if self._pool is not None:
+            self._pool.close()
 
     @staticmethod
     def addSchema(database: Any) -> None:
