@@ -4,7 +4,7 @@ import sys
 
 from twisted.application.service import Application
 
-from kkobot import daemonlog
+from kkobot.logs import daemon as daemonlog
 from kkobot.files import tightenUmask
 from kkobot.service import Settings, StartupError, makeService
 

@@ -23,7 +23,7 @@ from twisted.internet import defer, task  # noqa: E402
 
 from kkobot.cluster.node import ClusterNode  # noqa: E402
 from kkobot.cluster.settings import ClusterSettings, RedisAddress  # noqa: E402
-from kkobot.registry import ClientInfo  # noqa: E402
+from kkobot.bridge.registry import ClientInfo  # noqa: E402
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

@@ -16,7 +16,7 @@ if __package__ in (None, ""):
 from twisted.internet import defer, task  # noqa: E402
 
 from benchmarks.cluster_routing import LOOPBACK, PrivateRedis, deletePrefix, percentile  # noqa: E402
-from kkobot.auth import ReplayGuard  # noqa: E402
+from kkobot.bridge.auth import ReplayGuard  # noqa: E402
 from kkobot.cluster.node import ClusterNode  # noqa: E402
 from kkobot.cluster.settings import ClusterSettings, RedisAddress  # noqa: E402
 from kkobot.commands.cooldowns import Cooldown  # noqa: E402

@@ -56,10 +56,10 @@ class ICommandContext(Interface):
     match = Attribute("The re.Match of a passive (pattern) command, else None.")
     isAdmin = Attribute("True when the sender is an admin here (Permissions.isAdmin).")
     client = Attribute(
-        "The kkobot.registry.ClientInfo of the connection that delivered the message "
+        "The kkobot.bridge.registry.ClientInfo of the connection that delivered the message "
         "(lastRttMillis, monitoring, version, ...), or None."
     )
-    clients = Attribute("The kkobot.registry.ClientRegistry of every connected bridge.")
+    clients = Attribute("The kkobot.bridge.registry.ClientRegistry of every connected bridge.")
     commands = Attribute("The kkobot.commands.CommandRegistry (for help-like commands).")
     store = Attribute(
         "This plugin's stored values (kkobot.commands.store.PluginStore): get/set/delete/incr "
@@ -105,7 +105,7 @@ class IChatLog(Interface):
 
     def log(row):
         """
-        Queue one L{kkobot.chatlog.ChatRow} for writing.
+        Queue one L{kkobot.chatlog.log.ChatRow} for writing.
 
         Must return quickly: writing happens later, in batches.
         """
@@ -121,8 +121,8 @@ class IMessageHandler(Interface):
         """
         Log and answer one message.
 
-        @param client: the L{kkobot.registry.ClientInfo} of the connection.
-        @param message: a L{kkobot.wire.ChatMessage}.
+        @param client: the L{kkobot.bridge.registry.ClientInfo} of the connection.
+        @param message: a L{kkobot.bridge.wire.ChatMessage}.
         @return: a Deferred firing with a list of L{kkobot.commands.Reply}.
         """
 
@@ -141,7 +141,7 @@ class IAuthenticator(Interface):
         """
         Decide about a handshake.
 
-        @return: a Deferred firing with an L{kkobot.auth.Admission}; one that is not
+        @return: a Deferred firing with an L{kkobot.bridge.auth.Admission}; one that is not
             C{verified} leaves the connection untrusted until L{verifyEvent} passes.
         """
 
@@ -157,7 +157,7 @@ class IAuthenticator(Interface):
         The real handshake answer for a connection admitted unverified, once one of its
         events verified (or was signed correctly by a refused device).
 
-        @return: an L{kkobot.auth.Admission}.
+        @return: an L{kkobot.bridge.auth.Admission}.
         """
 
 

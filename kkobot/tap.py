@@ -7,7 +7,9 @@ from typing import Any
 
 from twisted.python import usage
 
-from kkobot import config, daemonlog, files
+from kkobot import config, files
+
+from kkobot.logs import daemon as daemonlog
 from kkobot.service import MODES, KkobotService, Settings, StartupError, resolve
 
 

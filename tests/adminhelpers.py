@@ -15,7 +15,7 @@ from twisted.web.client import FileBodyProducer
 from io import BytesIO
 
 from kkobot.service import KkobotService, Settings, resolve
-from kkobot.web.settings import AdminSettings
+from kkobot.admin.web.settings import AdminSettings
 from tests.support import HELLO_320, line, tempDir
 
 TOKEN = "test-admin-token-0123456789"

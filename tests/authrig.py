@@ -9,9 +9,9 @@ from twisted.internet import defer, task
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
-from kkobot.auth import HmacAuthenticator
+from kkobot.bridge.auth import HmacAuthenticator
 from kkobot.commands import CommandRegistry
-from kkobot.limits import ConnectionLimits, LimitedBridgeFactory
+from kkobot.bridge.limits import ConnectionLimits, LimitedBridgeFactory
 from kkobot.commands.permissions import Permissions
 from kkobot.commands.router import MessageRouter
 from kkobot.testing import MemoryChatLog

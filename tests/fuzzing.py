@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from kkobot import wire
+from kkobot.bridge import wire
 
 # Derandomized and bounded: `make test` stays fast and gives the same verdict on every run
 # (a failure found once is found again, not only on a lucky seed).

@@ -11,7 +11,7 @@ from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.protocols.basic import LineReceiver
 
-from kkobot.auth import UNVERIFIED
+from kkobot.bridge.auth import UNVERIFIED
 from kkobot.service import KkobotService, Resolved, Settings
 from tests.support import analyze, line, sign
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from kkobot import protocol, wire
+from kkobot.bridge import protocol
+
+from kkobot.bridge import wire
 from tests.support import HELLO_320, analyze, line
 from tests.test_fuzz_protocol import Connection
 

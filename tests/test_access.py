@@ -8,7 +8,7 @@ import tempfile
 from twisted.trial.unittest import SynchronousTestCase
 
 from kkobot import config
-from kkobot.auth import HmacAuthenticator, OpenAuthenticator
+from kkobot.bridge.auth import HmacAuthenticator, OpenAuthenticator
 from kkobot.commands.permissions import ADMIN_ONLY_REPLY, DISABLED_REPLY, Permissions
 from kkobot.service import KkobotService, Settings, StartupError, resolve
 from tests.authrig import Rig, errors, signedAuth

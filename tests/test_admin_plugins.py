@@ -19,11 +19,11 @@ class AdminPluginDataTests(SynchronousTestCase):
         self.workdir = tempDir(self)
 
     def admin(self, *argv: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-c", "from kkobot.admincli import main; main()", *argv],
+        return subprocess.run([sys.executable, "-c", "from kkobot.admin.cli import main; main()", *argv],
                               capture_output=True, text=True, cwd=self.workdir, timeout=60)
 
     def chat(self, text: str, *flags: str) -> str:
-        done = subprocess.run([sys.executable, "-c", "from kkobot.chat import main; main()",
+        done = subprocess.run([sys.executable, "-c", "from kkobot.admin.chat import main; main()",
                                "--plugins", EXAMPLES, *flags], input=text, capture_output=True,
                               text=True, cwd=self.workdir, timeout=60)
         self.assertEqual(done.returncode, 0, done.stderr)

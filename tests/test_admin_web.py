@@ -9,8 +9,8 @@ from twisted.internet import defer, task
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from kkobot.web.settings import AdminConfigError, adminSettings
-from kkobot.web.throttle import LoginThrottle, RefusalLog
+from kkobot.admin.web.settings import AdminConfigError, adminSettings
+from kkobot.admin.web.throttle import LoginThrottle, RefusalLog
 from tests.adminhelpers import TOKEN, RunningServer, metricValue
 from tests.support import analyze, captureLogs
 

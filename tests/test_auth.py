@@ -5,7 +5,7 @@ from __future__ import annotations
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from kkobot.auth import HmacAuthenticator, ReplayGuard, signature
+from kkobot.bridge.auth import HmacAuthenticator, ReplayGuard, signature
 from tests.authrig import NOW, SALT, SECRET, Rig, errors, signedAuth
 from tests.support import HELLO_290, HELLO_314, HELLO_320, analyze, line, sign
 

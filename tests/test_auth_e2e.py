@@ -13,8 +13,10 @@ from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineReceiver
 from twisted.trial.unittest import TestCase
 
-from kkobot import admincli, config
-from kkobot.db import Database
+from kkobot import config
+
+from kkobot.admin import cli as admincli
+from kkobot.db.pool import Database
 from kkobot.service import KkobotService, Resolved, Settings
 from tests.support import HELLO_314, HELLO_320, ScratchMysql, analyze, line, sign
 

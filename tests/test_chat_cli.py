@@ -62,7 +62,7 @@ class Terminal:
 class ChatCliTests(SynchronousTestCase):
     def start(self, *flags: str) -> Terminal:
         workdir = tempDir(self)
-        argv = [sys.executable, "-c", "from kkobot.chat import main; main()",
+        argv = [sys.executable, "-c", "from kkobot.admin.chat import main; main()",
                 "--plugins", EXAMPLES, *flags]
         terminal = Terminal(argv, workdir)
         self.addCleanup(terminal.close)
@@ -101,7 +101,7 @@ class ChatCliTests(SynchronousTestCase):
         t.waitFor("출석 완료! 오늘 1번째")
         t.type("\x04")  # Ctrl-D
         self.assertEqual(t.proc.wait(timeout=20), 0)
-        again = Terminal([sys.executable, "-c", "from kkobot.chat import main; main()",
+        again = Terminal([sys.executable, "-c", "from kkobot.admin.chat import main; main()",
                           "--plugins", EXAMPLES], self.workdir)
         self.addCleanup(again.close)
         again.waitFor("> ")

@@ -10,13 +10,13 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
-from kkobot import wire
-from kkobot.chatlog import COLUMNS, ChatLog, ChatRow
+from kkobot.bridge import wire
+from kkobot.chatlog.log import COLUMNS, ChatLog, ChatRow
 from kkobot.commands import CommandRegistry
 from kkobot.config import DBSettings
-from kkobot.db import Database
-from kkobot.journal import Journal
-from kkobot.registry import ClientInfo
+from kkobot.db.pool import Database
+from kkobot.chatlog.journal import Journal
+from kkobot.bridge.registry import ClientInfo
 from kkobot.commands.router import MessageRouter
 from tests.support import (
     ScratchMysql,

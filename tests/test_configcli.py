@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from kkobot import config, configcli
+from kkobot import config
+
+from kkobot.admin import configcli
 
 REPO = Path(__file__).resolve().parent.parent
 

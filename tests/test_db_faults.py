@@ -22,7 +22,7 @@ from tests.mariadb import privateMariaDB
 from tests.support import pollUntil, startServerProcess, writeMysqlConfig
 
 NEEDS_JOURNAL = (
-    "needs the chat-log journal (kkobot/journal.py, from the durable-chat-log work): "
+    "needs the chat-log journal (kkobot/chatlog/journal.py, from the durable-chat-log work): "
     "without it rows that meet a database outage are dropped"
 )
 
@@ -67,7 +67,7 @@ class Load:
 
 class DatabaseFaultTests(SynchronousTestCase):
     def setUp(self) -> None:
-        if importlib.util.find_spec("kkobot.journal") is None:
+        if importlib.util.find_spec("kkobot.chatlog.journal") is None:
             raise SkipTest(NEEDS_JOURNAL)
         self.db = privateMariaDB()
         self.name = f"kkobot_f_{uuid.uuid4().hex[:10]}"

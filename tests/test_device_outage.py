@@ -10,9 +10,9 @@ from collections import Counter
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
-from kkobot import admincli
+from kkobot.admin import cli as admincli
 from kkobot.config import DBSettings
-from kkobot.db import Database
+from kkobot.db.pool import Database
 from tests import mariadb
 from tests.mariadb import privateMariaDB
 from tests.phones import authConfig, connectPhone, portOf, startService, stopService, waitForRows

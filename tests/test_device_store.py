@@ -11,11 +11,11 @@ import pymysql
 from twisted.internet import defer, reactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from kkobot import admincli
+from kkobot.admin import cli as admincli
 from kkobot.config import DBSettings
-from kkobot.db import Database
-from kkobot.dberrors import isLockConflict
-from kkobot.devices import DeviceStore, applyDeviceStatus
+from kkobot.db.pool import Database
+from kkobot.db.errors import isLockConflict
+from kkobot.bridge.devices import DeviceStore, applyDeviceStatus
 from tests import mariadb
 from tests.authrig import DEVICE, Rig, signedPing
 from tests.mariadb import privateMariaDB

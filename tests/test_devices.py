@@ -10,9 +10,11 @@ import tempfile
 from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from kkobot import admincli, config
-from kkobot.db import Database
-from kkobot.devices import DeviceStore, applyDeviceStatus
+from kkobot import config
+
+from kkobot.admin import cli as admincli
+from kkobot.db.pool import Database
+from kkobot.bridge.devices import DeviceStore, applyDeviceStatus
 from tests.authrig import DEVICE, NOW, MemoryDevices, Rig, errors, signedAuth
 from tests.support import HELLO_320, ScratchMysql, analyze
 

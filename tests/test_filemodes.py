@@ -9,10 +9,10 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from kkobot import files
-from kkobot.chatlog import appendRejected, rejectedPath
+from kkobot.chatlog.log import appendRejected, rejectedPath
 from kkobot.config import DBSettings
-from kkobot.db import Database
-from kkobot.journal import Journal
+from kkobot.db.pool import Database
+from kkobot.chatlog.journal import Journal
 from kkobot.logs import FileLogService
 from tests.support import tempDir
 

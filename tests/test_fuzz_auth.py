@@ -10,9 +10,9 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from kkobot import wire
-from kkobot.auth import SIGNED_FIELDS, HmacAuthenticator
-from kkobot.registry import ClientInfo
+from kkobot.bridge import wire
+from kkobot.bridge.auth import SIGNED_FIELDS, HmacAuthenticator
+from kkobot.bridge.registry import ClientInfo
 from tests.fuzzing import FUZZ, jsonLine, jsonScalars, jsonValues
 from tests.support import sign
 

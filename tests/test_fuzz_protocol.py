@@ -14,11 +14,13 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from kkobot import wire, wire33
-from kkobot.chatlog import ChatRow
+from kkobot.bridge import wire
+
+from kkobot.bridge import wire33
+from kkobot.chatlog.log import ChatRow
 from kkobot.commands import CommandRegistry
 from kkobot.interfaces import IChatLog
-from kkobot.protocol import BridgeFactory, BridgeProtocol
+from kkobot.bridge.protocol import BridgeFactory, BridgeProtocol
 from kkobot.commands.router import MessageRouter
 from tests.fuzzing import FUZZ, WRONG, jsonLine, jsonValues, positions33, rawParts33
 from tests.lines33 import handshake33, line33, message33, pong33, readServerLines33

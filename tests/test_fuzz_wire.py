@@ -12,9 +12,11 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from kkobot import wire, wire33
+from kkobot.bridge import wire
+
+from kkobot.bridge import wire33
 from kkobot.commands import Reply
-from kkobot.wireforms import HEADER_RAW, JSON_LINES, formOfLine
+from kkobot.bridge.wireforms import HEADER_RAW, JSON_LINES, formOfLine
 from tests.fuzzing import (
     FUZZ, WRONG, allWrongValues, jsonLine, jsonValues, positions33, rawParts33, storable,
 )

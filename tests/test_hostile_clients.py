@@ -12,7 +12,7 @@ from twisted.internet.interfaces import IPullProducer
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
-from kkobot import wire
+from kkobot.bridge import wire
 from tests.hostile import (
     BridgeClient,
     LatencyProbe,

@@ -17,16 +17,16 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import TestCase
 from twisted.web.template import flattenString, tags
 
-from kkobot.chatlog import ChatLog, ChatRow
+from kkobot.chatlog.log import ChatLog, ChatRow
 from kkobot.commands import CommandRegistry
 from kkobot.config import DBSettings
-from kkobot.db import Database
-from kkobot import journal as journal_module
-from kkobot.journal import Journal
-from kkobot.protocol import BridgeFactory
+from kkobot.db.pool import Database
+from kkobot.chatlog import journal as journal_module
+from kkobot.chatlog.journal import Journal
+from kkobot.bridge.protocol import BridgeFactory
 from kkobot.commands.router import MessageRouter
-from kkobot.web.health import readiness
-from kkobot.web.status import chatlogTiles
+from kkobot.admin.web.health import readiness
+from kkobot.admin.web.status import chatlogTiles
 from tests.mysqlproxy import CuttableProxy
 from tests.support import HELLO_320, MYSQL_HOST, MYSQL_PORT, ScratchMysql, analyze, line, waitUntil
 

@@ -7,8 +7,8 @@ from collections import Counter
 from twisted.trial.unittest import TestCase
 from twisted.web.template import flattenString, tags
 
-from kkobot.web.health import readiness
-from kkobot.web.status import chatlogTiles
+from kkobot.admin.web.health import readiness
+from kkobot.admin.web.status import chatlogTiles
 from tests.phones import (
     Phone,
     authConfig,
@@ -204,12 +204,12 @@ class UpgradeFromOneJournal(TestCase):
     async def test_mixed_rows_left_in_the_journal_are_written_once(self) -> None:
         from twisted.internet import reactor
 
-        from kkobot.chatlog import ChatLog
+        from kkobot.chatlog.log import ChatLog
         from kkobot.config import DBSettings
-        from kkobot.db import Database
-        from kkobot.journal import Journal
-        from kkobot.kindlogs import KindLogs
-        from kkobot.pingmonitor import PingRow
+        from kkobot.db.pool import Database
+        from kkobot.chatlog.journal import Journal
+        from kkobot.chatlog.kindlogs import KindLogs
+        from kkobot.chatlog.pings import PingRow
         from tests.test_journal_chatlog import reply
 
         scratch = operatorDatabase(self)

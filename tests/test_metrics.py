@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from kkobot.metrics import Metrics
+from kkobot.admin.metrics import Metrics
 from tests.adminhelpers import metricValue
 
 
@@ -53,7 +53,7 @@ class BoundedLabelTests(SynchronousTestCase):
     """Finding 4: a refused client's bot name became a metric label of any size, for good."""
 
     def test_a_stranger_cannot_grow_the_metrics(self) -> None:
-        from kkobot.metrics import MAX_AUTH_FAILURE_BOTS, MAX_LABEL_CHARS, OTHER_LABEL
+        from kkobot.admin.metrics import MAX_AUTH_FAILURE_BOTS, MAX_LABEL_CHARS, OTHER_LABEL
 
         m = Metrics()
         m.authFailed("kkobot")

@@ -93,7 +93,7 @@ class PluginConfigTests(SynchronousTestCase):
         config.init(cfg, {"plugins": {"dropin_dir": self.folder, "weather": {"api_key": "s3cret-key"}}})
 
         def run(*argv):
-            return subprocess.run([sys.executable, "-c", "from kkobot.configcli import main; "
+            return subprocess.run([sys.executable, "-c", "from kkobot.admin.configcli import main; "
                                    "raise SystemExit(main())", "--dir", cfg, *argv],
                                   capture_output=True, text=True, cwd=root, timeout=60)
 

@@ -16,12 +16,14 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from kkobot import __version__, wire
-from kkobot.auth import Admission
+from kkobot import __version__
+
+from kkobot.bridge import wire
+from kkobot.bridge.auth import Admission
 from kkobot.commands import ERROR_REPLY, CommandRegistry
 from kkobot.interfaces import IChatLog, ICommand
-from kkobot.protocol import BridgeFactory, BridgeProtocol
-from kkobot.registry import ClientRegistry
+from kkobot.bridge.protocol import BridgeFactory, BridgeProtocol
+from kkobot.bridge.registry import ClientRegistry
 from kkobot.commands.router import MessageRouter
 from kkobot.testing import MemoryChatLog
 from tests.support import (

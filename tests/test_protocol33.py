@@ -9,13 +9,17 @@ from typing import Any
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from kkobot import __version__, wire, wire33
-from kkobot.chatlog import ChatRow
+from kkobot import __version__
+
+from kkobot.bridge import wire
+
+from kkobot.bridge import wire33
+from kkobot.chatlog.log import ChatRow
 from kkobot.commands import Reply
 from kkobot.interfaces import ICommand
-from kkobot.outbound import Outbound
-from kkobot.pingmonitor import PingRow
-from kkobot.wireforms import HEADER_RAW, JSON_LINES
+from kkobot.bridge.outbound import Outbound
+from kkobot.chatlog.pings import PingRow
+from kkobot.bridge.wireforms import HEADER_RAW, JSON_LINES
 from tests.lines33 import (
     AUTH_333, BRIDGE_LINES_333, ServerLine33, handshake33, line33, message33, pong33,
     readServerLines33,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from kkobot.rates import WINDOW_BUCKETS, MessageRates
+from kkobot.admin.rates import WINDOW_BUCKETS, MessageRates
 
 
 class MessageRatesTests(SynchronousTestCase):

@@ -7,11 +7,13 @@ from datetime import datetime
 
 from twisted.trial.unittest import TestCase
 
-from kkobot import admincli, rejected
-from kkobot.chatlog import REJECTED_FILE, ChatLog, ChatRow, appendRejected, rejectedLine
+from kkobot.admin import cli as admincli
+
+from kkobot.chatlog import rejected
+from kkobot.chatlog.log import REJECTED_FILE, ChatLog, ChatRow, appendRejected, rejectedLine
 from kkobot.config import DBSettings
-from kkobot.db import Database
-from kkobot.journal import Entry, Journal
+from kkobot.db.pool import Database
+from kkobot.chatlog.journal import Entry, Journal
 from tests.support import tempDir, waitUntil
 from tests.test_journal_chatlog import ChatLogTestBase, reply
 from tests.test_rejected_rows import TRIGGER, texts

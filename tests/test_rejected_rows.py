@@ -13,13 +13,13 @@ from twisted.logger import LogLevel
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.template import flattenString, tags
 
-from kkobot.chatlog import REJECTED_FILE, ChatLog, _inThread, appendRejected
-from kkobot.db import Database
-from kkobot.dberrors import isRowError
-from kkobot.journal import Journal
-from kkobot.metrics import Metrics
-from kkobot.web.health import readiness
-from kkobot.web.status import chatlogTiles
+from kkobot.chatlog.log import REJECTED_FILE, ChatLog, _inThread, appendRejected
+from kkobot.db.pool import Database
+from kkobot.db.errors import isRowError
+from kkobot.chatlog.journal import Journal
+from kkobot.admin.metrics import Metrics
+from kkobot.admin.web.health import readiness
+from kkobot.admin.web.status import chatlogTiles
 from tests.adminhelpers import metricValue
 from tests.support import analyze, captureLogs, line, logText
 from tests.support import waitUntil

@@ -8,9 +8,9 @@ from twisted.internet import defer, task
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from kkobot.auth import ReplayGuard
+from kkobot.bridge.auth import ReplayGuard
 from kkobot.interfaces import IReplayGuard
-from kkobot.replay import FLUSH_INTERVAL, MAGIC, RECORD, ReplayFile
+from kkobot.bridge.replay import FLUSH_INTERVAL, MAGIC, RECORD, ReplayFile
 from tests.authrig import NOW, MemoryDevices, Rig, errors, signedAuth
 from tests.support import HELLO_320, analyze, tempDir
 

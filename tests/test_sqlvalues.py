@@ -8,10 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from kkobot.chatlog import COLUMNS, INSERT_CHAT_LOGS
-from kkobot.db import MYSQL_CHAT_LOGS
-from kkobot.journal import encodeValues
-from kkobot.sqlvalues import MultiRowInsert, jsonRowsLiteral, rowLiteral
+from kkobot.chatlog.log import COLUMNS, INSERT_CHAT_LOGS
+from kkobot.db.pool import MYSQL_CHAT_LOGS
+from kkobot.chatlog.journal import encodeValues
+from kkobot.chatlog.sqlvalues import MultiRowInsert, jsonRowsLiteral, rowLiteral
 from tests.fuzzing import FUZZ
 from tests.support import ScratchMysql, mysqlConnect
 

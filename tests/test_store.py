@@ -9,7 +9,7 @@ from twisted.trial.unittest import TestCase
 
 from kkobot.commands.store import MemoryStorage, PluginStore, SqlStorage, StoreError
 from kkobot.config import DBSettings
-from kkobot.db import Database
+from kkobot.db.pool import Database
 from tests.support import ScratchMysql, tempDir
 
 START = 1_767_225_600.0

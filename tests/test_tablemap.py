@@ -7,12 +7,12 @@ import re
 
 from twisted.trial.unittest import TestCase
 
-from kkobot import chatlog
+from kkobot.chatlog import log as chatlog
 from kkobot.config import DBSettings
-from kkobot.db import Database
-from kkobot.devices import DeviceStore
-from kkobot.pingmonitor import PING_TABLE
-from kkobot.tableshape import readUniqueKeys
+from kkobot.db.pool import Database
+from kkobot.bridge.devices import DeviceStore
+from kkobot.chatlog.pings import PING_TABLE
+from kkobot.db.shape import readUniqueKeys
 from tests.support import ScratchMysql, captureLogs, logText, tempDir
 from tests.test_tableshape import operatorStatements
 

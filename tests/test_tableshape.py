@@ -7,8 +7,8 @@ import os
 from twisted.trial import unittest
 
 from kkobot.config import DBSettings
-from kkobot.db import Database
-from kkobot.tableshape import missingRequired, shapeOf
+from kkobot.db.pool import Database
+from kkobot.db.shape import missingRequired, shapeOf
 from tests.support import ScratchMysql, tempDir
 
 OPERATOR_TABLES = os.path.join(os.path.dirname(__file__), "data", "operator_tables.sql")

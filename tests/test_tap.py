@@ -20,7 +20,9 @@ from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from kkobot import daemonlog, logs, tap
+from kkobot import logs, tap
+
+from kkobot.logs import daemon as daemonlog
 from tests.support import BRIDGE_LINES, pollUntil, tempDir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

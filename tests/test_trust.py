@@ -7,13 +7,15 @@ import json
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.template import flattenString
 
-from kkobot import protocol, wire
-from kkobot.devices import applyDeviceStatus
-from kkobot.metrics import Metrics
-from kkobot.outbound import Outbound
-from kkobot.rates import MessageRates
+from kkobot.bridge import protocol
+
+from kkobot.bridge import wire
+from kkobot.bridge.devices import applyDeviceStatus
+from kkobot.admin.metrics import Metrics
+from kkobot.bridge.outbound import Outbound
+from kkobot.admin.rates import MessageRates
 from kkobot.testing import MemoryChatLog
-from kkobot.web.status import StatusPage
+from kkobot.admin.web.status import StatusPage
 from tests.adminhelpers import metricValue
 from tests.authrig import DEVICE, NOW, MemoryDevices, Rig, errors, signedAuth, signedPing
 from tests.support import HELLO_290, HELLO_320, analyze, line

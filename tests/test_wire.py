@@ -1,4 +1,4 @@
-"""kkobot.wire: every line a bridge can send, and every line the server writes."""
+"""kkobot.bridge.wire: every line a bridge can send, and every line the server writes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from kkobot import wire
+from kkobot.bridge import wire
 from tests.support import HELLO_290, HELLO_314, HELLO_320, analyze, line
 
 PING_320 = {

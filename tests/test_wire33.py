@@ -8,9 +8,11 @@ import json
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from kkobot import wire, wire33
+from kkobot.bridge import wire
+
+from kkobot.bridge import wire33
 from kkobot.commands import Reply
-from kkobot.wireforms import HEADER_RAW, JSON_LINES, IWireFormat, formOfLine
+from kkobot.bridge.wireforms import HEADER_RAW, JSON_LINES, IWireFormat, formOfLine
 from tests.lines33 import (
     AUTH_333, BRIDGE_LINES_333, HELLO_333, ServerLine33, handshake33, line33, message33, pong33,
 )

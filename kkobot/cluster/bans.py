@@ -38,7 +38,7 @@ return tostring(banned)
 class LocalBans:
     """
     C{maxFailures} auth failures within C{failureWindow} seconds ban an address for
-    C{banSeconds} (the rule of L{kkobot.limits.ConnectionLimits}), in this process.
+    C{banSeconds} (the rule of L{kkobot.bridge.limits.ConnectionLimits}), in this process.
     """
 
     def __init__(

@@ -10,7 +10,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import Interface, implementer
 
-from kkobot.chatlog import CLIENT_TIME_FORMAT
+from kkobot.chatlog.log import CLIENT_TIME_FORMAT
 
 # Replies and scheduled messages carry `bot:<name>` as their user_hash (ChatRow.forReply).
 BOT_USER_PREFIX = "bot:"

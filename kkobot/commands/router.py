@@ -13,7 +13,7 @@ from kkobot import logs
 from kkobot.logs import Logger
 from zope.interface import implementer
 
-from kkobot.chatlog import CLIENT_TIME_FORMAT, ChatRow
+from kkobot.chatlog.log import CLIENT_TIME_FORMAT, ChatRow
 from kkobot.commands.context import CommandContext
 from kkobot.commands.conversations import conversationKey
 from kkobot.commands.registry import CommandRegistry, directiveFor, matchCommand
@@ -22,9 +22,9 @@ from kkobot.commands.dispatch import Dispatcher
 from kkobot.events import NO_EVENTS, IServerEvents
 from kkobot.interfaces import IChatLog, IMessageHandler
 from kkobot.commands.permissions import Permissions
-from kkobot.pingmonitor import PingRow
-from kkobot.registry import ClientInfo
-from kkobot.wire import ChatMessage, Ping
+from kkobot.chatlog.pings import PingRow
+from kkobot.bridge.registry import ClientInfo
+from kkobot.bridge.wire import ChatMessage, Ping
 
 log = Logger()
 

@@ -14,7 +14,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import Interface, implementer
 
-from kkobot.db import isGoneAway
+from kkobot.db.pool import isGoneAway
 from kkobot.logs import Logger
 
 log = Logger()

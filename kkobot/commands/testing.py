@@ -10,7 +10,7 @@ from typing import Any
 from twisted.internet import defer, task
 from zope.interface import implementer
 
-from kkobot.chatlog import ChatRow
+from kkobot.chatlog.log import ChatRow
 from kkobot.commands.assembly import buildCommandParts
 from kkobot.commands.history import MemoryChatHistory
 from kkobot.commands.registry import CommandRegistry
@@ -18,10 +18,10 @@ from kkobot.commands.reply import Reply
 from kkobot.commands.store import MemoryStorage
 from kkobot.config import get_dotted
 from kkobot.interfaces import IChatLog
-from kkobot.outbound import Outbound
+from kkobot.bridge.outbound import Outbound
 from kkobot.commands.permissions import Permissions
-from kkobot.registry import ClientInfo, ClientRegistry
-from kkobot.wire import ChatMessage
+from kkobot.bridge.registry import ClientInfo, ClientRegistry
+from kkobot.bridge.wire import ChatMessage
 
 __all__ = ["CommandTester", "Replies", "Sent", "MemoryChatLog"]
 

@@ -11,7 +11,7 @@ from twisted.trial import unittest
 from kkobot.cluster.message import RoutedMessage
 from kkobot.cluster.node import ClusterNode
 from kkobot.cluster.settings import ClusterSettings, RedisAddress
-from kkobot.registry import ClientInfo
+from kkobot.bridge.registry import ClientInfo
 from tests.redisrig import deletePrefix, requireRedis, scratchKeys, startedLink
 
 # Anything a test waits for on the real reactor comes within this, or the test fails.

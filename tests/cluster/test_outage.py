@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twisted.internet import defer
 
-from kkobot.auth import ReplayGuard
+from kkobot.bridge.auth import ReplayGuard
 from kkobot.commands.cooldowns import Cooldown
 from tests.cluster.rig import ClusterCase
 from tests.cluster.test_shared_state import context

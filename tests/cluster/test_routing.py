@@ -7,7 +7,7 @@ from twisted.internet import defer
 from kkobot.cluster import lua
 from kkobot.cluster.keys import GROUP
 from kkobot.cluster.presence import Presence
-from kkobot.registry import ClientInfo
+from kkobot.bridge.registry import ClientInfo
 from tests.cluster.rig import ClusterCase
 from tests.redisrig import eventually
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from twisted.internet import defer
 
-from kkobot.auth import ReplayGuard
+from kkobot.bridge.auth import ReplayGuard
 from kkobot.cluster.cooldowns import LocalCooldownStore
 from kkobot.commands.cooldowns import Cooldown
 from tests.cluster.rig import ClusterCase

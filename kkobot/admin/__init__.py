@@ -1,0 +1,1 @@
+"""Running the server from outside: the admin web, kkobot-admin, kkobot-config, kkobot-chat, metrics."""

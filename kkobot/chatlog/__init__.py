@@ -1,0 +1,1 @@
+"""The chat log: rows, the journal, batches into the database, refused rows, ping rows."""

@@ -1,0 +1,1 @@
+"""The database: the adbapi pool, its errors, and the shapes of the tables kkobot writes."""
