@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS {table} (
 )
 """
 
-# The earlier servers' kb_bot_devices (tests/data/operator_tables.sql) has
+# The earlier servers' kb_bot_devices (tests/support/data/operator_tables.sql) has
 # ip_address, created_at/updated_at, approved_at, a status enum, and one row per
 # device (UNIQUE on device_id alone): there a device's status holds for every bot.
 DEVICE_TABLE = TableSpec(

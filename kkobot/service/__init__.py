@@ -21,7 +21,7 @@ from kkobot.events import EventFanout
 from kkobot.chatlog.kindlogs import KindLogs
 from kkobot.bridge.limits import ConnectionLimits, LimitedBridgeFactory
 from kkobot.commands.loader import untrusted as untrustedPlugins
-from kkobot.service.loopback import isLoopback
+from kkobot.endpoints import isLoopback
 from kkobot.logs import Logger
 from kkobot.admin.metrics import Metrics
 from kkobot.bridge.outbound import Outbound

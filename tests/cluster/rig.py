@@ -12,7 +12,7 @@ from kkobot.cluster.message import RoutedMessage
 from kkobot.cluster.node import ClusterNode
 from kkobot.cluster.settings import ClusterSettings, RedisAddress
 from kkobot.bridge.registry import ClientInfo
-from tests.redisrig import deletePrefix, requireRedis, scratchKeys, startedLink
+from tests.support.redisrig import deletePrefix, requireRedis, scratchKeys, startedLink
 
 # Anything a test waits for on the real reactor comes within this, or the test fails.
 WAIT = 10.0

@@ -8,7 +8,7 @@ from kkobot.cluster.admin import fetchDeployment, formatDeployment
 from kkobot.cluster.link import RedisUnavailable
 from kkobot.cluster.settings import ClusterSettings, RedisAddress
 from tests.cluster.rig import ClusterCase
-from tests.redisrig import _freePort
+from tests.support.redisrig import _freePort
 
 
 class AdminViewTests(ClusterCase):

@@ -8,7 +8,7 @@ from twisted.trial import unittest
 
 from kkobot.cluster.link import RedisLink, RedisUnavailable
 from kkobot.cluster.settings import RedisAddress
-from tests.redisrig import PrivateRedis, deletePrefix, eventually as until, requireRedis, scratchKeys, startedLink
+from tests.support.redisrig import PrivateRedis, deletePrefix, eventually as until, requireRedis, scratchKeys, startedLink
 
 
 class LogCapture:

@@ -8,7 +8,7 @@ from kkobot.bridge.auth import ReplayGuard
 from kkobot.commands.cooldowns import Cooldown
 from tests.cluster.rig import ClusterCase
 from tests.cluster.test_shared_state import context
-from tests.redisrig import PrivateRedis, eventually
+from tests.support.redisrig import PrivateRedis, eventually
 
 
 class OutageTests(ClusterCase):

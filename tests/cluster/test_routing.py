@@ -9,7 +9,7 @@ from kkobot.cluster.keys import GROUP
 from kkobot.cluster.presence import Presence
 from kkobot.bridge.registry import ClientInfo
 from tests.cluster.rig import ClusterCase
-from tests.redisrig import eventually
+from tests.support.redisrig import eventually
 
 
 class RoutingTests(ClusterCase):

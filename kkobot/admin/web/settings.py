@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kkobot import config
-from kkobot.service.loopback import interfaceOf
+from kkobot.endpoints import interfaceOf
 
 DEFAULT_ADMIN_ENDPOINT = "tcp:1499:interface=127.0.0.1"
 SHORT_TOKEN = 16
