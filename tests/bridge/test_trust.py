@@ -10,7 +10,7 @@ from twisted.web.template import flattenString
 from kkobot.bridge import protocol
 from kkobot.bridge.badlines import UNVERIFIED_BAD_LINES
 
-from kkobot.bridge import wire
+from kkobot.bridge import wire, wirejson
 from kkobot.bridge.devices import applyDeviceStatus
 from kkobot.admin.metrics import Metrics
 from kkobot.bridge.outbound import Outbound
@@ -289,7 +289,7 @@ class CheapRefusalTests(SynchronousTestCase):
         self.addCleanup(self.rig.close)
         self.parsed: list[bytes | str] = []
         for name in ("orjson", "json"):
-            self.patch(wire, name, CountingParser(getattr(wire, name), self.parsed))
+            self.patch(wirejson, name, CountingParser(getattr(wirejson, name), self.parsed))
 
     def test_many_containers_before_a_signed_event_are_refused_unparsed(self) -> None:
         conn = self.rig.connect()
