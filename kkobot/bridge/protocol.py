@@ -47,8 +47,8 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
 
     The protocol reads lines and decodes them; each event goes to the part of the
     connection it is for: L{handshake} (who the bridge is, whether it has proved it),
-    L{replies} (chat messages, answered in order per room) or L{pings}; a line that is
-    no event goes to L{badLines}. L{out} writes every server line.
+    L{replies} (chat messages, answered in order per room) or L{pings}. L{badLines}
+    answers the lines that are no event; L{out} writes every server line.
 
     Reading pauses (L{pauseProducing}) for several independent reasons at once:
     the transport's send buffer is full (the client does not read), a handshake is
