@@ -52,7 +52,7 @@ class Pings:
     def received(self, ping: wire.Ping) -> None:
         """A verified ping (or 3.3 `pong`) from the bridge."""
         proto = self.proto
-        client = proto.client
+        client = proto.handshake.client
         assert client is not None
         rtt = None
         if ping.server_timestamp is not None and ping.server_timestamp in self._sent:

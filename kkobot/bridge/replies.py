@@ -30,7 +30,7 @@ class RoomReplies:
         self._roomTails: dict[str, defer.Deferred[None]] = {}
 
     def chatMessage(self, message: wire.ChatMessage) -> None:
-        client = self.proto.client
+        client = self.proto.handshake.client
         assert client is not None
         handler = self.proto.factory.handler
         now = getattr(handler, "handleMessageNow", None)
