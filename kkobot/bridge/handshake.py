@@ -77,6 +77,7 @@ class Handshake:
         return True
 
     def authFailed(self, reason: str) -> None:
+        """An event whose signature does not hold: refused, counted, and perhaps the connection closed."""
         proto = self.proto
         log.warn(
             "[AUTH] refused an event of {bot} from {address}: {reason}",
