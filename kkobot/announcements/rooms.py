@@ -26,7 +26,8 @@ def _roomsName(txn: Any, sql: Callable[[str], str], roomId: str) -> str | None:
         try:
             txn.execute(sql(statement), (roomId,))
         except Exception as e:
-            if not isSchemaError(e):
+            # No such table: MySQL's is a schema error, SQLite's an OperationalError.
+            if not (isSchemaError(e) or "no such table" in str(e)):
                 raise
             continue
         row = txn.fetchone()

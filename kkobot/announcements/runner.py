@@ -89,6 +89,11 @@ class AnnouncementService(Service):
         # Sends under way finish (and are recorded) before the connections close.
         return defer.DeferredList(list(self._inFlight))
 
+    @property
+    def sending(self) -> int:
+        """How many sends are under way."""
+        return len(self._inFlight)
+
     @defer.inlineCallbacks
     def poll(self):
         """One look at the table: start the sends that are due. Never fails (the loop would stop)."""
