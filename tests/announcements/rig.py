@@ -55,11 +55,13 @@ class Bridge:
 class Rig:
     """A database with the announcement tables, a clock at C{start} (Seoul time), a bridge."""
 
-    def __init__(self, testcase: Any, engine: str, start: datetime) -> None:
+    def __init__(self, testcase: Any, engine: str, start: datetime | None = None,
+                 clock: task.Clock | None = None) -> None:
         self.testcase = testcase
         self.engine = engine
-        self.clock = task.Clock()
-        self.clock.advance(epoch(start))
+        self.clock = clock or task.Clock()
+        if start is not None:
+            self.clock.advance(epoch(start) - self.clock.seconds())
         if engine == "mysql":
             self.scratch = ScratchMysql()
             testcase.addCleanup(self.scratch.drop)
