@@ -68,6 +68,7 @@ class AnnouncementService(Service):
         self._lastPoll: datetime | None = None
         self._lastError: str | None = None
         self._staleCheckedAt = float("-inf")
+        self._stopped = False
 
     def now(self) -> datetime:
         """The clock's time as naive wall-clock time in the schedules' zone (seconds)."""
@@ -76,6 +77,7 @@ class AnnouncementService(Service):
 
     def startService(self) -> None:
         Service.startService(self)
+        self._stopped = False
         log.info("[SCHEDULE] announcements from the database: polled every {every}s, "
                  "missed sends caught up within {late}s", every=self.pollInterval, late=self.catchUp)
         self._loop = task.LoopingCall(self.poll)
@@ -84,6 +86,7 @@ class AnnouncementService(Service):
 
     def stopService(self) -> defer.Deferred[Any]:
         Service.stopService(self)
+        self._stopped = True
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         # Sends under way finish (and are recorded) before the connections close.
@@ -121,6 +124,8 @@ class AnnouncementService(Service):
                          count=closed)
         rows = yield self.store.current(windowStart)
         logged = yield self.store.logged(windowStart)
+        if self._stopped:
+            return  # stopped meanwhile: the connections are closing
         for key in [k for k, slot in self._handled.items() if slot < windowStart]:
             del self._handled[key]
         self._waiting = {k for k in self._waiting if k[1] >= windowStart}

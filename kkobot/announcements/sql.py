@@ -64,9 +64,12 @@ class ScheduleSql:
         # SQLite takes its write lock at the first write: this one, before the check.
         self.touch = sql(f"UPDATE {self.s} SET {sc('id')} = {sc('id')} WHERE {sc('id')} = %s")
         self.lockSchedule = sql(f"SELECT {sc('status')} FROM {self.s} WHERE {sc('id')} = %s{lock}")
+        # Read committed: the check sees the row of whoever held the lock before, and
+        # takes no gap locks (claims of different schedules would deadlock on them).
+        self.isolation = None if self.sqlite else "SET TRANSACTION ISOLATION LEVEL READ COMMITTED"
         self.findLog = sql(
             f"SELECT {lc('id')} FROM {self.l} WHERE {lc('schedule_id')} = %s "
-            f"AND {lc('scheduled_at')} = %s LIMIT 1{lock}"
+            f"AND {lc('scheduled_at')} = %s LIMIT 1"
         )
         self.claimFields = tuple(
             f for f in ("schedule_id", "target_room_id", "sent_message_text", "sent_images_1",

@@ -10,7 +10,9 @@ from twisted.internet import defer
 
 from kkobot.announcements.rules import RuleError, parseDateTime
 from kkobot.announcements.sql import ScheduleSql, jsonText, statementsFor, timeText
+from kkobot.db.errors import isLockConflict
 
+FINISH_TRIES = 3
 # What an unfinished send row says while it is in flight, and after a stop cut it short.
 IN_FLIGHT = "sending"
 INTERRUPTED = "interrupted: the server stopped while sending; not sent again"
@@ -90,8 +92,15 @@ class ScheduleStore:
 
     @defer.inlineCallbacks
     def finish(self, scheduleId: int, logId: int, outcome: Outcome):
+        """Complete the send row; tried again after a lock conflict (which rolled it back)."""
         q = yield self.statements()
-        yield self.database.runInteraction(_finish, q, scheduleId, logId, outcome)
+        for attempt in range(FINISH_TRIES):
+            try:
+                yield self.database.runInteraction(_finish, q, scheduleId, logId, outcome)
+                return
+            except Exception as e:
+                if attempt + 1 == FINISH_TRIES or not isLockConflict(e):
+                    raise
 
     @defer.inlineCallbacks
     def closeInterrupted(self, before: datetime, now: datetime):
@@ -128,6 +137,8 @@ def _claim(txn: Any, q: ScheduleSql, c: Claim, finalStatus: str | None) -> int |
     """
     if q.sqlite:
         txn.execute(q.touch, (c.scheduleId,))
+    else:
+        txn.execute(q.isolation)
     txn.execute(q.lockSchedule, (c.scheduleId,))
     row = txn.fetchone()
     if row is None or row[0] != "active":

@@ -12,6 +12,7 @@ from twisted.trial.unittest import TestCase
 from kkobot.announcements import manage
 from kkobot.bridge.wireforms import HEADER_RAW
 from tests.announcements.rig import BOT, CHANNEL, ROOM, Bridge, Rig
+from tests.support import captureLogs, logText
 
 # A Monday, 09:00 in Seoul.
 MONDAY_9 = datetime(2026, 12, 7, 9, 0)
@@ -79,15 +80,20 @@ class RunnerTests:
 
     async def test_several_instances_send_each_slot_once(self) -> None:
         rig = self.rig()
+        events = captureLogs(self)
         for minute in range(1, 6):
-            await rig.add(at=(time(9, minute),), text=f"공지 {minute}")
+            for copy in range(3):
+                await rig.add(at=(time(9, minute),), text=f"공지 {minute}-{copy}")
         runners = [rig.runner(rig.database()) for _ in range(4)]
         rig.clock.advance(6 * 60)
         await defer.gatherResults([r.poll() for r in runners])
         for r in runners:
             await rig.settle(r)
-        self.assertEqual(sorted(texts(rig.bridge)), [f"공지 {m}" for m in range(1, 6)])
-        self.assertEqual(len(rig.logs()), 5)
+        self.assertEqual(sorted(texts(rig.bridge)),
+                         sorted(f"공지 {m}-{c}" for m in range(1, 6) for c in range(3)))
+        self.assertEqual(len(rig.logs()), 15)
+        # Claims of different schedules at once neither deadlock nor wait for each other.
+        self.assertNotIn("not claimed", logText(events))
 
     async def test_text_and_two_image_groups_paced_with_their_wait_times(self) -> None:
         rig = self.rig()
