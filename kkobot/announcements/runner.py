@@ -130,7 +130,11 @@ class AnnouncementService(Service):
             del self._handled[key]
         self._waiting = {k for k in self._waiting if k[1] >= windowStart}
         for row in rows:
-            self._consider(row, now, logged)
+            try:
+                self._consider(row, now, logged)
+            except Exception:
+                # One odd row must not keep the others from being sent.
+                log.failure("[SCHEDULE] schedule {id} not considered", id=row.get("id"))
         self._lastPoll = now
 
     def _consider(self, row: dict[str, Any], now: datetime, logged: set[Key]) -> None:
@@ -159,6 +163,7 @@ class AnnouncementService(Service):
             self._handled[key] = slot
             d = self._send(row, rule, slot)
             self._inFlight.add(d)
+            d.addErrback(lambda f, i=scheduleId: log.failure("[SCHEDULE] schedule {id}: send failed", f, id=i))
             d.addBoth(self._settled, d)
 
     def _settled(self, result: Any, d: defer.Deferred[Any]) -> None:

@@ -211,3 +211,35 @@ class MariaDBRunner(RunnerTests, TestCase):
 
 class SQLiteRunner(RunnerTests, TestCase):
     engine = "sqlite"
+
+
+class OddRows:
+    timeout = 60
+
+    def rig(self, start: datetime = MONDAY_9) -> Rig:
+        return Rig(self, self.engine, start)
+
+    async def test_a_row_whose_timing_cannot_be_read_is_skipped_with_one_warning(self) -> None:
+        rig = self.rig()
+        events = captureLogs(self)
+        await rig.db.ensureSchema()
+        await rig.db.runOperation(
+            "INSERT INTO kb_schedule (title, created_by_type, created_by_id, created_by_mb_id, "
+            "target_bot_name, target_room_id, message_text, schedule_type, schedule_time, "
+            "valid_from, valid_until) VALUES ('x', 'branch', 'b', 'm', %s, %s, '요일 없음', 'weekly', "
+            "'09:01:00', '2026-01-01 00:00:00', '2027-01-01 00:00:00')", (BOT, CHANNEL))
+        await rig.add(at=(time(9, 1),), text="정상")
+        runner = rig.runner()
+        for second in (0, 5, 10):
+            await rig.pollAt(runner, datetime(2026, 12, 7, 9, 1, second))
+        self.assertEqual(texts(rig.bridge), ["정상"])
+        warnings = [line for line in logText(events).splitlines() if "is skipped" in line]
+        self.assertEqual(warnings, ["[SCHEDULE] schedule 1 is skipped: a weekly schedule needs schedule_weekdays"])
+
+
+class MariaDBOddRows(OddRows, TestCase):
+    engine = "mysql"
+
+
+class SQLiteOddRows(OddRows, TestCase):
+    engine = "sqlite"
