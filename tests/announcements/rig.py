@@ -97,9 +97,6 @@ class Rig:
                                           now=self.now(), **kw)
         return await manage.addSchedule(self.db, values)
 
-    async def advance(self, seconds: float) -> None:
-        self.clock.advance(seconds)
-
     async def settle(self, runner: AnnouncementService) -> None:
         """Until the runner's sends are done: the clock moved to each pause they wait on."""
         for _ in range(5000):
