@@ -69,6 +69,7 @@ class AnnouncementService(Service):
         self._lastError: str | None = None
         self._staleCheckedAt = float("-inf")
         self._stopped = False
+        self._wake: Any = None
 
     def now(self) -> datetime:
         """The clock's time as naive wall-clock time in the schedules' zone (seconds)."""
@@ -87,6 +88,8 @@ class AnnouncementService(Service):
     def stopService(self) -> defer.Deferred[Any]:
         Service.stopService(self)
         self._stopped = True
+        if self._wake is not None and self._wake.active():
+            self._wake.cancel()
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         # Sends under way finish (and are recorded) before the connections close.
@@ -129,26 +132,45 @@ class AnnouncementService(Service):
         for key in [k for k, slot in self._handled.items() if slot < windowStart]:
             del self._handled[key]
         self._waiting = {k for k in self._waiting if k[1] >= windowStart}
+        soonest = None
         for row in rows:
             try:
-                self._consider(row, now, logged)
+                upcoming = self._consider(row, now, logged)
             except Exception:
                 # One odd row must not keep the others from being sent.
                 log.failure("[SCHEDULE] schedule {id} not considered", id=row.get("id"))
+                continue
+            if upcoming is not None and (soonest is None or upcoming < soonest):
+                soonest = upcoming
         self._lastPoll = now
+        self._wakeFor(soonest)
 
-    def _consider(self, row: dict[str, Any], now: datetime, logged: set[Key]) -> None:
+    def _wakeFor(self, slot: datetime | None) -> None:
+        """A slot before the next poll gets a poll of its own at its second: sent on time."""
+        if not self.running or slot is None:
+            return
+        delay = slot.replace(tzinfo=self.tz).timestamp() - self.clock.seconds()
+        if not 0 < delay < self.pollInterval:
+            return
+        if self._wake is not None and self._wake.active():
+            if self._wake.getTime() <= self.clock.seconds() + delay:
+                return
+            self._wake.cancel()
+        self._wake = self.clock.callLater(delay, self.poll)
+
+    def _consider(self, row: dict[str, Any], now: datetime, logged: set[Key]) -> datetime | None:
+        """Start the sends of C{row} that are due; its next slot after C{now}."""
         scheduleId = int(row["id"])
         if row.get("status") != "active":
             self._paused.add(scheduleId)
-            return
+            return None
         if scheduleId in self._paused:
             # Resumed: a slot that passed while it was paused is not caught up.
             self._paused.discard(scheduleId)
             self._resumedAt[scheduleId] = self._lastPoll or now
         rule = self._rule(row)
         if rule is None:
-            return
+            return None
         for slot in rule.due(now, self.catchUp, self._notBefore(row, now)):
             key = (scheduleId, slot)
             if key in logged or key in self._handled:
@@ -165,6 +187,7 @@ class AnnouncementService(Service):
             self._inFlight.add(d)
             d.addErrback(lambda f, i=scheduleId: log.failure("[SCHEDULE] schedule {id}: send failed", f, id=i))
             d.addBoth(self._settled, d)
+        return rule.nextAfter(now)
 
     def _settled(self, result: Any, d: defer.Deferred[Any]) -> None:
         self._inFlight.discard(d)

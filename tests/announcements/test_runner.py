@@ -11,8 +11,8 @@ from twisted.trial.unittest import TestCase
 
 from kkobot.announcements import manage
 from kkobot.bridge.wireforms import HEADER_RAW
-from tests.announcements.rig import BOT, CHANNEL, ROOM, Bridge, Rig
-from tests.support import captureLogs, logText
+from tests.announcements.rig import BOT, CHANNEL, ROOM, Bridge, Rig, epoch
+from tests.support import captureLogs, logText, waitUntil
 
 # A Monday, 09:00 in Seoul.
 MONDAY_9 = datetime(2026, 12, 7, 9, 0)
@@ -243,3 +243,21 @@ class MariaDBOddRows(OddRows, TestCase):
 
 class SQLiteOddRows(OddRows, TestCase):
     engine = "sqlite"
+
+
+class OnTime(TestCase):
+    timeout = 60
+
+    async def test_a_slot_between_polls_is_sent_at_its_second(self) -> None:
+        rig = Rig(self, "sqlite", datetime(2026, 12, 7, 9, 0, 57, 500000))
+        await rig.add(at=(time(9, 1),), text="정각")
+        runner = rig.runner(pollInterval=5.0)
+        runner.startService()
+        self.addCleanup(runner.stopService)
+        due = epoch(datetime(2026, 12, 7, 9, 1))
+        await waitUntil(lambda: any(c.getTime() == due for c in rig.clock.getDelayedCalls()),
+                        "the first poll to plan a wake-up for 09:01:00")
+        rig.clock.advance(due - rig.clock.seconds())
+        await waitUntil(lambda: rig.bridge.lines, "the announcement")
+        self.assertEqual([(at, m["text"]) for (at, _), m in zip(rig.bridge.lines, rig.bridge.messages())],
+                         [(due, "정각")])
