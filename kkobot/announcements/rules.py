@@ -80,6 +80,16 @@ class Recurrence:
             start = max(start, notBefore)
         return self.slotsBetween(start, now)
 
+    def upcoming(self, after: datetime, count: int) -> list[datetime]:
+        """The next C{count} slots after C{after} (fewer when the rule ends): a schedule's preview."""
+        slots: list[datetime] = []
+        while len(slots) < count:
+            slot = self.nextAfter(slots[-1] if slots else after)
+            if slot is None:
+                break
+            slots.append(slot)
+        return slots
+
     def isFinished(self, after: datetime) -> bool:
         """True when no slot is left after C{after}."""
         return self.nextAfter(after) is None

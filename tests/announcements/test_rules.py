@@ -152,6 +152,15 @@ class Due(unittest.TestCase):
         self.assertEqual(rule.due(at(MONDAY, 9, 5), 600, notBefore=at(MONDAY, 9, 1)), [])
         self.assertEqual(rule.due(at(MONDAY, 9, 5), 600, notBefore=at(MONDAY, 9)), [at(MONDAY, 9)])
 
+    def test_a_preview_lists_the_next_sends(self):
+        rule = recurrence(row(schedule_type="weekly", schedule_weekdays="tuesday,friday",
+                              schedule_times='["08:00","20:00"]', valid_until=at(MONDAY, 0) + timedelta(days=5)))
+        self.assertEqual(rule.upcoming(at(MONDAY, 12), 10), [
+            at(MONDAY + timedelta(days=1), 8), at(MONDAY + timedelta(days=1), 20),
+            at(MONDAY + timedelta(days=4), 8), at(MONDAY + timedelta(days=4), 20),
+        ])
+        self.assertEqual(rule.upcoming(at(MONDAY, 12), 1), [at(MONDAY + timedelta(days=1), 8)])
+
     def test_describe(self):
         self.assertEqual(describe(recurrence(row(schedule_type="weekly",
                                                   schedule_weekdays="monday,thursday"))),
