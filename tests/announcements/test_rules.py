@@ -176,3 +176,49 @@ class Recurrences(unittest.TestCase):
         rule = Recurrence("weekly", (time(7),), datetime(2026, 12, 1), datetime(2026, 12, 31),
                           weekdays=frozenset({MONDAY.weekday()}))
         self.assertEqual(rule.nextAfter(datetime(2026, 12, 1)), at(MONDAY, 7))
+
+
+class Properties(unittest.TestCase):
+    """The rules agree with a brute-force walk over 16 days of random schedules."""
+
+    def test_next_after_and_due_agree_with_a_walk(self):
+        from hypothesis import given, settings, strategies as st
+
+        minutes = st.integers(0, 24 * 60 - 1).map(lambda m: time(m // 60, m % 60))
+        start = datetime(2026, 12, 1)
+
+        @settings(max_examples=150, deadline=None)
+        @given(
+            kind=st.sampled_from(["once", "daily", "weekly"]),
+            times=st.lists(minutes, min_size=1, max_size=4),
+            days=st.sets(st.integers(0, 6), min_size=1),
+            fromMinutes=st.integers(0, 3 * 24 * 60),
+            spanMinutes=st.integers(0, 12 * 24 * 60),
+            onceDay=st.integers(0, 10),
+            afterMinutes=st.integers(0, 14 * 24 * 60),
+            lateness=st.integers(0, 3 * 3600),
+        )
+        def check(kind, times, days, fromMinutes, spanMinutes, onceDay, afterMinutes, lateness):
+            validFrom = start + timedelta(minutes=fromMinutes)
+            rule = Recurrence(kind, tuple(sorted(set(times))), validFrom,
+                              validFrom + timedelta(minutes=spanMinutes),
+                              date=(start + timedelta(days=onceDay)).date(), weekdays=frozenset(days))
+
+            def fires(moment):
+                if not (rule.validFrom <= moment <= rule.validUntil) or moment.time() not in rule.times:
+                    return False
+                if kind == "once":
+                    return moment.date() == rule.date
+                return kind == "daily" or moment.weekday() in days
+
+            # Every minute of the day that is one of the rule's times, over 16 days.
+            candidates = sorted(datetime.combine((start + timedelta(days=d)).date(), t)
+                                for d in range(16) for t in set(times))
+            walk = [moment for moment in candidates if fires(moment)]
+            after = start + timedelta(minutes=afterMinutes)
+            expected = next((s for s in walk if s > after), None)
+            self.assertEqual(rule.nextAfter(after), expected)
+            self.assertEqual(rule.due(after, lateness),
+                             [s for s in walk if after - timedelta(seconds=lateness) <= s <= after])
+
+        check()
