@@ -28,11 +28,14 @@ class Delivered:
 def reachable(outbound: Any, bot: str) -> bool:
     """
     True when the outbound entry point can take a message for C{bot} now: it says so
-    itself (C{canSend}), or one of the bot's connections here is verified and approved.
+    itself (C{canSend}), it has a router (which routes to the bot's instance or queues
+    for an absent bot), or one of the bot's connections here is verified and approved.
     """
     canSend = getattr(outbound, "canSend", None)
     if canSend is not None:
         return bool(canSend(bot))
+    if getattr(outbound, "router", None) is not None:
+        return True
     registry = getattr(outbound, "registry", None)
     if registry is None:
         return True

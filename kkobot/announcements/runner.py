@@ -50,7 +50,7 @@ class AnnouncementService(Service):
         roomNames: Any = None,
     ) -> None:
         self.store = ScheduleStore(database)
-        self.claims = claimsFor(self.store, slots)
+        self.slots = slots
         self.outbound = outbound
         self.clock = clock
         self.tz = ZoneInfo(timezone)
@@ -94,6 +94,17 @@ class AnnouncementService(Service):
             self._loop.stop()
         # Sends under way finish (and are recorded) before the connections close.
         return defer.DeferredList(list(self._inFlight))
+
+    @property
+    def slots(self) -> Any:
+        """The cluster's L{kkobot.cluster.interfaces.ISlotClaims} in front of the claim rows, or None."""
+        return self._slots
+
+    @slots.setter
+    def slots(self, slots: Any) -> None:
+        # Settable after construction: the cluster node may be wired in later.
+        self._slots = slots
+        self.claims = claimsFor(self.store, slots)
 
     @property
     def sending(self) -> int:

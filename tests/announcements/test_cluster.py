@@ -43,3 +43,13 @@ class ClusterClaims(ClusterCase):
             yield defer.ensureDeferred(rig.settle(r))
         self.assertEqual(len(rig.bridge.messages()), 2)
         self.assertEqual(len(rig.logs()), 2)
+
+    @defer.inlineCallbacks
+    def test_slots_wired_in_after_construction(self):
+        rig = Rig(self, "sqlite", clock=self.clock)
+        node = yield self.startNode("A")
+        runner = rig.runner()
+        self.assertNotIsInstance(runner.claims, ClusterFirstClaims)
+        runner.slots = node.slots
+        self.assertIsInstance(runner.claims, ClusterFirstClaims)
+        self.assertIs(runner.slots, node.slots)

@@ -45,3 +45,28 @@ class Parts(unittest.TestCase):
         self.assertEqual(len(problems), 2)
         self.assertIn("message_images_1[0] is neither an http(s) URL nor base64", problems[0])
         self.assertIn("message_images_2 is not JSON", problems[1])
+
+
+class Reachable(unittest.TestCase):
+    def test_a_bot_is_reachable_through_a_connection_here_or_the_outbound_router(self):
+        from twisted.internet.task import Clock
+
+        from kkobot.announcements.delivery import reachable
+        from kkobot.bridge.outbound import Outbound
+        from kkobot.bridge.registry import ClientInfo, ClientRegistry
+        from kkobot.commands.testing import MemoryChatLog
+
+        registry = ClientRegistry()
+        outbound = Outbound(registry, MemoryChatLog(), Clock())
+        self.assertFalse(reachable(outbound, "kkobot"))
+        phone = ClientInfo(botName="kkobot", version="3.2.0", clientType="MessengerBotR",
+                           deviceID="d", address="127.0.0.1", connectedSince=0.0,
+                           send=lambda line: None, approved=False)
+        registry.add(phone)
+        self.assertFalse(reachable(outbound, "kkobot"))  # pending approval
+        phone.approved = True
+        self.assertTrue(reachable(outbound, "kkobot"))
+        self.assertFalse(reachable(outbound, "other"))
+        # An outbound path that routes to other instances or queues for absent bots.
+        outbound.router = object()
+        self.assertTrue(reachable(outbound, "other"))
