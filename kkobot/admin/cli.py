@@ -14,6 +14,7 @@ from kkobot import config
 from kkobot.chatlog import log as chatlog
 
 from kkobot.chatlog import rejected
+from kkobot.admin import schedulescli
 from kkobot.commands import admincmds
 from kkobot.db.pool import Database
 from kkobot.bridge.devices import DeviceStore
@@ -62,6 +63,7 @@ def parser() -> argparse.ArgumentParser:
         help="after fixing the cause: insert the rows, each exactly once, and archive the file",
     )
     admincmds.addParsers(sub, _Parser)
+    schedulescli.addParsers(sub, _Parser)
     return p
 
 
@@ -180,7 +182,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(1)
 
     async def _main(reactor: Any) -> None:
-        if args.area in ("rejected", *admincmds.AREAS):
+        timezone = None
+        if args.area == schedulescli.AREA:
+            db, timezone = schedulescli.setup(args, reactor)
+        elif args.area in ("rejected", *admincmds.AREAS):
             # The server's own database, config or not (the embedded SQLite default).
             db, path = rejectedSetup(args, reactor)
         else:
@@ -190,6 +195,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 sys.stdout.write(await runRejected(args, db, path) + "\n")
             elif args.area == "store":
                 sys.stdout.write(await admincmds.runStore(args, db) + "\n")
+            elif timezone is not None:
+                sys.stdout.write(await schedulescli.runSchedules(args, db, timezone) + "\n")
             elif args.area == "triggers":
                 sys.stdout.write(await admincmds.runTriggers(args, db) + "\n")
             else:
@@ -199,7 +206,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     def failed(failure: Any) -> None:
         error = failure.value
-        message = str(error) if isinstance(error, (AdminError, admincmds.AdminCommandError)) else (
+        message = str(error) if isinstance(error, (
+            AdminError, admincmds.AdminCommandError, schedulescli.ScheduleCommandError)) else (
             f"database error: {failure.getErrorMessage()}")
         sys.stderr.write(f"{PROG}: {message}\n")
         raise SystemExit(1)
