@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
-import json
-import os
 from collections import deque
 from datetime import datetime
 from typing import Any, Callable
@@ -14,201 +11,31 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from zope.interface import implementer
 
-from kkobot.db.pool import POOL_MAX, Database, isGoneAway
-from kkobot.db.errors import describeError, errorCode, isDuplicateKey, isRowError, isSchemaError
+from kkobot.chatlog.journal import Cursor, Entry, Journal, encodeValues
+# Some names below are imported from here by other modules (until they import them from their own module).
+from kkobot.chatlog.rows import CLIENT_TIME_FORMAT, COLUMNS, INSERT_CHAT_LOGS, ChatRow
+from kkobot.chatlog.setaside import REJECTED_FILE, appendRejected, rejectedLine, rejectedPath
+from kkobot.chatlog.sqlwriter import (
+    INSERT_BATCH,
+    MAPPED,
+    SELECT_BATCH_END,
+    SELECT_COMMITTED,
+    TABLES,
+    WHAT,
+    AlreadyCommitted,
+    RowWriter,
+    addSchema,
+    readCommitted,
+    writeBatch,
+    writerFor,
+)
+from kkobot.db.errors import describeError, isRowError, isSchemaError
+from kkobot.db.pool import POOL_MAX, isGoneAway
 from kkobot.events import NO_EVENTS, IServerEvents
 from kkobot.interfaces import IChatLog
-from kkobot.chatlog.journal import Cursor, Entry, Journal, encodeValues
 from kkobot.logs import Logger
-from kkobot.chatlog.pings import COLUMNS as PING_COLUMNS
-from kkobot.chatlog.pings import PING_TABLE, PingRow
-from kkobot.chatlog.rows import CLIENT_TIME_FORMAT, COLUMNS, INSERT_CHAT_LOGS, ChatRow
-from kkobot.chatlog.sqlvalues import MultiRowInsert
-from kkobot.db.tablemap import TableError, TableMap
 
 log = Logger()
-
-# One row per committed batch, in the same transaction as the batch's rows: the
-# journal's replay skips what is recorded here, so a batch is never written twice.
-MYSQL_BATCHES = """
-CREATE TABLE IF NOT EXISTS `kb_chatlog_batches` (
-  `journal_id` char(32) NOT NULL COMMENT 'the journal directory the rows came from',
-  `first_seq` bigint NOT NULL COMMENT 'journal seq of the first row of the batch',
-  `last_seq` bigint NOT NULL COMMENT 'journal seq of the last row of the batch',
-  `row_count` int NOT NULL,
-  `committed_at` datetime NOT NULL DEFAULT current_timestamp(),
-  PRIMARY KEY (`journal_id`, `first_seq`)
-) ENGINE=InnoDB DEFAULT CHARSET=ascii COMMENT='kkobot chat log batches (replay idempotency)'
-"""
-SQLITE_BATCHES = """
-CREATE TABLE IF NOT EXISTS kb_chatlog_batches (
-  journal_id TEXT NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
-  row_count INTEGER NOT NULL, committed_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
-  PRIMARY KEY (journal_id, first_seq)
-)
-"""
-INSERT_BATCH = (
-    "INSERT INTO kb_chatlog_batches (journal_id, first_seq, last_seq, row_count) "
-    "VALUES (%s, %s, %s, %s)"
-)
-SELECT_COMMITTED = "SELECT MAX(last_seq) FROM kb_chatlog_batches WHERE journal_id = %s"
-
-# Kinds whose table may be an operator's own of another shape (kkobot.db.tablemap):
-# kind -> the table spec. kb_chat_logs is always the operators' DDL as it is.
-MAPPED = {PingRow.KIND: PING_TABLE}
-
-
-SELECT_BATCH_END = (
-    "SELECT last_seq FROM kb_chatlog_batches WHERE journal_id = %s AND first_seq = %s"
-)
-
-# Rows the database refuses for good (bad values, a trigger's SIGNAL, ...): one JSON
-# object per line, in the journal directory, so an operator can fix and re-insert them.
-REJECTED_FILE = "rejected.jsonl"
-
-
-def rejectedPath(journalDir: str) -> str:
-    """Where the rows the database refused for good are kept, beside the journal."""
-    return os.path.join(journalDir, REJECTED_FILE)
-
-
-COLUMNS_BY_KIND = {ChatRow.KIND: COLUMNS, PingRow.KIND: list(PING_COLUMNS)}
-TABLES = {ChatRow.KIND: "kb_chat_logs", PingRow.KIND: "kb_ping_monitor"}
-# What a kind's rows are called in log lines.
-WHAT = {ChatRow.KIND: "chat", PingRow.KIND: "ping"}
-
-
-class RowWriter:
-    """
-    Inserts one kind's rows, one multi-row statement per batch: as they are, or
-    through the mapping onto an operator's table of another shape.
-    """
-
-    def __init__(self, statement: str, sqlite: bool, mapping: TableMap | None = None) -> None:
-        self.mapping = mapping
-        self.project = None if mapping is None or mapping.identity else mapping.project
-        self.statement = statement
-        self._multi = None if sqlite else MultiRowInsert(statement)
-
-    def __call__(self, txn: Any, entries: list[Entry]) -> None:
-        project = self.project
-        encoded: list[bytes | None] | None = None
-        if project is None:
-            rows = [entry.values for entry in entries]
-            encoded = [entry.encoded for entry in entries]
-        else:
-            rows = [project(entry.values) for entry in entries]
-        if self._multi is None:
-            txn.executemany(self.statement, rows)
-        else:
-            self._multi(txn, rows, None if encoded is None or None in encoded else encoded)
-
-    def one(self, txn: Any, values: tuple[Any, ...]) -> None:
-        """One row (a rejected row put back)."""
-        txn.execute(self.statement, values if self.project is None else self.project(values))
-
-
-def writerFor(database: Any, kind: str) -> RowWriter:
-    """
-    The writer of C{kind}'s rows on C{database}, as its last schema check decided;
-    L{TableError} (or the error that kept the check from deciding) when it has not.
-    """
-    sqlite = database.engine == "sqlite"
-    spec = MAPPED.get(kind)
-    if spec is None:
-        if kind != ChatRow.KIND:
-            raise TableError(f"no table for rows of kind {kind!r}")
-        return RowWriter(database.sql(INSERT_CHAT_LOGS), sqlite)
-    mapping = database.tables.get(spec.name)
-    if mapping is None:
-        error = database.tableErrors.get(spec.name)
-        raise error if error is not None else TableError(f"{spec.name} is not checked yet")
-    return RowWriter(database.sql(mapping.insertSql()), sqlite, mapping)
-
-
-class AlreadyCommitted(Exception):
-    """The batch's record is in the database already: its rows up to lastSeq are too."""
-
-    def __init__(self, lastSeq: int | None = None) -> None:
-        super().__init__(lastSeq)
-        self.lastSeq = lastSeq
-
-
-def writeBatch(
-    txn: Any,
-    batchStatement: str,
-    batchKey: tuple[str, int, int, int],
-    statements: dict[str, RowWriter],
-    rowsByKind: dict[str, list[Entry]],
-    endStatement: str | None = None,
-) -> None:
-    """Runs in a pool thread: the batch record and its rows, one transaction."""
-    try:
-        txn.execute(batchStatement, batchKey)
-    except Exception as e:
-        if isDuplicateKey(e):
-            # The recorded batch may be shorter than this one (a retry after a lost
-            # COMMIT may carry more rows): only its own range is done.
-            lastSeq = None
-            if endStatement is not None:
-                txn.execute(endStatement, batchKey[:2])
-                found = txn.fetchone()
-                lastSeq = int(found[0]) if found else None
-            raise AlreadyCommitted(lastSeq)
-        raise
-    for kind, entries in rowsByKind.items():
-        statements[kind](txn, entries)
-
-
-def rejectedLine(journalId: str, entry: Entry, error: BaseException, when: datetime) -> bytes:
-    """One line of rejected.jsonl: where the row came from, its columns, and why."""
-    names = COLUMNS_BY_KIND.get(entry.kind)
-    columns: Any = dict(zip(names, entry.values)) if names else list(entry.values)
-    record = {
-        "time": when.strftime(CLIENT_TIME_FORMAT),
-        "journal_id": journalId,
-        "seq": entry.seq,
-        "table": TABLES.get(entry.kind, entry.kind),
-        "error": {"code": errorCode(error), "type": type(error).__name__,
-                  "message": str(error.args[1]) if len(error.args) > 1 else str(error)},
-        "row": columns,
-    }
-    return (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
-
-
-def addSchema(database: Database) -> None:
-    """The chat log's own tables (batch records) and the mapped ones (ping monitor)."""
-    database.addSchema(MYSQL_BATCHES, SQLITE_BATCHES)
-    for spec in MAPPED.values():
-        database.addTable(spec)
-
-
-def appendRejected(path: str, data: bytes) -> None:
-    """Blocking (a worker thread): append and fsync before the row is marked done."""
-    while True:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        # `kkobot-admin rejected import` moves the file away, then takes this lock:
-        # holding it, and with the path still naming this file, the line cannot end
-        # up in a file being imported.
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            if os.stat(path).st_ino == os.fstat(fd).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        os.close(fd)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _readCommitted(txn: Any, statement: str, journalId: str) -> int:
-    txn.execute(statement, (journalId,))
-    row = txn.fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
-
 
 def _inThread(func: Callable[..., Any], *args: Any) -> defer.Deferred:
     from twisted.internet import threads
@@ -480,7 +307,7 @@ class ChatLog(Service):
         d = self.database.ensureSchema()
         d.addCallback(
             lambda _: self.database.runInteraction(
-                _readCommitted, self.database.sql(SELECT_COMMITTED), self.journal.journalId
+                readCommitted, self.database.sql(SELECT_COMMITTED), self.journal.journalId
             )
         )
         d.addCallbacks(self._prepared, self._notPrepared)
