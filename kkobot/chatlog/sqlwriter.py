@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet import defer
+
 from kkobot.chatlog.journal import Entry
 from kkobot.chatlog.pings import COLUMNS as PING_COLUMNS
 from kkobot.chatlog.pings import PING_TABLE, PingRow
@@ -143,3 +145,60 @@ def readCommitted(txn: Any, statement: str, journalId: str) -> int:
     row = txn.fetchone()
     return int(row[0]) if row and row[0] is not None else 0
 
+
+class BatchWriter:
+    """
+    Writes batches of journal entries to one database: the batch record and its
+    rows in one transaction, each kind through the writer its table's last schema
+    check decided on.
+    """
+
+    def __init__(self, database: Any) -> None:
+        self.database = database
+        self._writers: dict[str, RowWriter] = {}
+        self._batchStatement = database.sql(INSERT_BATCH)
+        self._endStatement = database.sql(SELECT_BATCH_END)
+        addSchema(database)
+
+    def committed(self, journalId: str) -> defer.Deferred[int]:
+        """The last seq of C{journalId} the database has (0 for none)."""
+        return self.database.runInteraction(
+            readCommitted, self.database.sql(SELECT_COMMITTED), journalId
+        )
+
+    def write(self, journalId: str, batch: list[Entry]) -> defer.Deferred[None]:
+        """
+        One transaction for C{batch}; fails with L{AlreadyCommitted} when its record
+        is there already. Raises at once when a kind's table is not decided yet.
+        """
+        rowsByKind: dict[str, list[Entry]] = {}
+        for entry in batch:
+            rowsByKind.setdefault(entry.kind, []).append(entry)
+        key = (journalId, batch[0].seq, batch[-1].seq, len(batch))
+        writers = {kind: self._writer(kind) for kind in rowsByKind}
+        return self.database.runInteraction(
+            writeBatch, self._batchStatement, key, writers, rowsByKind, self._endStatement,
+        )
+
+    def markDone(self, journalId: str, seq: int) -> defer.Deferred[None]:
+        """A record with no rows: C{seq} counts as written (its row was set aside)."""
+        key = (journalId, seq, seq, 0)
+        return self.database.runInteraction(
+            writeBatch, self._batchStatement, key, {}, {}, self._endStatement
+        )
+
+    def tableName(self, kind: str) -> str:
+        """The table C{kind}'s rows go to (as the last schema check decided)."""
+        spec = MAPPED.get(kind)
+        if spec is None:
+            return TABLES.get(kind, kind)
+        mapping = self.database.tables.get(spec.name)
+        return mapping.table if mapping is not None else spec.name
+
+    def _writer(self, kind: str) -> RowWriter:
+        writer = self._writers.get(kind)
+        spec = MAPPED.get(kind)
+        if writer is None or (spec is not None
+                              and self.database.tables.get(spec.name) is not writer.mapping):
+            writer = self._writers[kind] = writerFor(self.database, kind)
+        return writer
