@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from twisted.application.service import IService
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
@@ -17,9 +18,6 @@ from kkobot.chatlog.setaside import SetAside
 from kkobot.chatlog.sqlwriter import AlreadyCommitted, BatchWriter
 from kkobot.db.errors import isRowError
 from kkobot.logs import Logger
-
-if TYPE_CHECKING:
-    from kkobot.chatlog.log import ChatLog
 
 log = Logger()
 
@@ -35,7 +33,8 @@ class Flusher:
 
     def __init__(
         self,
-        service: ChatLog,
+        service: IService,
+        kind: str,
         clock: IReactorTime,
         journal: Journal,
         buffer: RowBuffer,
@@ -49,6 +48,7 @@ class Flusher:
         flushInterval: float,
     ) -> None:
         self.service = service
+        self.kind = kind
         self.clock = clock
         self.journal = journal
         self.buffer = buffer
@@ -133,7 +133,7 @@ class Flusher:
         return d
 
     def _written(self, _: Any, batch: list[Entry], started: float) -> None:
-        self.retries.recovered(lambda: self.writer.tableName(self.service.kind))
+        self.retries.recovered(lambda: self.writer.tableName(self.kind))
         self.progress.written(batch, self.clock.seconds() - started, self.replaying)
         if self.pressure.paused:
             self.pressure.check()
@@ -163,8 +163,8 @@ class Flusher:
         self.retries.failed(error)
         if not self.replaying:
             self.replaying = True
-            self.progress.spooled(self.service.backlog)
-        delay = self.retries.delay(failure, len(batch), self.service.backlog)
+            self.progress.spooled(self.progress.backlog)
+        delay = self.retries.delay(failure, len(batch), self.progress.backlog)
         if delay is None:
             self.retries.atOnce = True
             return

@@ -85,20 +85,20 @@ class ChatLog(Service):
         self.journal = journal
         self.writer = BatchWriter(database)
         self.buffer = RowBuffer(journal, max(maxBufferRows, batchSize), inThread)
-        # False: a backlog, however long, never pauses reading from clients (a table
-        # that refuses rows must not hold back the others); the disk is the bound.
-        self.pressure = Pressure(self.what, journal, self.buffer, lambda: self.backlog,
-                                 maxJournalBytes, backlogPauses)
-        self.retries = RetryPolicy(database, clock, self.what, retryInterval)
         self.setAside = SetAside(self.writer, clock, journal,
                                  rejectedFile or rejectedPath(journal.directory), inThread)
         self.progress = Progress(journal, self.setAside, events)
+        # False: a backlog, however long, never pauses reading from clients (a table
+        # that refuses rows must not hold back the others); the disk is the bound.
+        self.pressure = Pressure(self.what, journal, self.buffer, lambda: self.progress.backlog,
+                                 maxJournalBytes, backlogPauses)
+        self.retries = RetryPolicy(database, clock, self.what, retryInterval)
         self.gate = JournalGate(journal, clock, self.pressure, inThread,
                                 lambda: self.running, lambda: self.flusher.soon())
-        self.flusher = Flusher(self, clock, journal, self.buffer, self.writer, self.setAside,
+        self.flusher = Flusher(self, kind, clock, journal, self.buffer, self.writer, self.setAside,
                                self.progress, self.retries, self.pressure, self.gate,
                                batchSize, flushInterval)
-        self.startup = Startup(self)
+        self.startup = Startup(self, self.what, journal, self.writer, self.retries, self.flusher)
 
     ready = property(attrgetter("flusher.ready"))
     committed = property(attrgetter("progress.committed"),
@@ -127,7 +127,7 @@ class ChatLog(Service):
     @property
     def backlog(self) -> int:
         """Rows journaled but not yet known to be in the database (in flight included)."""
-        return self.journal.nextSeq - 1 - self.committed if self.journal.segments else 0
+        return self.progress.backlog
 
     # -- what /readyz reports
 

@@ -42,6 +42,12 @@ class Progress:
             self.events.rowsReplayed(chat)
         self.commit(batch[-1].seq)
 
+    @property
+    def backlog(self) -> int:
+        """Rows journaled but not yet known to be in the database (in flight included)."""
+        journal = self.journal
+        return journal.nextSeq - 1 - self.committed if journal.segments else 0
+
     def spooled(self, backlog: int) -> None:
         """The database failed: the C{backlog} rows are replayed from the journal when it is back."""
         self.events.rowsSpooled(backlog)

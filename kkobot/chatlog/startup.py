@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from twisted.application.service import IService
 from twisted.internet import defer
 
+from kkobot.chatlog.flushing import Flusher
+from kkobot.chatlog.journal import Journal
+from kkobot.chatlog.retry import RetryPolicy
+from kkobot.chatlog.sqlwriter import BatchWriter
 from kkobot.logs import Logger
-
-if TYPE_CHECKING:
-    from kkobot.chatlog.log import ChatLog
 
 log = Logger()
 
@@ -21,16 +23,29 @@ class Startup:
     the journal and the pair is tried again every C{retryInterval}.
     """
 
-    def __init__(self, service: ChatLog) -> None:
+    def __init__(
+        self,
+        service: IService,
+        what: str,
+        journal: Journal,
+        writer: BatchWriter,
+        retries: RetryPolicy,
+        flusher: Flusher,
+    ) -> None:
         self.service = service
+        self.what = what
+        self.journal = journal
+        self.writer = writer
+        self.database = writer.database
+        self.retries = retries
+        self.flusher = flusher
         # The check under way: a stop waits for it to decide about the pending rows.
         self.preparing: defer.Deferred[None] | None = None
 
     def prepare(self) -> None:
-        service = self.service
-        service.retries.due()
-        d = service.database.ensureSchema()
-        d.addCallback(lambda _: service.writer.committed(service.journal.journalId))
+        self.retries.due()
+        d = self.database.ensureSchema()
+        d.addCallback(lambda _: self.writer.committed(self.journal.journalId))
         d.addCallbacks(self._prepared, self._notPrepared)
         self.preparing = d
         d.addBoth(self._preparedOrNot)
@@ -39,27 +54,25 @@ class Startup:
         self.preparing = None
 
     def _prepared(self, committed: int) -> None:
-        service = self.service
-        if not service.running:
+        if not self.service.running:
             return
-        service.flusher.prepared(committed)
+        self.flusher.prepared(committed)
         log.info(
-            "[DB] {what} log ready at {db}; journal {dir}", what=service.what,
-            db=service.database.describe(), dir=service.journal.directory,
+            "[DB] {what} log ready at {db}; journal {dir}", what=self.what,
+            db=self.database.describe(), dir=self.journal.directory,
         )
-        service.flusher.kick()
+        self.flusher.kick()
 
     def _notPrepared(self, failure: Any) -> None:
-        service = self.service
-        retries = service.retries
+        retries = self.retries
         retries.lastError = failure.value
         log.error(
             "[DB] {db} is not available ({error}); rows are journaled in {dir} and "
             "written when it answers; retrying in {delay}s",
-            db=service.database.describe(),
+            db=self.database.describe(),
             error=failure.getErrorMessage(),
-            dir=service.journal.directory,
+            dir=self.journal.directory,
             delay=retries.retryInterval,
         )
-        if service.running:
+        if self.service.running:
             retries.schedule(retries.retryInterval, self.prepare)
