@@ -1,4 +1,4 @@
-"""The journal barrier: rows reach the journal before anything that answers them leaves; one fsync for many rows."""
+"""The journal barrier: rows are in the journal before what answers them leaves; one fsync for many."""
 
 from __future__ import annotations
 

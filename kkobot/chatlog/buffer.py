@@ -1,4 +1,4 @@
-"""Rows waiting for a batch: in memory up to a bound, past it read back from the journal when there is room."""
+"""Rows waiting for a batch: in memory up to a bound, past it read back from the journal."""
 
 from __future__ import annotations
 

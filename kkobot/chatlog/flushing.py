@@ -1,4 +1,4 @@
-"""The chat log's batches: buffered rows go to the database one batch at a time, in journal order, until each is in."""
+"""The chat log's batches: one at a time, in journal order, each tried until the database has it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What one chat log has written: the committed watermark, the journal trimmed behind it, and the counters."""
+"""What a chat log has written: the committed watermark, the journal trimmed behind it, counters."""
 
 from __future__ import annotations
 

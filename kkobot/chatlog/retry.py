@@ -1,4 +1,4 @@
-"""When a batch the database did not take is tried again: at once on a new connection, or after a growing delay."""
+"""When a batch the database did not take is tried again: at once, or after a growing delay."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""kb_chat_logs rows: one tuple per message, clipped to the column widths, times as the column stores them."""
+"""kb_chat_logs rows: one tuple per message, clipped to the column widths."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rows the database refuses for good: found by splitting the refused batch, then set aside in rejected.jsonl."""
+"""Rows the database refuses for good: split out of their batch, set aside in rejected.jsonl."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The chat log's SQL: each kind's multi-row INSERT and the kb_chatlog_batches record that makes a batch exactly-once."""
+"""Chat log SQL: each kind's INSERT, and the kb_chatlog_batches record that makes a batch exactly-once."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Before a chat log's first batch: the tables are checked and the database says which journaled rows it has."""
+"""A chat log's start: the tables checked, and the database asked which journaled rows it has."""
 
 from __future__ import annotations
 
