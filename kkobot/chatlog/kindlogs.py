@@ -10,7 +10,9 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
-from kkobot.chatlog.log import ChatLog, ChatRow, rejectedPath
+from kkobot.chatlog.log import ChatLog
+from kkobot.chatlog.rows import ChatRow
+from kkobot.chatlog.setaside import rejectedPath
 from kkobot.events import NO_EVENTS, IServerEvents
 from kkobot.interfaces import IChatLog
 from kkobot.chatlog.journal import Journal

@@ -1,415 +1,39 @@
-"""The chat log: kb_chat_logs (and kb_ping_monitor) rows, journaled, then written in batches."""
+"""The chat log service: kb_chat_logs (and kb_ping_monitor) rows, journaled, then written in batches."""
 
 from __future__ import annotations
 
-import fcntl
-import json
-import os
-import re
-from collections import deque
-from datetime import datetime
-from typing import Any, Callable, NamedTuple
+from operator import attrgetter
+from typing import Any, Callable
 
 from twisted.application.service import Service
 from twisted.internet import defer
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
-from kkobot.db.pool import POOL_MAX, Database, isGoneAway
-from kkobot.db.errors import describeError, errorCode, isDuplicateKey, isRowError, isSchemaError
+from kkobot.chatlog.barrier import JournalGate
+from kkobot.chatlog.buffer import RowBuffer
+from kkobot.chatlog.flushing import Flusher
+from kkobot.chatlog.journal import Journal, encodeValues
+from kkobot.chatlog.pressure import Pressure
+from kkobot.chatlog.progress import Progress
+from kkobot.chatlog.retry import RetryPolicy
+from kkobot.chatlog.rows import CLIENT_TIME_FORMAT, ChatRow
+from kkobot.chatlog.setaside import SetAside, appendRejected, rejectedPath
+from kkobot.chatlog.sqlwriter import WHAT, BatchWriter, addSchema, writerFor
+from kkobot.chatlog.startup import Startup
+from kkobot.db.errors import describeError, isSchemaError
 from kkobot.events import NO_EVENTS, IServerEvents
 from kkobot.interfaces import IChatLog
-from kkobot.chatlog.journal import Cursor, Entry, Journal, encodeValues
 from kkobot.logs import Logger
-from kkobot.chatlog.pings import COLUMNS as PING_COLUMNS
-from kkobot.chatlog.pings import PING_TABLE, PingRow
-from kkobot.chatlog.sqlvalues import MultiRowInsert
-from kkobot.db.tablemap import TableError, TableMap
 
 log = Logger()
 
-# `message` is a MySQL TEXT column: at most 65,535 bytes. The widths below are the
-# varchar lengths of kb_chat_logs; an over-long value in strict mode would fail the
-# whole batch, so values are clipped before they leave us.
-MESSAGE_MAX_BYTES = 65535
-WIDTHS = {
-    "channel_id": 50,
-    "user_hash": 100,
-    "room_name": 255,
-    "sender": 100,
-    "directive": 30,
-    "message_type": 20,
-    "bot_name": 30,
-    "log_id": 50,
-}
-
-CLIENT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-
-# Laughter and crying jamo, which alone do not make a message meaningful.
-_FILLER = re.compile(r"[ㅋㅎㅠㅜ]")
-
-
-def clip(value: str | None, width: int) -> str | None:
-    if value is None or len(value) <= width:
-        return value
-    return value[:width]
-
-
-def clipBytes(value: str, limit: int = MESSAGE_MAX_BYTES) -> str:
-    # UTF-8 takes at most 4 bytes a character: a short str fits without encoding it.
-    if len(value) <= limit // 4:
-        return value
-    encoded = value.encode("utf-8")
-    if len(encoded) <= limit:
-        return value
-    return encoded[:limit].decode("utf-8", "ignore")
-
-
-_CANONICAL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
-# Phones send the same second for a burst of messages: the last answer is reused.
-_lastClientTime: list[Any] = [None, None]
-
-
-def parseClientTime(text: str | None) -> datetime | None:
-    """The phone's local `YYYY-MM-DD HH:MM:SS`, or None when absent or malformed."""
-    if not text:
-        return None
-    try:
-        return datetime.strptime(text.strip(), CLIENT_TIME_FORMAT)
-    except ValueError:
-        return None
-
-
-def clientTimeText(text: str | None) -> str | None:
-    """
-    The phone's time as the column stores it (zero-padded), or None when malformed.
-
-    Same answers as formatting L{parseClientTime}, without strptime/strftime for
-    the canonical form the bridges send.
-    """
-    if not text:
-        return None
-    if text == _lastClientTime[0]:
-        return _lastClientTime[1]
-    if len(text) == 19 and _CANONICAL_TIME.fullmatch(text):
-        try:
-            datetime(
-                int(text[0:4]), int(text[5:7]), int(text[8:10]),
-                int(text[11:13]), int(text[14:16]), int(text[17:19]),
-            )
-            result: str | None = text
-        except ValueError:
-            result = None
-    else:
-        parsed = parseClientTime(text)
-        result = None if parsed is None else parsed.strftime(CLIENT_TIME_FORMAT)
-    _lastClientTime[0], _lastClientTime[1] = text, result
-    return result
-
-
-def _timeText(value: datetime | str | None) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return value.strftime(CLIENT_TIME_FORMAT)
-
-
-def isMeaningful(text: str, isCommand: bool) -> bool:
-    """A command, or text with at least two letters or digits besides laughter."""
-    if isCommand:
-        return True
-    content = _FILLER.sub("", text)
-    return sum(1 for ch in content if ch.isalnum()) >= 2
-
-
-class ChatRow(NamedTuple):
-    """
-    One row of kb_chat_logs, in column order, clipped to the column widths.
-
-    A tuple, built once per message: the journal and the INSERT take its values as
-    they are (times as C{YYYY-MM-DD HH:MM:SS} text; a datetime given is formatted).
-    """
-
-    channel_id: str
-    user_hash: str
-    room_name: str | None
-    sender: str | None
-    message: str
-    directive: str | None
-    message_type: str
-    is_meaningful: int
-    bot_name: str
-    is_mention: int
-    is_group_chat: int
-    log_id: str | None
-    client_timestamp: str | None
-    server_timestamp: str
-    is_bot: int
-    is_our_bot_response: int
-    is_scheduled: int
-
-    KIND = "chat"
-
-    @classmethod
-    def fromMessage(
-        cls, message: Any, botName: str, directive: str | None, received: datetime | str
-    ) -> ChatRow:
-        """The row for a message a user sent (an `analyze` event)."""
-        text = message.text
-        room = message.room
-        sender = message.sender
-        userHash = message.userHash or ""
-        logId = message.logId
-        channelId = message.channelId or ""
-        return cls(
-            channelId if len(channelId) <= 50 else channelId[:50],
-            userHash if len(userHash) <= 100 else userHash[:100],
-            clip(room, 255),
-            clip(sender, 100),
-            clipBytes(text),
-            clip(directive, 30),
-            "command" if directive else "normal",
-            1 if directive is not None or isMeaningful(text, False) else 0,
-            botName if len(botName) <= 30 else botName[:30],
-            1 if message.isMention else 0,
-            1 if message.isGroupChat else 0,
-            clip(logId, 50),
-            clientTimeText(message.timestamp),
-            _timeText(received),
-            0, 0, 0,
-        )
-
-    @classmethod
-    def forReply(
-        cls,
-        text: str,
-        botName: str,
-        room: str,
-        channelId: str | None,
-        isGroupChat: bool,
-        directive: str | None,
-        sent: datetime | str,
-        scheduled: bool = False,
-    ) -> ChatRow:
-        """The row for a message our bot sent."""
-        channelId = channelId or ""
-        return cls(
-            channelId if len(channelId) <= 50 else channelId[:50],
-            clip(f"bot:{botName}", 100),
-            clip(room, 255),
-            clip(botName, 100),
-            clipBytes(text),
-            clip(directive, 30),
-            "bot_response",
-            0,
-            clip(botName, 30),
-            0,
-            1 if isGroupChat else 0,
-            None,
-            None,
-            _timeText(sent),
-            1, 1, 1 if scheduled else 0,
-        )
-
-    @classmethod
-    def clipped(cls, **values: Any) -> ChatRow:
-        for name, width in WIDTHS.items():
-            values[name] = clip(values[name], width)
-        values["message"] = clipBytes(values["message"])
-        values["client_timestamp"] = _timeText(values["client_timestamp"])
-        values["server_timestamp"] = _timeText(values["server_timestamp"])
-        return cls(**values)
-
-    def values(self) -> tuple[Any, ...]:
-        """Column values as the journal and the INSERT take them (times as text)."""
-        return tuple(self)
-
-
-COLUMNS = list(ChatRow._fields)
-INSERT_CHAT_LOGS = (
-    f"INSERT INTO kb_chat_logs ({', '.join(COLUMNS)}) "
-    f"VALUES ({', '.join(['%s'] * len(COLUMNS))})"
-)
-
-# One row per committed batch, in the same transaction as the batch's rows: the
-# journal's replay skips what is recorded here, so a batch is never written twice.
-MYSQL_BATCHES = """
-CREATE TABLE IF NOT EXISTS `kb_chatlog_batches` (
-  `journal_id` char(32) NOT NULL COMMENT 'the journal directory the rows came from',
-  `first_seq` bigint NOT NULL COMMENT 'journal seq of the first row of the batch',
-  `last_seq` bigint NOT NULL COMMENT 'journal seq of the last row of the batch',
-  `row_count` int NOT NULL,
-  `committed_at` datetime NOT NULL DEFAULT current_timestamp(),
-  PRIMARY KEY (`journal_id`, `first_seq`)
-) ENGINE=InnoDB DEFAULT CHARSET=ascii COMMENT='kkobot chat log batches (replay idempotency)'
-"""
-SQLITE_BATCHES = """
-CREATE TABLE IF NOT EXISTS kb_chatlog_batches (
-  journal_id TEXT NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
-  row_count INTEGER NOT NULL, committed_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
-  PRIMARY KEY (journal_id, first_seq)
-)
-"""
-INSERT_BATCH = (
-    "INSERT INTO kb_chatlog_batches (journal_id, first_seq, last_seq, row_count) "
-    "VALUES (%s, %s, %s, %s)"
-)
-SELECT_COMMITTED = "SELECT MAX(last_seq) FROM kb_chatlog_batches WHERE journal_id = %s"
-
-# Kinds whose table may be an operator's own of another shape (kkobot.db.tablemap):
-# kind -> the table spec. kb_chat_logs is always the operators' DDL as it is.
-MAPPED = {PingRow.KIND: PING_TABLE}
-
-
-SELECT_BATCH_END = (
-    "SELECT last_seq FROM kb_chatlog_batches WHERE journal_id = %s AND first_seq = %s"
-)
-
-# Rows the database refuses for good (bad values, a trigger's SIGNAL, ...): one JSON
-# object per line, in the journal directory, so an operator can fix and re-insert them.
-REJECTED_FILE = "rejected.jsonl"
-
-
-def rejectedPath(journalDir: str) -> str:
-    """Where the rows the database refused for good are kept, beside the journal."""
-    return os.path.join(journalDir, REJECTED_FILE)
-
-
-COLUMNS_BY_KIND = {ChatRow.KIND: COLUMNS, PingRow.KIND: list(PING_COLUMNS)}
-TABLES = {ChatRow.KIND: "kb_chat_logs", PingRow.KIND: "kb_ping_monitor"}
-# What a kind's rows are called in log lines.
-WHAT = {ChatRow.KIND: "chat", PingRow.KIND: "ping"}
-
-
-class RowWriter:
-    """
-    Inserts one kind's rows, one multi-row statement per batch: as they are, or
-    through the mapping onto an operator's table of another shape.
-    """
-
-    def __init__(self, statement: str, sqlite: bool, mapping: TableMap | None = None) -> None:
-        self.mapping = mapping
-        self.project = None if mapping is None or mapping.identity else mapping.project
-        self.statement = statement
-        self._multi = None if sqlite else MultiRowInsert(statement)
-
-    def __call__(self, txn: Any, entries: list[Entry]) -> None:
-        project = self.project
-        encoded: list[bytes | None] | None = None
-        if project is None:
-            rows = [entry.values for entry in entries]
-            encoded = [entry.encoded for entry in entries]
-        else:
-            rows = [project(entry.values) for entry in entries]
-        if self._multi is None:
-            txn.executemany(self.statement, rows)
-        else:
-            self._multi(txn, rows, None if encoded is None or None in encoded else encoded)
-
-    def one(self, txn: Any, values: tuple[Any, ...]) -> None:
-        """One row (a rejected row put back)."""
-        txn.execute(self.statement, values if self.project is None else self.project(values))
-
-
-def writerFor(database: Any, kind: str) -> RowWriter:
-    """
-    The writer of C{kind}'s rows on C{database}, as its last schema check decided;
-    L{TableError} (or the error that kept the check from deciding) when it has not.
-    """
-    sqlite = database.engine == "sqlite"
-    spec = MAPPED.get(kind)
-    if spec is None:
-        if kind != ChatRow.KIND:
-            raise TableError(f"no table for rows of kind {kind!r}")
-        return RowWriter(database.sql(INSERT_CHAT_LOGS), sqlite)
-    mapping = database.tables.get(spec.name)
-    if mapping is None:
-        error = database.tableErrors.get(spec.name)
-        raise error if error is not None else TableError(f"{spec.name} is not checked yet")
-    return RowWriter(database.sql(mapping.insertSql()), sqlite, mapping)
-
-
-class AlreadyCommitted(Exception):
-    """The batch's record is in the database already: its rows up to lastSeq are too."""
-
-    def __init__(self, lastSeq: int | None = None) -> None:
-        super().__init__(lastSeq)
-        self.lastSeq = lastSeq
-
-
-def writeBatch(
-    txn: Any,
-    batchStatement: str,
-    batchKey: tuple[str, int, int, int],
-    statements: dict[str, RowWriter],
-    rowsByKind: dict[str, list[Entry]],
-    endStatement: str | None = None,
-) -> None:
-    """Runs in a pool thread: the batch record and its rows, one transaction."""
-    try:
-        txn.execute(batchStatement, batchKey)
-    except Exception as e:
-        if isDuplicateKey(e):
-            # The recorded batch may be shorter than this one (a retry after a lost
-            # COMMIT may carry more rows): only its own range is done.
-            lastSeq = None
-            if endStatement is not None:
-                txn.execute(endStatement, batchKey[:2])
-                found = txn.fetchone()
-                lastSeq = int(found[0]) if found else None
-            raise AlreadyCommitted(lastSeq)
-        raise
-    for kind, entries in rowsByKind.items():
-        statements[kind](txn, entries)
-
-
-def rejectedLine(journalId: str, entry: Entry, error: BaseException, when: datetime) -> bytes:
-    """One line of rejected.jsonl: where the row came from, its columns, and why."""
-    names = COLUMNS_BY_KIND.get(entry.kind)
-    columns: Any = dict(zip(names, entry.values)) if names else list(entry.values)
-    record = {
-        "time": when.strftime(CLIENT_TIME_FORMAT),
-        "journal_id": journalId,
-        "seq": entry.seq,
-        "table": TABLES.get(entry.kind, entry.kind),
-        "error": {"code": errorCode(error), "type": type(error).__name__,
-                  "message": str(error.args[1]) if len(error.args) > 1 else str(error)},
-        "row": columns,
-    }
-    return (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
-
-
-def addSchema(database: Database) -> None:
-    """The chat log's own tables (batch records) and the mapped ones (ping monitor)."""
-    database.addSchema(MYSQL_BATCHES, SQLITE_BATCHES)
-    for spec in MAPPED.values():
-        database.addTable(spec)
-
-
-def appendRejected(path: str, data: bytes) -> None:
-    """Blocking (a worker thread): append and fsync before the row is marked done."""
-    while True:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        # `kkobot-admin rejected import` moves the file away, then takes this lock:
-        # holding it, and with the path still naming this file, the line cannot end
-        # up in a file being imported.
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            if os.stat(path).st_ino == os.fstat(fd).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        os.close(fd)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _readCommitted(txn: Any, statement: str, journalId: str) -> int:
-    txn.execute(statement, (journalId,))
-    row = txn.fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
+# Names other modules import from here; the rows, the SQL and the set-aside file
+# have modules of their own.
+__all__ = [
+    "ChatLog", "ChatRow", "CLIENT_TIME_FORMAT", "rejectedPath", "appendRejected",
+    "addSchema", "writerFor",
+]
 
 
 def _inThread(func: Callable[..., Any], *args: Any) -> defer.Deferred:
@@ -424,14 +48,16 @@ class ChatLog(Service):
     Journals every row, then writes rows in batches: by size, or after a short delay.
 
     L{log} queues the row in the L{Journal}; every row of a reactor turn is written
-    with one C{os.write} (L{flushJournal}, a C{callLater(0)}), and lines that answer
-    them wait for that write (L{afterJournaled}), so an answered row survives a SIGKILL. Batches go to the
-    database one at a time, in journal order; a failed batch stays (in memory and in
-    the journal) and is retried, so the table gets every row exactly once. At most
-    C{maxBufferRows} rows wait in memory; past that they are read back from the
-    journal when there is room. When the journal too grows past C{maxJournalBytes},
-    the pressure valve (the server's pauseAll/resumeAll) stops reading from clients
-    until it is back under half of that.
+    with one C{os.write} and lines that answer them wait for that write
+    (L{afterJournaled}; L{JournalGate}), so an answered row survives a SIGKILL.
+    Batches go to the database one at a time, in journal order (L{Flusher}); a
+    failed batch stays (in memory and in the journal) and is retried
+    (L{RetryPolicy}), so the table gets every row exactly once; rows refused for
+    good are set aside (L{SetAside}). At most C{maxBufferRows} rows wait in memory;
+    past that they are read back from the journal when there is room
+    (L{RowBuffer}). When the journal too grows past C{maxJournalBytes}, the
+    pressure valve (the server's pauseAll/resumeAll) stops reading from clients
+    until it is back under half of that (L{Pressure}).
     """
 
     def __init__(
@@ -455,87 +81,65 @@ class ChatLog(Service):
         # kinds, from before kinds had journals of their own: they are written too).
         self.kind = kind
         self.what = WHAT.get(kind, kind)
-        # False: a backlog, however long, never pauses reading from clients (a table
-        # that refuses rows must not hold back the others); the disk is the bound.
-        self.backlogPauses = backlogPauses
-        self.lastError: BaseException | None = None
-        self.events = events
         self.clock = clock
         self.journal = journal
-        self.batchSize = batchSize
-        self.flushInterval = flushInterval
-        self.retryInterval = retryInterval
-        self.maxBufferRows = max(maxBufferRows, batchSize)
-        self.maxJournalBytes = maxJournalBytes
-        self._inThread = inThread
-        self.ready = False
-        self.committed = 0  # every row with seq <= committed is in the database
-        self.rowsWritten = 0
-        self.pingRowsWritten = 0
-        self.batchFailures = 0
-        self.rowsRejected = 0
-        self.rejectedPath = rejectedFile or rejectedPath(journal.directory)
-        # While a refused batch is being split: the last seq of each coming batch.
-        self._bounds: deque[int] = deque()
-        # Rows the database refused for good, by seq: the error, and whether the
-        # line is in rejected.jsonl yet. Each waits (first in line) for its record.
-        self._rejected: dict[int, tuple[BaseException, bool]] = {}
-        self.paused = False
-        self._valve: tuple[Callable[[str], None], Callable[[str], None]] | None = None
-        self._buffer: deque[Entry] = deque()
-        # Rows with seq >= _spilledFrom are in the journal only (not in _buffer).
-        self._spilledFrom: int | None = None
-        self._cursor = Cursor(0, 0)
-        self._reading = False
-        self._syncing: defer.Deferred[None] | None = None
-        self._retryAtOnce = False
-        self._replaying = False
-        self._timer: IDelayedCall | None = None
-        self._retry: IDelayedCall | None = None
-        self._inFlight: defer.Deferred[None] | None = None
-        self._failures = 0
-        self._waiters: list[defer.Deferred[bool]] = []
-        self._journalCall: IDelayedCall | None = None
-        self._journalFull = False
-        self.journalRetryInterval = 1.0
-        self._afterJournal: list[Callable[[], None]] = []
-        self._preparing: defer.Deferred[None] | None = None
-        self._sqlite = database.engine == "sqlite"
-        self._writers: dict[str, RowWriter] = {}
-        # After a schema error the tables are checked again before the next try.
-        self._recheck = False
-        self._batchStatement = database.sql(INSERT_BATCH)
-        self._endStatement = database.sql(SELECT_BATCH_END)
-        addSchema(database)
+        self.writer = BatchWriter(database)
+        self.buffer = RowBuffer(journal, max(maxBufferRows, batchSize), inThread)
+        self.setAside = SetAside(self.writer, clock, journal,
+                                 rejectedFile or rejectedPath(journal.directory), inThread)
+        self.progress = Progress(journal, self.setAside, events)
+        # False: a backlog, however long, never pauses reading from clients (a table
+        # that refuses rows must not hold back the others); the disk is the bound.
+        self.pressure = Pressure(self.what, journal, self.buffer, lambda: self.progress.backlog,
+                                 maxJournalBytes, backlogPauses)
+        self.retries = RetryPolicy(database, clock, self.what, retryInterval)
+        self.gate = JournalGate(journal, clock, self.pressure, inThread,
+                                lambda: self.running, lambda: self.flusher.soon())
+        self.flusher = Flusher(self, kind, clock, journal, self.buffer, self.writer, self.setAside,
+                               self.progress, self.retries, self.pressure, self.gate,
+                               batchSize, flushInterval)
+        self.startup = Startup(self, self.what, journal, self.writer, self.retries, self.flusher)
+
+    ready = property(attrgetter("flusher.ready"))
+    committed = property(attrgetter("progress.committed"),
+                         doc="Every row with seq <= committed is in the database.")
+    rowsWritten = property(attrgetter("progress.rowsWritten"))
+    pingRowsWritten = property(attrgetter("progress.pingRowsWritten"))
+    batchFailures = property(attrgetter("progress.batchFailures"))
+    rowsRejected = property(attrgetter("progress.rowsRejected"))
+    lastError = property(attrgetter("retries.lastError"))
+    retryInterval = property(attrgetter("retries.retryInterval"))
+    paused = property(attrgetter("pressure.paused"))
+    rejectedPath = property(attrgetter("setAside.path"))
+    journalRetryInterval = property(attrgetter("gate.retryInterval"))
 
     def setPressureValve(
         self, pause: Callable[[str], None], resume: Callable[[str], None]
     ) -> None:
         """What to call (with reason "chatlog") to stop and restart reading from clients."""
-        self._valve = (pause, resume)
+        self.pressure.setValve(pause, resume)
 
     @property
     def pending(self) -> int:
         """Rows waiting for a batch (in memory, or only in the journal); not the one in flight."""
-        spilled = 0 if self._spilledFrom is None else self.journal.nextSeq - self._spilledFrom
-        return len(self._buffer) + spilled
+        return self.buffer.pending
 
     @property
     def backlog(self) -> int:
         """Rows journaled but not yet known to be in the database (in flight included)."""
-        return self.journal.nextSeq - 1 - self.committed if self.journal.segments else 0
+        return self.progress.backlog
 
     # -- what /readyz reports
 
     @property
     def databaseUp(self) -> bool:
         """The schema check and the last batch went through (False during an outage)."""
-        return self.ready and self._failures == 0
+        return self.ready and not self.retries.failing
 
     @property
     def journalFull(self) -> bool:
         """The journal refuses rows (a full disk): answers are held and reading is paused."""
-        return self._journalFull
+        return self.gate.full
 
     @property
     def state(self) -> str:
@@ -544,7 +148,7 @@ class ChatLog(Service):
         refused (the table refuses every row, e.g. a column it lacks: rows wait in
         the journal until it is fixed, and other kinds keep flowing); starting.
         """
-        if self.ready and self._failures == 0:
+        if self.ready and not self.retries.failing:
             return "ok"
         if self.lastError is None:
             return "starting"
@@ -552,11 +156,7 @@ class ChatLog(Service):
 
     def tableName(self) -> str:
         """The table this log's rows go to (as the last schema check decided)."""
-        spec = MAPPED.get(self.kind)
-        if spec is None:
-            return TABLES.get(self.kind, self.kind)
-        mapping = self.database.tables.get(spec.name)
-        return mapping.table if mapping is not None else spec.name
+        return self.writer.tableName(self.kind)
 
     def report(self) -> dict[str, Any]:
         """This kind's table for /readyz, the status page and /metrics."""
@@ -581,82 +181,32 @@ class ChatLog(Service):
         kind = row.KIND
         payload = encodeValues(values)
         seq = self.journal.add(kind, values, payload)
-        if self._journalCall is None:
-            # Every row of this reactor turn goes out in one write, before any reply
-            # that waits in afterJournaled() does.
-            self._journalCall = self.clock.callLater(0, self.flushJournal)
-        if self._spilledFrom is None:
-            if len(self._buffer) < self.maxBufferRows:
-                self._buffer.append(Entry(seq, kind, values, payload[1:-1]))
-            else:
-                self._spilledFrom = seq
-                self._checkPressure()
-        elif not self.paused and self.journal.totalBytes >= self.maxJournalBytes:
-            self._checkPressure()
-        if (
-            len(self._buffer) >= self.batchSize
-            and self._inFlight is None
-            and self._retry is None
-            and self.ready
-        ):
-            self._kick()
-        elif self._timer is None:
-            self._timer = self.clock.callLater(self.flushInterval, self._kick)
+        self.gate.rowQueued()
+        buffer = self.buffer
+        if buffer.spilledFrom is None:
+            if buffer.add(seq, kind, values, payload):
+                self.pressure.check()
+        elif not self.pressure.paused and self.journal.totalBytes >= self.pressure.maxJournalBytes:
+            self.pressure.check()
+        self.flusher.rowAdded()
 
     # -- the journal barrier: nothing answered leaves before its rows are journaled
 
     @property
     def journalPending(self) -> bool:
         """True while logged rows are not yet written to the journal."""
-        return self.journal.queued
+        return self.gate.pending
 
     def afterJournaled(self, release: Callable[[], None]) -> None:
         """
         Call C{release()} once every row logged so far is in the journal (now, if it
         is; later, if the disk is full, after the journal takes them again).
         """
-        if self.journal.queued:
-            self._afterJournal.append(release)
-        else:
-            release()
+        self.gate.afterJournaled(release)
 
     def flushJournal(self) -> None:
         """Write the rows logged so far to the journal, then release what waited on them."""
-        call, self._journalCall = self._journalCall, None
-        if call is not None and call.active():
-            call.cancel()
-        try:
-            self.journal.flush()
-        except OSError as e:
-            self._journalBlocked(e)
-            return
-        if self._journalFull:
-            self._journalFull = False
-            log.info("[DB] journal {dir} takes rows again; reading from clients again",
-                     dir=self.journal.directory)
-            if self._valve is not None:
-                self._valve[1]("journal")
-        waiting, self._afterJournal = self._afterJournal, []
-        for release in waiting:
-            release()
-
-    def _journalBlocked(self, error: OSError) -> None:
-        # A full disk: the rows stay queued (and in the buffer, on their way to the
-        # database), nothing that answers them is sent, and reading pauses: neither
-        # an answer whose rows a crash could lose, nor a dropped row. Committed
-        # segments are trimmed as batches land, which frees the space again.
-        if not self._journalFull:
-            self._journalFull = True
-            log.error(
-                "[DB] cannot write the journal {dir} ({error}); holding replies and "
-                "pausing reading from clients until it takes rows again",
-                dir=self.journal.directory,
-                error=error,
-            )
-            if self._valve is not None:
-                self._valve[0]("journal")
-        if self.running:
-            self._journalCall = self.clock.callLater(self.journalRetryInterval, self.flushJournal)
+        self.gate.flush()
 
     # -- starting
 
@@ -664,9 +214,8 @@ class ChatLog(Service):
         self.journal.open()
         if self.journal.hasRows:
             # Rows of an earlier run: replayed from the journal, skipping committed ones.
-            self._replaying = True
-            self._spilledFrom = self.journal.segments[0]
-            self._cursor = self.journal.start()
+            self.flusher.replaying = True
+            self.buffer.replayJournal()
             log.info(
                 "[DB] journal {dir} holds rows from before (seq {first}-{last}); "
                 "replaying what the database does not have",
@@ -675,451 +224,35 @@ class ChatLog(Service):
                 last=self.journal.nextSeq - 1,
             )
         Service.startService(self)
-        self._prepare()
-
-    def _prepare(self) -> None:
-        self._retry = None
-        d = self.database.ensureSchema()
-        d.addCallback(
-            lambda _: self.database.runInteraction(
-                _readCommitted, self.database.sql(SELECT_COMMITTED), self.journal.journalId
-            )
-        )
-        d.addCallbacks(self._prepared, self._notPrepared)
-        self._preparing = d
-        d.addBoth(self._preparedOrNot)
-
-    def _preparedOrNot(self, _: Any) -> None:
-        self._preparing = None
-
-    def _prepared(self, committed: int) -> None:
-        if not self.running:
-            return
-        self.ready = True
-        self.committed = max(self.committed, committed)
-        self._dropCommitted()
-        log.info(
-            "[DB] {what} log ready at {db}; journal {dir}", what=self.what,
-            db=self.database.describe(), dir=self.journal.directory,
-        )
-        self._kick()
-
-    def _notPrepared(self, failure: Any) -> None:
-        self.lastError = failure.value
-        log.error(
-            "[DB] {db} is not available ({error}); rows are journaled in {dir} and "
-            "written when it answers; retrying in {delay}s",
-            db=self.database.describe(),
-            error=failure.getErrorMessage(),
-            dir=self.journal.directory,
-            delay=self.retryInterval,
-        )
-        if self.running:
-            self._retry = self.clock.callLater(self.retryInterval, self._prepare)
-
-    def _dropCommitted(self) -> None:
-        while self._buffer and self._buffer[0].seq <= self.committed:
-            self._buffer.popleft()
-        self._popBounds()
-        self.journal.trim(self.committed)
-
-    def _popBounds(self) -> None:
-        while self._bounds and self._bounds[0] <= self.committed:
-            self._bounds.popleft()
-
-    # -- batches
-
-    def _kick(self) -> None:
-        if self._timer is not None:
-            if self._timer.active():
-                self._timer.cancel()
-            self._timer = None
-        self._syncJournal()
-        if not self.ready or self._retry is not None or self._inFlight is not None:
-            return
-        if (
-            self._spilledFrom is not None
-            and not self._reading
-            and len(self._buffer) < self.batchSize
-        ):
-            self._refill()
-        if self._buffer:
-            self._inFlight = self._writeBatch()
-        else:
-            self._notifyIfIdle()
-
-    def _writeBatch(self) -> defer.Deferred[None]:
-        buffer = self._buffer
-        if buffer[0].seq in self._rejected:
-            return self._setAside(buffer.popleft())
-        count = min(self.batchSize, len(buffer))
-        if self._bounds:
-            # Splitting a refused batch: this batch ends at the next bound.
-            end = self._bounds[0]
-            count = max(1, sum(1 for _, e in zip(range(count), buffer) if e.seq <= end))
-        batch = [buffer.popleft() for _ in range(count)]
-        rowsByKind: dict[str, list[Entry]] = {}
-        for entry in batch:
-            rowsByKind.setdefault(entry.kind, []).append(entry)
-        key = (self.journal.journalId, batch[0].seq, batch[-1].seq, len(batch))
-        try:
-            writers = {kind: self._writer(kind) for kind in rowsByKind}
-        except Exception as e:
-            # The schema check could not decide this kind's table: the rows wait
-            # and the check is repeated before the next try.
-            self._recheck = True
-            d = defer.fail(e)
-        else:
-            d = self.database.runInteraction(
-                writeBatch, self._batchStatement, key, writers, rowsByKind,
-                self._endStatement,
-            )
-        d.addCallbacks(
-            self._written, self._failed, (batch, self.clock.seconds()), errbackArgs=(batch,)
-        )
-        d.addBoth(self._batchDone)
-        return d
-
-    def _writer(self, kind: str) -> RowWriter:
-        writer = self._writers.get(kind)
-        spec = MAPPED.get(kind)
-        if writer is None or (spec is not None
-                              and self.database.tables.get(spec.name) is not writer.mapping):
-            writer = self._writers[kind] = writerFor(self.database, kind)
-        return writer
-
-    def _written(self, _: Any, batch: list[Entry], started: float) -> None:
-        if self._failures:
-            log.info(
-                "[DB] {db} takes {what} rows again ({table}); writing the rows journaled "
-                "meanwhile", db=self.database.describe(), what=self.what,
-                table=self.tableName(),
-            )
-        self._failures = 0
-        self.lastError = None
-        # kb_chat_logs rows only: the operators' count; ping rows are counted apart.
-        chat = sum(1 for entry in batch if entry.kind == ChatRow.KIND)
-        self.rowsWritten += chat
-        self.pingRowsWritten += len(batch) - chat
-        self.events.rowsWritten(chat, self.clock.seconds() - started)
-        if self._replaying:
-            self.events.rowsReplayed(chat)
-        self.committed = batch[-1].seq
-        self._popBounds()
-        self.journal.trim(self.committed)
-        if self.paused:
-            self._checkPressure()
-
-    def _failed(self, failure: Any, batch: list[Entry]) -> None:
-        if failure.check(AlreadyCommitted):
-            if batch[0].seq in self._rejected:
-                self._setAsideDone(None, batch[0])  # its record made it before a lost reply
-                return
-            last = failure.value.lastSeq
-            done = batch if last is None else [e for e in batch if e.seq <= last]
-            rest = batch[len(done):]
-            log.info("[DB] batch at seq {seq} was already written", seq=batch[0].seq)
-            if rest:
-                self._buffer.extendleft(reversed(rest))
-                self._retryAtOnce = True
-            self._written(None, done, self.clock.seconds())
-            return
-        # The rows go back first in line: order and the journal are unchanged.
-        self._buffer.extendleft(reversed(batch))
-        self.batchFailures += 1
-        error = failure.value
-        if isRowError(error) and batch[0].seq not in self._rejected:
-            self._isolate(batch, error)
-            return
-        self._failures += 1
-        self.lastError = error
-        if not self._replaying:
-            # From here until the backlog is written, batches are replays of the journal.
-            self._replaying = True
-            self.events.rowsSpooled(self.backlog)
-        if isSchemaError(error):
-            # A table dropped, changed or refusing every row: before the next try the
-            # tables are checked again (recreated, or mapped anew; kkobot.db.tablemap).
-            self._recheck = True
-        if self._failures <= POOL_MAX and isGoneAway(error):
-            # The pool dropped the dead connection; the retry gets another one (each
-            # pooled connection may have died in the same outage).
-            log.info("[DB] connection lost ({error}); retrying on a new one",
-                     error=failure.getErrorMessage())
-            self._retryAtOnce = True
-            return
-        delay = min(self.retryInterval, 0.1 * 2 ** (self._failures - 1))
-        if self._failures <= 2 or self._failures % 50 == 0:
-            log.error(
-                "[DB] could not write {count} {what} row(s) to {db} ({error}); {pending} "
-                "row(s) stay journaled, retrying in {delay:.1f}s{others}",
-                count=len(batch),
-                what=self.what,
-                db=self.database.describe(),
-                error=failure.getErrorMessage(),
-                pending=self.backlog,
-                delay=delay,
-                others=" (rows of other tables keep flowing)" if isSchemaError(error) else "",
-            )
-        if self.running:
-            self._retry = self.clock.callLater(delay, self._retryNow)
-        self._notifyIfIdle(failed=True)
-
-    # -- rows the database refuses for good
-
-    def _isolate(self, batch: list[Entry], error: BaseException) -> None:
-        """Split a refused batch in halves, at once, until the refused rows stand alone."""
-        self._retryAtOnce = True
-        if len(batch) == 1:
-            self._rejected[batch[0].seq] = (error, False)
-            return
-        if not self._bounds:
-            log.warn(
-                "[DB] {db} refused a batch of {count} row(s) ({error}); splitting it "
-                "to find the row(s) it refuses",
-                db=self.database.describe(), count=len(batch), error=describeError(error),
-            )
-        while self._bounds and self._bounds[0] <= batch[-1].seq:
-            self._bounds.popleft()
-        self._bounds.appendleft(batch[-1].seq)
-        self._bounds.appendleft(batch[len(batch) // 2 - 1].seq)
-
-    def _setAside(self, entry: Entry) -> defer.Deferred[None]:
-        """
-        The refused row goes to rejected.jsonl (appended and fsynced in a thread),
-        then a batch record with row_count 0 marks its seq done in the database. A
-        crash between the two repeats the line at the next start, never loses it.
-        """
-        error, filed = self._rejected[entry.seq]
-        if filed:
-            d: defer.Deferred[Any] = defer.succeed(None)
-        else:
-            when = datetime.fromtimestamp(self.clock.seconds())
-            line = rejectedLine(self.journal.journalId, entry, error, when)
-            d = self._inThread(appendRejected, self.rejectedPath, line)
-
-        def filedOk(_: Any) -> defer.Deferred[None]:
-            self._rejected[entry.seq] = (error, True)
-            key = (self.journal.journalId, entry.seq, entry.seq, 0)
-            return self.database.runInteraction(
-                writeBatch, self._batchStatement, key, {}, {}, self._endStatement
-            )
-
-        d.addCallback(filedOk)
-        d.addCallbacks(self._setAsideDone, self._failed, (entry,), errbackArgs=([entry],))
-        d.addBoth(self._batchDone)
-        return d
-
-    def _setAsideDone(self, _: Any, entry: Entry) -> None:
-        error, _ = self._rejected.pop(entry.seq)
-        self._failures = 0
-        self.lastError = None
-        self.rowsRejected += 1
-        self.events.rowsRejected(1)
-        self.committed = max(self.committed, entry.seq)
-        self._popBounds()
-        self.journal.trim(self.committed)
-        # The error's text may quote the row (e.g. "Duplicate entry '...'"): debug only.
-        log.error(
-            "[DB] {db} refused 1 {table} row for good ({error}); it is in {path} "
-            "(seq {seq}); {total} row(s) set aside since start",
-            db=self.database.describe(), table=TABLES.get(entry.kind, entry.kind),
-            error=describeError(error), path=self.rejectedPath, seq=entry.seq,
-            total=self.rowsRejected,
-        )
-        log.debug("[DB] refused row seq {seq}: {message} {values}", seq=entry.seq,
-                  message=str(error), values=entry.values)
-        if self.paused:
-            self._checkPressure()
-
-    def _retryNow(self) -> None:
-        self._retry = None
-        if self._recheck:
-            self._recheck = False
-            d = self.database.ensureSchema()
-            d.addErrback(lambda f: None)  # the batch that follows says what fails
-            d.addCallback(lambda _: self._kick() if self.running else None)
-            return
-        self._kick()
-
-    def _batchDone(self, _: Any) -> None:
-        self._inFlight = None
-        if self._retry is not None:
-            return
-        if self._failures and not self._retryAtOnce:
-            return  # stopping: the journal keeps the rows for the next start
-        backlog = self._buffer or self._spilledFrom is not None
-        if len(self._buffer) >= self.batchSize or self._retryAtOnce or (backlog and self._waiters):
-            self._retryAtOnce = False
-            self._kick()
-        elif backlog:
-            if self._timer is None:
-                self._timer = self.clock.callLater(self.flushInterval, self._kick)
-        else:
-            self._replaying = False
-            self._notifyIfIdle()
-
-    # -- reading spilled rows back from the journal
-
-    def _refill(self) -> None:
-        assert self._spilledFrom is not None
-        self._reading = True
-        fromSeq = max(self._spilledFrom, self.committed + 1)
-        nextSeq = self.journal.nextSeq
-        limit = max(self.batchSize, self.maxBufferRows - len(self._buffer))
-        d = self._inThread(
-            self.journal.read, self._cursor, fromSeq, limit, self.journal.snapshot()
-        )
-        d.addCallbacks(self._refilled, self._readFailed, (nextSeq,))
-
-    def _refilled(self, result: tuple[list[Entry], Cursor, bool], nextSeq: int) -> None:
-        entries, cursor, complete = result
-        self._reading = False
-        self._cursor = cursor
-        if self._buffer and entries:
-            # Rows logged while the read ran are journal-only (we were spilled), so
-            # the buffer cannot hold anything newer than what was read.
-            assert self._buffer[-1].seq < entries[0].seq
-        self._buffer.extend(e for e in entries if e.seq > self.committed)
-        after = nextSeq if complete else entries[-1].seq + 1
-        self._spilledFrom = None if after >= self.journal.nextSeq else after
-        self._checkPressure()
-        self._kick()
-
-    def _readFailed(self, failure: Any) -> None:
-        self._reading = False
-        log.failure("[DB] could not read the journal {dir}", failure, dir=self.journal.directory)
-        if self.running:
-            self._retry = self.clock.callLater(self.retryInterval, self._retryNow)
-
-    # -- group commit: one fsync for everything appended since the last one
-
-    def _syncJournal(self) -> None:
-        if self._syncing is not None or not (self.journal.dirty or self.journal.queued):
-            return
-        fds = self.journal.syncTargets()
-        d = self._inThread(self.journal.syncFds, fds)
-        d.addErrback(
-            lambda f: log.failure("[DB] fsync of journal {dir} failed", f,
-                                  dir=self.journal.directory)
-        )
-        d.addBoth(self._synced, fds)
-        if self._syncing is None and not d.called:
-            self._syncing = d
-
-    def _synced(self, _: Any, fds: list[int]) -> None:
-        self._syncing = None
-        self.journal.synced(fds)
-        if self.journal.dirty and self._timer is None and self.running:
-            self._timer = self.clock.callLater(self.flushInterval, self._kick)
-
-    # -- backpressure
-
-    def _checkPressure(self) -> None:
-        full = self._spilledFrom is not None and self.journal.totalBytes >= self.maxJournalBytes
-        if not self.backlogPauses:
-            if full and not self.paused:
-                self.paused = True
-                log.warn(
-                    "[DB] {what} log backlog: {rows} row(s), journal {size} bytes; still "
-                    "journaling (a table that refuses rows never pauses the others)",
-                    what=self.what, rows=self.backlog, size=self.journal.totalBytes,
-                )
-            elif self.paused and not full:
-                self.paused = False
-            return
-        if full and not self.paused:
-            self.paused = True
-            log.warn(
-                "[DB] chat log backlog: {rows} row(s), journal {size} bytes; pausing "
-                "reading from clients until the database catches up",
-                rows=self.backlog,
-                size=self.journal.totalBytes,
-            )
-            if self._valve is not None:
-                self._valve[0]("chatlog")
-        elif self.paused and (
-            self._spilledFrom is None or self.journal.totalBytes <= self.maxJournalBytes // 2
-        ):
-            self.paused = False
-            log.info("[DB] chat log backlog down to {rows} row(s); reading again",
-                     rows=self.backlog)
-            if self._valve is not None:
-                self._valve[1]("chatlog")
+        self.startup.prepare()
 
     # -- flushing and stopping
 
     @property
     def drained(self) -> bool:
-        return not self._buffer and self._spilledFrom is None and self._inFlight is None
-
-    def _notifyIfIdle(self, failed: bool = False) -> None:
-        if not self._waiters:
-            return
-        if self.drained or failed:
-            waiters, self._waiters = self._waiters, []
-            for d in waiters:
-                d.callback(self.drained)
+        return self.flusher.drained
 
     def flush(self) -> defer.Deferred[bool]:
         """Write everything logged so far; fires True when done, False if the database failed."""
-        if self.drained:
-            return defer.succeed(True)
-        if not self.ready:
-            return defer.succeed(False)
-        d: defer.Deferred[bool] = defer.Deferred()
-        self._waiters.append(d)
-        if self._retry is not None and self._retry.active():
-            self._retry.cancel()
-            self._retry = None
-        self._kick()
-        return d
+        return self.flusher.flush()
 
     @defer.inlineCallbacks
     def stopService(self):
-        if self._preparing is not None:
+        if self.startup.preparing is not None:
             # A stop right after the start: the schema check under way (bounded by
             # the connect timeout) decides whether the pending rows can be written.
-            yield self._preparing
+            yield self.startup.preparing
         Service.stopService(self)
-        if self._retry is not None and self._retry.active():
-            self._retry.cancel()
-        self._retry = None
+        self.retries.cancel()
         pending = self.backlog
         if pending:
             log.info("[SHUTDOWN] writing {count} pending {what} row(s)", count=pending,
                      what=self.what)
-        while self._inFlight is not None:
-            yield self._inFlight
+        while self.flusher.inFlight is not None:
+            yield self.flusher.inFlight
         done = yield self.flush()
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        if self._syncing is not None:
-            yield self._syncing
-        if done and self.drained:
-            # Everything is in the database: leave an empty journal for the next start.
-            try:
-                self.journal.rotate()
-            except OSError:
-                pass  # rows a full disk would not take are in the database already
-            self.journal.trim(self.committed)
-        else:
-            log.error(
-                "[SHUTDOWN] {count} {what} row(s) not written ({db} is not available); they "
-                "stay in the journal {dir} and are written at the next start",
-                count=self.backlog,
-                what=self.what,
-                db=self.database.describe(),
-                dir=self.journal.directory,
-            )
-        self.flushJournal()
-        if self.journal.queued and not (done and self.drained):
-            log.error(
-                "[SHUTDOWN] the journal {dir} cannot take the last rows (disk full) and "
-                "{db} is not available: they are lost",
-                dir=self.journal.directory,
-                db=self.database.describe(),
-            )
-        self.journal.syncFds(self.journal.syncTargets())
-        self.journal.close()
+        self.flusher.cancelTimer()
+        if self.gate.syncing is not None:
+            yield self.gate.syncing
+        self.gate.close(done and self.drained, self.committed, self.backlog, self.what,
+                        self.database.describe())

@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from kkobot.chatlog.log import COLUMNS_BY_KIND, INSERT_BATCH, TABLES, RowWriter, writerFor
+from kkobot.chatlog.sqlwriter import COLUMNS_BY_KIND, INSERT_BATCH, TABLES, RowWriter, writerFor
 from kkobot.db.pool import Database
 from kkobot.db.errors import describeError, isDuplicateKey
 

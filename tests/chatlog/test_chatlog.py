@@ -11,7 +11,8 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
 from kkobot.bridge import wire
-from kkobot.chatlog.log import COLUMNS, ChatLog, ChatRow
+from kkobot.chatlog.log import ChatLog
+from kkobot.chatlog.rows import COLUMNS, ChatRow
 from kkobot.commands import CommandRegistry
 from kkobot.config import DBSettings
 from kkobot.db.pool import Database

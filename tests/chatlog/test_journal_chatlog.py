@@ -17,7 +17,8 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import TestCase
 from twisted.web.template import flattenString, tags
 
-from kkobot.chatlog.log import ChatLog, ChatRow
+from kkobot.chatlog.log import ChatLog
+from kkobot.chatlog.rows import ChatRow
 from kkobot.commands import CommandRegistry
 from kkobot.config import DBSettings
 from kkobot.db.pool import Database
@@ -108,10 +109,10 @@ class BatchTests(ChatLogTestBase):
         for i in range(3):
             chatlog.log(row(i))
         clock.advance(0.049)
-        self.assertIsNone(chatlog._inFlight, "written before the flush interval")
+        self.assertIsNone(chatlog.flusher.inFlight, "written before the flush interval")
         clock.advance(0.001)
-        self.assertIsNotNone(chatlog._inFlight, "not written at the flush interval")
-        await chatlog._inFlight
+        self.assertIsNotNone(chatlog.flusher.inFlight, "not written at the flush interval")
+        await chatlog.flusher.inFlight
         self.assertEqual(self.messages(), ["m0", "m1", "m2"])
 
     def journalLines(self) -> list[list[str]]:
@@ -335,7 +336,7 @@ class OutageTests(ChatLogTestBase):
             if i % 10 == 9:
                 chatlog.flushJournal()  # what the end of each reactor turn does
         # Memory holds at most maxBufferRows; the rest is on disk, in several segments.
-        self.assertLessEqual(len(chatlog._buffer), 10)
+        self.assertLessEqual(len(chatlog.buffer.entries), 10)
         self.assertGreater(len(chatlog.journal.segments), 3)
         proxy.restore()
         await waitUntil(lambda: chatlog.backlog == 0, "the backlog", timeout=30)

@@ -10,7 +10,9 @@ from twisted.trial.unittest import TestCase
 from kkobot.admin import cli as admincli
 
 from kkobot.chatlog import rejected
-from kkobot.chatlog.log import REJECTED_FILE, ChatLog, ChatRow, appendRejected, rejectedLine
+from kkobot.chatlog.log import ChatLog
+from kkobot.chatlog.rows import ChatRow
+from kkobot.chatlog.setaside import REJECTED_FILE, appendRejected, rejectedLine
 from kkobot.config import DBSettings
 from kkobot.db.pool import Database
 from kkobot.chatlog.journal import Entry, Journal

@@ -13,7 +13,8 @@ from twisted.logger import LogLevel
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.template import flattenString, tags
 
-from kkobot.chatlog.log import REJECTED_FILE, ChatLog, _inThread, appendRejected
+from kkobot.chatlog.log import ChatLog, _inThread
+from kkobot.chatlog.setaside import REJECTED_FILE, appendRejected
 from kkobot.db.pool import Database
 from kkobot.db.errors import isRowError
 from kkobot.chatlog.journal import Journal

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from kkobot.chatlog.log import COLUMNS, INSERT_CHAT_LOGS
+from kkobot.chatlog.rows import COLUMNS, INSERT_CHAT_LOGS
 from kkobot.db.pool import MYSQL_CHAT_LOGS
 from kkobot.chatlog.journal import encodeValues
 from kkobot.chatlog.sqlvalues import MultiRowInsert, jsonRowsLiteral, rowLiteral

@@ -210,7 +210,7 @@ class MysqlOneStatementStoreTests(MysqlStoreTests):
 
     @defer.inlineCallbacks
     def test_an_incr_after_idleness_gets_a_live_connection(self):
-        from kkobot.commands import store
+        from kkobot.commands import autocommit
 
         s = self.store()
         self.assertEqual((yield s.incr("n")), 1)
@@ -218,7 +218,7 @@ class MysqlOneStatementStoreTests(MysqlStoreTests):
                 "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s AND ID <> CONNECTION_ID()",
                 self.scratch.name):
             self.scratch.execute(None, f"KILL {int(connection)}")
-        self.patch(store, "IDLE_PING_SECONDS", 0.0)  # every connection counts as idle
+        self.patch(autocommit, "IDLE_PING_SECONDS", 0.0)  # every connection counts as idle
         self.assertEqual((yield s.incr("n")), 2)
 
     def test_the_store_has_its_own_autocommit_pool(self):
