@@ -234,7 +234,19 @@ class ChatLog(Service):
 
     def flush(self) -> defer.Deferred[bool]:
         """Write everything logged so far; fires True when done, False if the database failed."""
-        return self.flusher.flush()
+        preparing = self.startup.preparing
+        if preparing is None:
+            return self.flusher.flush()
+        # The tables are still being checked (a slow first answer is not a failure):
+        # the flush starts once the check has answered, either way.
+        d: defer.Deferred[bool] = defer.Deferred()
+
+        def checked(result: Any) -> Any:
+            self.flusher.flush().chainDeferred(d)
+            return result
+
+        preparing.addBoth(checked)
+        return d
 
     @defer.inlineCallbacks
     def stopService(self):

@@ -95,6 +95,18 @@ class ChatLogMixin:
         return [dict(zip(COLUMNS, map(normalize, row))) for row in result]
 
     @defer.inlineCallbacks
+    def test_flushRightAfterTheStartWaitsForTheTableCheck(self) -> Any:
+        # A flush while the first check of the tables is still under way is not a
+        # database failure: it waits for the check and then writes.
+        chatlog = self.makeChatLog()
+        chatlog.startService()
+        self.addCleanup(lambda: chatlog.stopService() if chatlog.running else None)
+        self.assertFalse(chatlog.ready)
+        yield self.route("# echo 바로")
+        self.assertTrue((yield chatlog.flush()))
+        self.assertEqual([r["message"] for r in (yield self.rows())], ["# echo 바로", "에코: 바로"])
+
+    @defer.inlineCallbacks
     def test_columnsOfACommandAndItsReply(self) -> Any:
         chatlog = yield self.started()
         replies = yield self.route("# echo 안녕하세요")
