@@ -370,6 +370,23 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
             self.badLine(wire.HANDSHAKE_REQUIRED, "send the handshake first")
             return
         reason = self.factory.authenticator.verifyEvent(self.client, auth)
+        if isinstance(reason, defer.Deferred):
+            # The deployment's replay check: no later line is read until it answers.
+            self.pause("auth")
+            reason.addCallback(self._verified, event, auth)
+            reason.addErrback(self._verifyFailed)
+            reason.addBoth(lambda _: self.resume("auth"))
+            return
+        self._verified(reason, event, auth)
+
+    def _verifyFailed(self, failure: Failure) -> None:
+        log.failure("[AUTH] checking an event of {address} failed", failure, address=self.address)
+        if not (self._closing or self._gone):
+            self.sendError(wire.INTERNAL_ERROR, "the server failed on this line")
+
+    def _verified(self, reason: str | None, event: wire.Event, auth: Any) -> None:
+        if self._closing or self._gone or self.client is None:
+            return
         if reason is not None:
             if not self.verified and self.client.deviceStatus in REFUSED_STATUSES:
                 self._deviceRefused()

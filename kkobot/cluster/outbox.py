@@ -39,8 +39,13 @@ class LocalOutbox:
         deliverHere: Callable[[RoutedMessage], bool],
         onUndelivered: Callable[[RoutedMessage, str], None],
         clustered: bool,
+        store: Any = None,
+        limit: int = 10_000,
     ) -> None:
         self.instance = instance
+        # An OutboxFile (what is held survives a restart), or None (memory only).
+        self.store = store
+        self.limit = limit
         self.clock = clock
         self.deliverHere = deliverHere
         self.onUndelivered = onUndelivered
@@ -67,9 +72,41 @@ class LocalOutbox:
             self.record(message, UNDELIVERED, reason=reason)
             self.onUndelivered(message, reason)
             return SendResult(message.id, "undelivered", UNDELIVERED, None, reason)
+        if message.id not in self.held and len(self.held) >= self.limit:
+            reason = f"the outbound queue is full ({self.limit} messages wait for absent bots)"
+            self.record(message, UNDELIVERED, reason=reason)
+            self.onUndelivered(message, reason)
+            return SendResult(message.id, "undelivered", UNDELIVERED, None, reason)
         self.held[message.id] = Held(message, requeue)
+        if self.store is not None:
+            self.store.held(message, requeue)
         self.record(message, QUEUED)
         return SendResult(message.id, "waiting", QUEUED, None)
+
+    def _release(self, messageId: str, state: str | None = None, reason: str | None = None) -> None:
+        self.held.pop(messageId, None)
+        if self.store is not None:
+            self.store.released(messageId, state, reason)
+
+    def restore(self) -> int:
+        """Hold again what the store kept from the last run; the number held."""
+        if self.store is None:
+            return 0
+        count = 0
+        for kept in self.store.load():
+            message = kept.message
+            if kept.state is not None:
+                self.record(message, kept.state, reason=kept.reason)
+            elif self.clock.seconds() >= message.deadline:
+                reason = self._reason(message) + " (it expired while this instance was stopped)"
+                self.store.released(message.id, UNDELIVERED, reason)
+                self.record(message, UNDELIVERED, reason=reason)
+                self.onUndelivered(message, reason)
+            else:
+                self.held[message.id] = Held(message, kept.requeue)
+                self.record(message, QUEUED)
+                count += 1
+        return count
 
     def _reason(self, message: RoutedMessage) -> str:
         if not self.clustered:
@@ -95,7 +132,7 @@ class LocalOutbox:
             if held.message.botName != botName or messageId in alreadyWritten:
                 continue
             if self.deliverHere(held.message):
-                del self.held[messageId]
+                self._release(messageId, DELIVERED)
                 self.record(held.message, DELIVERED, deliveredBy=self.instance)
 
     def expire(self, alreadyWritten: Any = ()) -> None:
@@ -103,12 +140,14 @@ class LocalOutbox:
         now = self.clock.seconds()
         for messageId, held in list(self.held.items()):
             if messageId in alreadyWritten:
-                del self.held[messageId]
+                self._release(messageId, DELIVERED)
             elif now >= held.message.deadline:
-                del self.held[messageId]
+                self._release(messageId, UNDELIVERED, self._reason(held.message))
                 self.hold(held.message)  # records and reports it undelivered
 
     def takeAll(self) -> list[Held]:
         """Every held message, handed to the router now that Redis is back."""
-        held, self.held = list(self.held.values()), OrderedDict()
+        held = list(self.held.values())
+        for entry in held:
+            self._release(entry.message.id)
         return held
