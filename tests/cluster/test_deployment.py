@@ -57,7 +57,8 @@ class DeploymentTests(SynchronousTestCase):
         pollUntil(lambda: first.replies() == ["쿨 실행"], "the command on A")
         second.say("# 쿨")
         reply = second.waitFor(lambda e: e.get("event") == "messageResponse", "B's answer")
-        self.assertIn("초 후에", reply["data"]["text"])
+        self.assertTrue(reply["data"]["text"].startswith("잠시 후 다시 사용해 주세요."), reply)
+        self.assertEqual(second.replies(), [reply["data"]["text"]])
 
     def test_signedLineReplayedToAnotherInstanceIsRefused(self) -> None:
         d = self.deploy()
