@@ -9,6 +9,9 @@ from typing import Any, Callable
 from twisted.internet.interfaces import IReactorTime
 
 from kkobot.cluster.message import DELIVERED, QUEUED, UNDELIVERED, MessageStatus, RoutedMessage, SendResult
+from kkobot.logs import Logger
+
+log = Logger()
 
 # States remembered by id (and ids a resend is recognised by).
 REMEMBERED = 100_000
@@ -77,6 +80,10 @@ class LocalOutbox:
             self.record(message, UNDELIVERED, reason=reason)
             self.onUndelivered(message, reason)
             return SendResult(message.id, "undelivered", UNDELIVERED, None, reason)
+        if message.id not in self.held:
+            log.info("[MSG] message {id} to {bot} | {room} waits for its bot (up to {wait:.0f} s)",
+                     id=message.id, bot=message.botName, room=message.room,
+                     wait=max(0.0, message.deadline - self.clock.seconds()))
         self.held[message.id] = Held(message, requeue)
         if self.store is not None:
             self.store.held(message, requeue)

@@ -39,6 +39,13 @@ class PresenceFeed(Service):
 
     def clientAdded(self, client: Any) -> None:
         self._approved[client.connectionId] = client.approved
+        # After the protocol's own step (it answers the handshake right after adding
+        # the client): messages waiting for the bot come after that answer.
+        self.clock.callLater(0, self._added, client)
+
+    def _added(self, client: Any) -> None:
+        if client.connectionId not in self._approved:
+            return  # gone already
         self.node.clientAdded(client).addErrback(_logFailure, "recording a connection")
 
     def clientRemoved(self, client: Any) -> None:
