@@ -47,15 +47,18 @@ class Outbound:
         isGroupChat: bool = True,
         scheduled: bool = False,
         mediaWaitTime: int | None = None,
+        waitSeconds: float | None = None,
     ) -> bool:
         """
         Send one message. With a router, it is delivered, routed or queued for its
-        bot (L{submit}); False only when it was refused at once (queue full, or
-        expired). Without one, L{write}.
+        bot (L{submit}; C{waitSeconds}: how long it may wait, default
+        outbound.wait_seconds); False only when it was refused at once (queue
+        full, or expired). Without one, L{write}.
         """
         if self.router is None:
             return self.write(botName, room, text, channelId, isGroupChat, scheduled, mediaWaitTime)
-        d = self.submit(botName, room, text, channelId, isGroupChat, scheduled, mediaWaitTime)
+        d = self.submit(botName, room, text, channelId, isGroupChat, scheduled, mediaWaitTime,
+                        waitSeconds=waitSeconds)
         ok, result = resultNow(d)
         if not ok:
             d.addErrback(lambda f: log.failure("[MSG] message to {room} of {bot} failed", f,
@@ -73,11 +76,12 @@ class Outbound:
         scheduled: bool = False,
         mediaWaitTime: int | None = None,
         messageId: str | None = None,
+        waitSeconds: float | None = None,
     ) -> Deferred[Any]:
         """Send through the router: a Deferred L{kkobot.cluster.message.SendResult} with the id."""
         return self.router.send(botName, room, text, channelId, isGroupChat=isGroupChat,
                                 scheduled=scheduled, mediaWaitTime=mediaWaitTime,
-                                messageId=messageId)
+                                messageId=messageId, waitSeconds=waitSeconds)
 
     def deliver(self, message: Any) -> bool:
         """The router's local send (IDeliver): a RoutedMessage to a connection here."""

@@ -279,6 +279,10 @@ class Scheduler(Service):
     def _send(self, pending: _Pending) -> bool:
         """Send what is left of C{pending}; True when all of it went out."""
         job = pending.job
+        # Behind the server's outbound queue a message waits for an offline bot
+        # itself, as long as the job's lateness allows.
+        queued = getattr(self.outbound, "router", None) is not None
+        wait = {"waitSeconds": max(0.0, pending.deadline - self.clock.seconds())} if queued else {}
         while pending.texts:
             reply = pending.texts[0]
             sent = self.outbound.send(
@@ -289,6 +293,7 @@ class Scheduler(Service):
                 isGroupChat=job.isGroupChat,
                 scheduled=True,
                 mediaWaitTime=reply.mediaWaitTime,
+                **wait,
             )
             if not sent:
                 return False
