@@ -47,7 +47,8 @@ class Phone:
         self.device = device
         self.events: list[dict[str, Any]] = []
         self.sock: socket.socket | None = None
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()
+        self.replyCount = 0
 
     def auth(self) -> dict[str, Any]:
         auth = {
@@ -101,6 +102,9 @@ class Phone:
                     event = json.loads(raw)
                     with self.lock:
                         self.events.append(event)
+                        if event.get("event") == "messageResponse":
+                            self.replyCount += 1
+                        self.lock.notify_all()
                     if event.get("event") == "ping" and sock is self.sock:
                         try:
                             self.write({"event": "ping", "data": {
@@ -126,6 +130,13 @@ class Phone:
     def errors(self) -> list[dict[str, Any]]:
         with self.lock:
             return [e["data"] for e in self.events if e.get("event") == "error"]
+
+    def waitReplies(self, count: int, timeout: float = 30.0) -> None:
+        """Until C{count} messageResponse lines have arrived (woken by each line, no polling)."""
+        with self.lock:
+            done = self.lock.wait_for(lambda: self.replyCount >= count, timeout)
+        if not done:
+            raise AssertionError(f"{count} replies did not arrive within {timeout} s")
 
     def waitFor(self, predicate: Any, what: str, timeout: float = 30.0) -> dict[str, Any]:
         def found() -> Any:
