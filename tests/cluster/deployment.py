@@ -237,6 +237,12 @@ class Deployment:
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"null")
 
+    def page(self, name: str, path: str) -> str:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.adminPorts[name]}{path}",
+                                         headers={"Authorization": f"Bearer {TOKEN}"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.read().decode("utf-8")
+
     def holders(self, name: str) -> dict[str, list[str]]:
         """Instance -> devices, as /api/clients of C{name} shows the deployment."""
         _, body = self.api(name, "GET", "/api/clients")

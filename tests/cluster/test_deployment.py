@@ -38,6 +38,9 @@ class DeploymentTests(SynchronousTestCase):
         pollUntil(lambda: d.rows("message = %s", "점검 안내") == [("점검 안내", 1)], "its row")
         code, ready = d.api("B", "GET", "/readyz")
         self.assertEqual((code, ready["cluster"], sorted(ready["live_instances"])), (200, "ok", ["A", "B", "C"]))
+        page = d.page("A", "/")
+        self.assertIn("인스턴스", page)
+        self.assertIn("kkobot (phone-c)", page)
 
     def test_messageForAnAbsentBotWaitsForItsConnection(self) -> None:
         d = self.deploy()
