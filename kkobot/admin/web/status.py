@@ -1,4 +1,4 @@
-"""GET /: the status page: devices, rooms of the last hour, messages per minute."""
+"""GET /: the status page: devices, rooms of the last hour, messages per minute, the deployment's instances."""
 
 from __future__ import annotations
 
@@ -17,12 +17,15 @@ from kkobot.bridge.registry import ClientInfo, ClientRegistry
 from kkobot.admin.web.chart import minuteChart
 from kkobot.admin.web.login import renderTag
 from kkobot.admin.web.page import page
+from kkobot.logs import Logger
 
 REFRESH_SECONDS = 30
 
 DEVICE_COLUMNS = ["봇", "기기", "버전", "주소", "접속 시각", "RTT", "메모리", "대기열", "승인"]
 ROOM_COLUMNS = ["봇", "방", "받은 메시지", "보낸 메시지", "마지막"]
 KIND_LABELS = {"chat": "채팅 로그", "ping": "핑 기록", "device": "기기 목록"}
+
+log = Logger()
 
 
 def ago(seconds: float) -> str:
@@ -171,8 +174,11 @@ class StatusPage(Resource):
                 request.write(renderTag(request, self.build(views)))
                 request.finish()
 
-        d.addCallback(show)
-        d.addErrback(lambda f: (show([]), None)[1])
+        def failed(failure: Any) -> None:
+            log.failure("[ADMIN] reading the deployment for the status page failed", failure)
+            show([])
+
+        d.addCallbacks(show, failed)
         return NOT_DONE_YET
 
     def build(self, instances: list[Any] | None = None) -> Tag:
