@@ -6,13 +6,17 @@ from types import SimpleNamespace
 
 from twisted.internet import defer
 
+from kkobot.cluster.node import ClusterNode
 from kkobot.commands.cooldowns import Cooldown
 from kkobot.commands.dispatch import Dispatcher
 from kkobot.commands.permissions import Permissions
 from kkobot.commands.reply import Reply
 from kkobot.commands.scheduler import Scheduler, every
 from kkobot.service.sharedlimits import SharedBanLimits
+from kkobot.service.coordination import shareState
 from tests.cluster.rig import ClusterCase
+from tests.support import HELLO_320, analyze, line
+from tests.support.authrig import Rig, errors, signedAuth, signedPing
 from tests.support.redisrig import eventually
 
 
@@ -107,3 +111,39 @@ class CooldownsWaitForTheSharedStore(ClusterCase):
         self.assertIsNone(first)
         self.assertTrue(second.startswith("잠시 후 다시 사용해 주세요."), second)
         self.assertEqual(third, "")  # refused silently once announced
+
+
+class ReplayCheckPausesTheConnection(ClusterCase):
+    """A signed event waits for the deployment's replay check; later lines wait behind it."""
+
+    @defer.inlineCallbacks
+    def rig(self, name: str):
+        rig = Rig()
+        node = ClusterNode(self.settings(name), lambda message: False, clock=rig.clock)
+        node.startService()
+        self.addCleanup(node.stopService)
+        self.addCleanup(rig.close)
+        yield node.link.whenUp()
+        shareState(node, rig.auth, SimpleNamespace(), SimpleNamespace())
+        return rig
+
+    @defer.inlineCallbacks
+    def test_aLineReplayedToAnotherInstanceIsRefused(self):
+        first = yield self.rig("A")
+        second = yield self.rig("B")
+        conn = first.connect(hello=HELLO_320)
+        stamp = int(first.clock.seconds() * 1000)
+        event = analyze("# echo 하나", auth=signedAuth(stampMillis=stamp + 7))
+        # The ping verifies the connection; the echo behind it waits for the ping's check.
+        conn.proto.dataReceived(line(signedPing(stampMillis=stamp + 3)) + line(event))
+        seen = conn.received()
+        self.assertTrue(conn.proto.paused)
+        self.assertEqual(conn.replies(seen), [])
+        yield eventually(lambda: seen.extend(conn.received()) or conn.replies(seen) == ["에코: 하나"])
+        self.assertFalse(conn.proto.paused)
+        thief = second.connect(address="198.51.100.4", hello=HELLO_320)
+        thief.send(event)
+        refused = []
+        yield eventually(lambda: refused.extend(errors(thief.received(), "AUTH_FAILED")) or refused)
+        self.assertIn("replayed", refused[0]["message"])
+        self.assertEqual(second.chatlog.rows, [])
