@@ -13,8 +13,10 @@ from kkobot.logs import Logger
 
 log = Logger()
 
-# States remembered by id (and ids a resend is recognised by).
+# States remembered by id (and ids a resend is recognised by), at most this many, for
+# at most RETENTION seconds (what Redis keeps a message's state for).
 REMEMBERED = 100_000
+RETENTION = 3600.0
 
 
 @dataclass
@@ -131,6 +133,13 @@ class LocalOutbox:
         )
         self.states.move_to_end(message.id)
         while len(self.states) > REMEMBERED:
+            self.states.popitem(last=False)
+        # States are readable for RETENTION seconds (as in Redis); the oldest change first.
+        cutoff = self.clock.seconds() - RETENTION
+        while self.states:
+            oldest = next(iter(self.states.values()))
+            if oldest.id in self.held or (oldest.deliveredAt or oldest.created) > cutoff:
+                break
             self.states.popitem(last=False)
 
     def botArrived(self, botName: str, alreadyWritten: Any = ()) -> None:

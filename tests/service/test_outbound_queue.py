@@ -176,6 +176,18 @@ class QueueAcrossARestart(unittest.TestCase):
         self.assertEqual(self.delivered, [])
         self.successResultOf(second.stopService())
 
+    def test_statesAreReadableForAnHour(self):
+        node = self.node()
+        self.online.add("kkobot")
+        old = self.successResultOf(node.router.send("kkobot", "방", "옛 공지"))
+        self.clock.advance(3000)
+        self.successResultOf(node.router.send("kkobot", "방", "새 공지"))
+        self.assertEqual(self.successResultOf(node.router.status(old.id)).state, "delivered")
+        self.clock.advance(700)
+        self.successResultOf(node.router.send("kkobot", "방", "더 새 공지"))
+        self.assertIsNone(self.successResultOf(node.router.status(old.id)))
+        self.successResultOf(node.stopService())
+
     def test_aTornLastLineIsSkipped(self):
         first = self.node()
         self.successResultOf(first.router.send("kkobot", "방", "온전한 공지"))
