@@ -181,7 +181,9 @@ class Deployment:
         data["chatlog"] = {"flush_interval": 0.01}
         data["admin"] = {"token": TOKEN}
         data["cluster"] = {"redis": f"redis://127.0.0.1:{self.redis.port}/0",
-                           "heartbeat_interval": 0.25, "instance_timeout": 1.5}
+                           # Short, to keep the tests short; long enough that a loaded
+                           # 2-core machine does not make a live instance look dead.
+                           "heartbeat_interval": 0.5, "instance_timeout": 3.0}
         data["outbound"] = {"wait_seconds": 60.0}
         config.init(self.cfgdir, data)
         self.servers: dict[str, Any] = {}
