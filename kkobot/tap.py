@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -14,7 +15,7 @@ from kkobot.service import MODES, KkobotService, Settings, StartupError, resolve
 
 
 class Options(usage.Options):
-    synopsis = "[--port N|ENDPOINT] [--mode test|prod] [--config DIR] [--log-level L] [--admin-port N|ENDPOINT]"
+    synopsis = "[--port N|ENDPOINT] [--mode test|prod] [--config DIR] [--log-level L] [--admin-port N|ENDPOINT] [--instance NAME]"
     longdesc = (
         "Serve MessengerBotR bridges. With no config directory, runs on the embedded "
         "default: SQLite under ./var/, 127.0.0.1 only, no authentication."
@@ -30,6 +31,9 @@ class Options(usage.Options):
         ["var", None, "var", "Directory for the embedded SQLite database."],
         ["admin-port", None, None,
          "Admin web port or endpoint (default: admin.port; off unless set; needs admin.token)."],
+        ["instance", None, None,
+         "This process's name in a deployment (default: KKOBOT_INSTANCE, cluster.instance, "
+         "or host name:port)."],
     ]
 
     def postOptions(self) -> None:
@@ -47,6 +51,7 @@ class Options(usage.Options):
             varDir=self["var"],
             dropinDir=self["plugins"],
             adminPort=self["admin-port"],
+            instance=self["instance"] or os.environ.get("KKOBOT_INSTANCE") or None,
         )
 
 

@@ -64,7 +64,30 @@ def parser() -> argparse.ArgumentParser:
     )
     admincmds.addParsers(sub, _Parser)
     schedulescli.addParsers(sub, _Parser)
+    cluster = sub.add_parser("cluster", help="the deployment: instances, their phones, last heartbeats")
+    cluster.add_argument("action", nargs="?", default="status", choices=("status",),
+                         help="status (the default): every instance read from Redis")
     return p
+
+
+async def runCluster(args: argparse.Namespace, reactor: Any) -> str:
+    """C{cluster status}: the deployment as Redis has it (cluster.redis of this config)."""
+    from kkobot.cluster.admin import fetchDeployment, formatDeployment
+    from kkobot.cluster.link import RedisUnavailable
+    from kkobot.service import Settings, StartupError, resolve
+
+    try:
+        resolved = resolve(Settings(configDir=args.config, mode=args.mode, logDir=None))
+    except StartupError as e:
+        raise AdminError(str(e))
+    settings = resolved.cluster
+    if not settings.enabled:
+        return "one process (cluster.redis is not set): see /api/clients of the server"
+    try:
+        views = await fetchDeployment(settings, reactor)
+    except RedisUnavailable as e:
+        raise AdminError(str(e))
+    return f"deployment {settings.keyPrefix} on {settings.redis.display()}\n" + formatDeployment(views)
 
 
 def database(configDir: str, mode: str, reactor: Any = None) -> Database:
@@ -182,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(1)
 
     async def _main(reactor: Any) -> None:
+        if args.area == "cluster":
+            sys.stdout.write(await runCluster(args, reactor) + "\n")
+            return
         timezone = None
         if args.area == schedulescli.AREA:
             db, timezone = schedulescli.setup(args, reactor)

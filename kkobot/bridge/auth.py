@@ -14,6 +14,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from kkobot.cluster.fired import resultNow
 from kkobot.interfaces import IAuthenticator, IReplayGuard
 from kkobot.logs import Logger
 from kkobot.bridge.wire import HELLO_REFUSED_PAST, Hello
@@ -32,6 +33,8 @@ LEGACY_CLIENT_TYPE = "MessengerBotR"
 SIGNED_FIELDS = ("clientType", "botName", "deviceUUID", "macAddress", "ipAddress", "timestamp")
 
 REFUSED_STATUSES = ("denied", "revoked", "blocked")
+
+REPLAYED = "replayed signature: it was first used on another connection"
 
 # A device named only inside auth (2.9.0c) is held to the handshake's deviceID limit.
 MAX_DEVICE_CHARS = HELLO_REFUSED_PAST["deviceID"]
@@ -209,6 +212,9 @@ class HmacAuthenticator:
         self.clock = clock
         self.window = window
         self.replays = replays if replays is not None else ReplayGuard(clock, window)
+        # The deployment's replay check (an IReplayCheck; several instances): asked
+        # after this process's guard, and its answer may take a round trip.
+        self.sharedReplays: Any = None
         # Connections whose device has been recorded (a ClientInfo lives as long as one).
         self._recorded: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -226,13 +232,27 @@ class HmacAuthenticator:
 
     # -- every later event
 
-    def verifyEvent(self, client: Any, auth: Mapping[str, Any] | None) -> str | None:
+    def verifyEvent(self, client: Any, auth: Mapping[str, Any] | None) -> Any:
+        """
+        None when the event verifies, else the reason it does not; with
+        C{sharedReplays}, a Deferred of that when the deployment's answer is not
+        known at once (the protocol reads no further line until it is).
+        """
         # The protocol logs the refusal ([AUTH], with address, bot and this reason).
         reason = self._verify(client, auth)
         if reason is not None:
             return reason
         assert auth is not None
-        return self._deviceCheck(client, auth)
+        if self.sharedReplays is None:
+            return self._deviceCheck(client, auth)
+        stamp = timestampMillis(auth.get("timestamp")) or 0
+        d = self.sharedReplays.firstUse(auth["signature"].lower(), client.connectionId, stamp / 1000.0)
+
+        def decided(first: bool) -> str | None:
+            return self._deviceCheck(client, auth) if first else REPLAYED
+
+        known, first = resultNow(d)
+        return decided(first) if known else d.addCallback(decided)
 
     def _verify(self, client: Any, auth: Mapping[str, Any] | None) -> str | None:
         if not isinstance(auth, Mapping):
@@ -274,7 +294,7 @@ class HmacAuthenticator:
                 f"(allowed: {self.window:.0f} s); set the phone's clock automatically"
             )
         if not self.replays.firstUse(sig.lower(), client.connectionId, stamp / 1000.0):
-            return "replayed signature: it was first used on another connection"
+            return REPLAYED
         return None
 
     def _deviceCheck(self, client: Any, auth: Mapping[str, Any]) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from kkobot import __version__
@@ -63,6 +64,30 @@ class Handshake:
             proto.badLines.answer(wire.HANDSHAKE_REQUIRED, "send the handshake first")
             return False
         reason = proto.factory.authenticator.verifyEvent(client, auth)
+        if isinstance(reason, defer.Deferred):
+            # The deployment's replay check: no later line is read until it answers.
+            proto.pause("auth")
+            reason.addCallback(self._decided, event)
+            reason.addErrback(self._verifyFailed)
+            reason.addBoth(lambda _: proto.resume("auth"))
+            return False
+        return self._settle(reason, auth)
+
+    def _decided(self, reason: str | None, event: wire.ChatMessage | wire.Ping) -> None:
+        if not self.proto.writable or self.client is None:
+            return
+        if self._settle(reason, event.auth):
+            self.proto.handleAdmitted(event)
+
+    def _verifyFailed(self, failure: Failure) -> None:
+        proto = self.proto
+        log.failure("[AUTH] checking an event of {address} failed", failure, address=proto.address)
+        if proto.writable:
+            proto.sendError(wire.INTERNAL_ERROR, "the server failed on this line")
+
+    def _settle(self, reason: str | None, auth: Any) -> bool:
+        client = self.client
+        assert client is not None
         if reason is not None:
             if not self.verified and client.deviceStatus in REFUSED_STATUSES:
                 self._deviceRefused()

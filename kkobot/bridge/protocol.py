@@ -249,10 +249,14 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         if isinstance(event, wire.Hello):
             handshake.hello(event)
         elif handshake.admits(event):
-            if isinstance(event, wire.ChatMessage):
-                self.replies.chatMessage(event)
-            else:
-                self.pings.received(event)
+            self.handleAdmitted(event)
+
+    def handleAdmitted(self, event: wire.ChatMessage | wire.Ping) -> None:
+        """An event whose signature held: a chat message to answer, or a ping to record."""
+        if isinstance(event, wire.ChatMessage):
+            self.replies.chatMessage(event)
+        else:
+            self.pings.received(event)
 
     def liftLineLimit(self) -> None:
         """The connection proved itself: lines up to the server's limit, no long-line slot held."""

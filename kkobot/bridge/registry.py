@@ -60,14 +60,21 @@ class ClientRegistry:
 
     def __init__(self) -> None:
         self._clients: dict[int, ClientInfo] = {}
+        # Told of each change: objects with clientAdded(client) / clientRemoved(client)
+        # (the cluster's presence, the outbound queue).
+        self.listeners: list[Any] = []
 
     def add(self, client: ClientInfo) -> None:
         if not client.verified:
             raise ValueError(f"connection {client.connectionId} is not verified yet")
         self._clients[client.connectionId] = client
+        for listener in list(self.listeners):
+            listener.clientAdded(client)
 
     def remove(self, client: ClientInfo) -> None:
-        self._clients.pop(client.connectionId, None)
+        if self._clients.pop(client.connectionId, None) is not None:
+            for listener in list(self.listeners):
+                listener.clientRemoved(client)
 
     def __iter__(self) -> Iterator[ClientInfo]:
         return iter(list(self._clients.values()))

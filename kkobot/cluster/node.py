@@ -16,6 +16,7 @@ from kkobot.cluster.interfaces import IAddressBans, ICooldownStore, IReplayCheck
 from kkobot.cluster.keys import Keys
 from kkobot.cluster.link import RedisLink, isUnavailable
 from kkobot.cluster.message import RoutedMessage
+from kkobot.cluster.outboxfile import OutboxFile
 from kkobot.cluster.presence import Presence
 from kkobot.cluster.replay import LocalReplayCheck, RedisReplayCheck
 from kkobot.cluster.routing import OutboundRouter, logUndelivered
@@ -46,6 +47,8 @@ class ClusterNode(Service):
         reactor: Any = None,
         info: dict[str, Any] | None = None,
         onUndelivered: Callable[[RoutedMessage, str], None] = logUndelivered,
+        outboxDir: str | None = None,
+        maxQueued: int = 10_000,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor
@@ -66,6 +69,10 @@ class ClusterNode(Service):
         self.router = OutboundRouter(self.link, self.keys, self.instance, deliver, self.clock,
                                      settings.outboundWait, settings.instanceTimeout, onUndelivered)
         self.incarnation = self.router.incarnation
+        # What waits in this process (no Redis, or Redis down) survives a restart.
+        self.router.outbox.limit = maxQueued
+        if outboxDir is not None:
+            self.router.outbox.store = OutboxFile(outboxDir, self.instance)
         self.inbox: InboxReader | None = None
         if self.link is not None:
             self.inbox = InboxReader(self.readerLink, self.link, self.keys, self.instance,
@@ -161,6 +168,10 @@ class ClusterNode(Service):
 
     def startService(self) -> None:
         Service.startService(self)
+        restored = self.router.outbox.restore()
+        if restored:
+            log.info("[MSG] {count} message(s) kept from the last run wait for their bots",
+                     count=restored)
         if self.link is not None:
             log.info(
                 "[STARTUP] cluster: instance {instance} on {redis} (keys {prefix}:*)",
@@ -183,6 +194,8 @@ class ClusterNode(Service):
             self._loop.stop()
         if self._ticking is not None:
             yield self._ticking
+        if self.router.outbox.store is not None:
+            self.router.outbox.store.close()
         if self.link is None:
             return
         stopping = self.inbox.stop()

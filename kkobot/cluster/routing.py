@@ -127,6 +127,10 @@ class OutboundRouter:
         reason = reply[3] if len(reply) > 3 else None
         if outcome == "undelivered":
             self.onUndelivered(message, reason)
+        elif outcome == "waiting":
+            log.info("[MSG] message {id} to {bot} | {room}: no instance holds the bot; it waits "
+                     "(up to {wait:.0f} s)", id=message.id, bot=message.botName, room=message.room,
+                     wait=max(0.0, message.deadline - self.clock.seconds()))
         return SendResult(message.id, outcome, state, target, reason)
 
     def _fallBack(self, failure: Failure, message: RoutedMessage) -> SendResult:

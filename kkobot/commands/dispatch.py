@@ -10,6 +10,7 @@ from twisted.internet.interfaces import IReactorTime
 from kkobot.commands.registry import CommandRegistry
 from kkobot.commands.reply import Reply
 from kkobot.commands.run import DEFAULT_TIMEOUT, runCommandNow
+from kkobot.cluster.fired import resultNow
 from kkobot.commands.cooldowns import Cooldown, Cooldowns
 from kkobot.logs import Logger
 from kkobot.commands.options import OptionError, parseOptions
@@ -50,6 +51,9 @@ class Dispatcher:
         self.timeout = timeout
         self.exemptAdmins = exemptAdmins
         self.cooldowns = Cooldowns(clock)
+        # The deployment's cooldowns (an ICooldownStore; several instances), else None:
+        # C{cooldowns} in this process.
+        self.cooldownStore: Any = None
         # PluginServices (store, ask, config, http, history) and the per-room limit
         # on passive answers (an IFloodLimit); either may be None.
         self.services = services
@@ -84,8 +88,13 @@ class Dispatcher:
         pluginOf = getattr(self.commands, "pluginOf", None)
         if pluginOf is not None:
             context.plugin = pluginOf(command)
-        passive = context.match is not None
         refusal = self.refusal(command, context)
+        if isinstance(refusal, defer.Deferred):
+            return refusal.addCallback(self._decided, command, context)
+        return self._decided(refusal, command, context)
+
+    def _decided(self, refusal: str | None, command: Any, context: Any) -> Any:
+        passive = context.match is not None
         if refusal is not None:
             log.info(
                 "[MSG] # {name} refused for {user} in {room}: {why}",
@@ -99,8 +108,11 @@ class Dispatcher:
         context.extra["ran"] = True  # the router times only calls that really ran
         return runCommandNow(command, context, self.clock, timeout)
 
-    def refusal(self, command: Any, context: Any) -> str | None:
-        """A Korean reply refusing the call ("" refuses silently), or None to run it."""
+    def refusal(self, command: Any, context: Any) -> Any:
+        """
+        A Korean reply refusing the call ("" refuses silently), or None to run it;
+        a Deferred of that while a shared cooldown store answers.
+        """
         if not self.roomAllowed(command, context):
             return DISABLED_REPLY
         refused = self.permissions.check(command, context)
@@ -115,10 +127,24 @@ class Dispatcher:
                 return f"{e}\n사용법: {usageOf(command)}"
         cooldown = Cooldown.of(getattr(command, "cooldown", None))
         if cooldown is not None and not (self.exemptAdmins and context.isAdmin):
+            if self.cooldownStore is not None:
+                d = self.cooldownStore.acquire(command.name, cooldown, context)
+                known, refused = resultNow(d)
+                if not known:
+                    return d.addCallback(self._cooledDown, context)
+                return self._cooledDown(refused, context)
             refused = self.cooldowns.check(command.name, cooldown, context)
             if refused is not None:
                 return refused.reply if refused.notify else ""
             self.cooldowns.use(command.name, cooldown, context)
+        return self._flood(context)
+
+    def _cooledDown(self, refused: Any, context: Any) -> str | None:
+        if refused is not None:
+            return refused.reply if refused.notify else ""
+        return self._flood(context)
+
+    def _flood(self, context: Any) -> str | None:
         # Passive answers (patterns, keywords, mentions, auto-replies) are the bot
         # speaking unasked: a room gets only so many of them, whoever triggers them.
         if context.match is not None and self.flood is not None:

@@ -172,6 +172,10 @@ class Scheduler(Service):
         self._calls: dict[tuple[str, str, str], tuple[Any, IDelayedCall, float]] = {}
         self.pending: list[_Pending] = []
         self._retry: task.LoopingCall | None = None
+        # The deployment's slot claims (an ISlotClaims; several instances): a slot
+        # fires on the one instance that claims it, and `every` slots count from a
+        # fixed origin (the epoch) so that every instance has the same ones.
+        self.slots: Any = None
 
     def startService(self) -> None:
         Service.startService(self)
@@ -209,7 +213,8 @@ class Scheduler(Service):
                 continue
             if existing is not None and existing[1].active():
                 existing[1].cancel()
-            self._schedule(key, job, job.nextAfter(now, self.tz))
+            origin = 0.0 if self.slots is not None else None
+            self._schedule(key, job, job.nextAfter(now, self.tz, origin))
 
     def _schedule(self, key: tuple[str, str, str], job: Any, due: float) -> None:
         delay = max(0.0, due - self.clock.seconds())
@@ -226,6 +231,15 @@ class Scheduler(Service):
     def _fire(self, key: tuple[str, str, str], due: float) -> None:
         job = self._calls[key][0]
         self._schedule(key, job, job.nextAfter(due, self.tz, due))
+        if self.slots is None:
+            self._run(job, due)
+            return
+        d = self.slots.claim("|".join(key), due)
+        d.addCallback(lambda mine: self._run(job, due) if mine else None)
+        d.addErrback(lambda f: log.failure("[SCHEDULE] claiming a slot of job {name} failed", f,
+                                           name=job.name))
+
+    def _run(self, job: Any, due: float) -> None:
         context = JobContext(
             job=job,
             botName=job.botName,
@@ -265,6 +279,10 @@ class Scheduler(Service):
     def _send(self, pending: _Pending) -> bool:
         """Send what is left of C{pending}; True when all of it went out."""
         job = pending.job
+        # Behind the server's outbound queue a message waits for an offline bot
+        # itself, as long as the job's lateness allows.
+        queued = getattr(self.outbound, "router", None) is not None
+        wait = {"waitSeconds": max(0.0, pending.deadline - self.clock.seconds())} if queued else {}
         while pending.texts:
             reply = pending.texts[0]
             sent = self.outbound.send(
@@ -275,6 +293,7 @@ class Scheduler(Service):
                 isGroupChat=job.isGroupChat,
                 scheduled=True,
                 mediaWaitTime=reply.mediaWaitTime,
+                **wait,
             )
             if not sent:
                 return False

@@ -102,7 +102,11 @@ class PluginContext:
         return self.services.httpFor(self.info)
 
     def send(self, bot: str, room: str, text: str, channelId: str | None = None) -> bool:
-        """Send to a room through C{bot}'s connection; False when the bot is offline."""
+        """
+        Send to a room through C{bot}'s connection, wherever it is connected; a
+        message for a bot connected nowhere waits for it (outbound.wait_seconds).
+        False when the message was refused (the queue of waiting messages is full).
+        """
         if self.services.outbound is None:
             return False
         return self.services.outbound.send(bot, room, text, channelId)

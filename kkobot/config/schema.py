@@ -39,6 +39,9 @@ DEFAULTS: dict[str, Any] = {
     "cluster.outbound_wait_seconds": 60.0,
     "cluster.heartbeat_interval": 1.0,
     "cluster.instance_timeout": 5.0,
+    # Messages for a bot connected nowhere wait this long (then "expired"), this many at most.
+    "outbound.wait_seconds": 60.0,
+    "outbound.max_queued": 10000,
 }
 
 _MISSING: Any = object()

@@ -204,7 +204,6 @@ class AdminWebTests(TestCase):
     def test_outboundRefusals(self):
         yield self.server.connectClient()
         cases = [
-            ({"bot": "nobody", "room": "r", "text": "t"}, 404),
             ({"bot": "kkobot", "channel_id": "unseen", "text": "t"}, 404),
             ({"bot": "kkobot", "text": "t"}, 400),
             ({"bot": "kkobot", "room": "r", "text": ""}, 400),

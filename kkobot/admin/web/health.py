@@ -1,4 +1,4 @@
-"""/healthz (the process answers) and /readyz (listening, database or journal taking rows, backlog)."""
+"""/healthz (the process answers) and /readyz (listening, database or journal taking rows, backlog, cluster)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class Healthz(Resource):
         return jsonBody(request, 200, {"status": "ok"})
 
 
-def readiness(factory: Any, chatlog: Any) -> dict[str, Any]:
+def readiness(factory: Any, chatlog: Any, cluster: Any = None) -> dict[str, Any]:
     """
     What /readyz reports. C{factory.numPorts} counts the ports the bridge factory
     listens on. When the database does not take rows the chat log keeps them in the
@@ -28,7 +28,7 @@ def readiness(factory: Any, chatlog: Any) -> dict[str, Any]:
     listening = factory.numPorts > 0
     database = chatlog.databaseUp
     tables = chatlog.tables()
-    return {
+    state = {
         "ready": listening and not chatlog.journalFull,
         "listening": listening,
         "database": "ok" if database else "unavailable",
@@ -42,16 +42,25 @@ def readiness(factory: Any, chatlog: Any) -> dict[str, Any]:
         "tables": {t["kind"]: t for t in tables},
         "tables_refused": [t["table"] for t in tables if t["state"] == "refused"],
     }
+    if cluster is not None and cluster.settings.enabled:
+        # Redis down does not make the server unready: it answers its own phones.
+        status = cluster.status()
+        state["cluster"] = "ok" if status["mode"] == "cluster" else "local-only"
+        state["instance"] = status["instance"]
+        state["live_instances"] = status["live_instances"]
+        state["redis"] = status["redis"]
+    return state
 
 
 class Readyz(Resource):
     isLeaf = True
 
-    def __init__(self, factory: Any, chatlog: Any) -> None:
+    def __init__(self, factory: Any, chatlog: Any, cluster: Any = None) -> None:
         Resource.__init__(self)
         self.factory = factory
         self.chatlog = chatlog
+        self.cluster = cluster
 
     def render_GET(self, request: IRequest) -> bytes:
-        state = readiness(self.factory, self.chatlog)
+        state = readiness(self.factory, self.chatlog, self.cluster)
         return jsonBody(request, 200 if state["ready"] else 503, state)

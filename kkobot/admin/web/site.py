@@ -41,6 +41,8 @@ class AdminParts:
     factory: Any  # the BridgeFactory (listening state)
     chatlog: Any
     clock: IReactorTime
+    # The ClusterNode (outbound queue, deployment view); None in tools and tests.
+    cluster: Any = None
 
 
 # On every admin response: not framed by other sites (clickjacking), no content-type
@@ -123,14 +125,14 @@ class AdminRoot(Resource):
         self.allowedHosts = allowedHosts
         self.login = LoginResource(guard)
         self.pages: dict[bytes, IResource] = {
-            b"": StatusPage(parts.registry, parts.rates, parts.clock, parts.chatlog),
+            b"": StatusPage(parts.registry, parts.rates, parts.clock, parts.chatlog, parts.cluster),
             b"logout": LogoutResource(guard),
             b"healthz": Healthz(),
-            b"readyz": Readyz(parts.factory, parts.chatlog),
+            b"readyz": Readyz(parts.factory, parts.chatlog, parts.cluster),
             b"metrics": MetricsPage(parts.metrics),
             b"api": Resource(),
         }
-        self.pages[b"api"].putChild(b"clients", ClientsResource(parts.registry))
+        self.pages[b"api"].putChild(b"clients", ClientsResource(parts.registry, parts.cluster))
         self.pages[b"api"].putChild(b"messages", MessagesResource(parts.outbound, parts.rates))
 
     def getChildWithDefault(self, path: bytes, request: IRequest) -> IResource:

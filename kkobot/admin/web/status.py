@@ -1,4 +1,4 @@
-"""GET /: the status page: devices, rooms of the last hour, messages per minute."""
+"""GET /: the status page: devices, rooms of the last hour, messages per minute, the deployment's instances."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
 from twisted.web.template import Tag, tags
 
 from kkobot import __version__
@@ -16,12 +17,15 @@ from kkobot.bridge.registry import ClientInfo, ClientRegistry
 from kkobot.admin.web.chart import minuteChart
 from kkobot.admin.web.login import renderTag
 from kkobot.admin.web.page import page
+from kkobot.logs import Logger
 
 REFRESH_SECONDS = 30
 
 DEVICE_COLUMNS = ["봇", "기기", "버전", "주소", "접속 시각", "RTT", "메모리", "대기열", "승인"]
 ROOM_COLUMNS = ["봇", "방", "받은 메시지", "보낸 메시지", "마지막"]
 KIND_LABELS = {"chat": "채팅 로그", "ping": "핑 기록", "device": "기기 목록"}
+
+log = Logger()
 
 
 def ago(seconds: float) -> str:
@@ -123,23 +127,61 @@ def chatlogTiles(chatlog: Any) -> list[Tag]:
     return out
 
 
+def deploymentSection(views: list[Any] | None, cluster: Any, now: float) -> list[Tag]:
+    """Every instance of the deployment: its state, last heartbeat and phones."""
+    if views is None:
+        return []
+    mode = cluster.status()["mode"]
+    rows = [
+        tags.tr(
+            cell("인스턴스", v.name + (" (이 서버)" if v.local else "")),
+            cell("상태", "정상" if v.alive else "응답 없음"),
+            cell("마지막 하트비트", ago(max(0.0, now - v.heartbeat))),
+            cell("기기", ", ".join(f"{c.get('bot_name')} ({c.get('device_id') or '-'})"
+                                   for c in v.connections) or "-"),
+            class_="instance",
+        )
+        for v in views
+    ]
+    note = "Redis 연결 끊김: 이 서버만 표시합니다 (local-only)" if mode == "local-only" else ""
+    return [tags.h2("인스턴스"), table(["인스턴스", "상태", "마지막 하트비트", "기기"], rows,
+                                    "인스턴스가 없습니다.", set(), "instances"),
+            *([tags.p(note, class_="muted")] if note else [])]
+
+
 class StatusPage(Resource):
     isLeaf = True
 
     def __init__(
         self, registry: ClientRegistry, rates: MessageRates, clock: IReactorTime,
         chatlog: Any = None,
+        cluster: Any = None,
     ) -> None:
         Resource.__init__(self)
         self.registry = registry
         self.rates = rates
         self.clock = clock
         self.chatlog = chatlog
+        self.cluster = cluster
 
-    def render_GET(self, request: IRequest) -> bytes:
-        return renderTag(request, self.build())
+    def render_GET(self, request: IRequest) -> Any:
+        if self.cluster is None or not self.cluster.settings.enabled:
+            return renderTag(request, self.build())
+        d = self.cluster.presence.deployment()
 
-    def build(self) -> Tag:
+        def show(views: list[Any]) -> None:
+            if not request.finished and not getattr(request, "_disconnected", False):
+                request.write(renderTag(request, self.build(views)))
+                request.finish()
+
+        def failed(failure: Any) -> None:
+            log.failure("[ADMIN] reading the deployment for the status page failed", failure)
+            show([])
+
+        d.addCallbacks(show, failed)
+        return NOT_DONE_YET
+
+    def build(self, instances: list[Any] | None = None) -> Tag:
         now = self.clock.seconds()
         clients = sorted(self.registry, key=lambda c: (c.botName, c.connectedSince))
         rooms = self.rates.rooms()
@@ -174,6 +216,7 @@ class StatusPage(Resource):
             tags.h2("기기"),
             table(DEVICE_COLUMNS, [deviceRow(c, now) for c in clients],
                   "연결된 기기가 없습니다.", {"RTT", "대기열"}, "devices"),
+            *deploymentSection(instances, self.cluster, now),
             tags.h2("분당 메시지 (최근 60분)"),
             minuteChart(perMinute),
             tags.p("파랑: 받은 메시지 · 초록: 보낸 메시지", class_="muted"),
