@@ -17,6 +17,7 @@ from kkobot.chatlog import rejected
 from kkobot.commands import admincmds
 from kkobot.db.pool import Database
 from kkobot.bridge.devices import DeviceStore
+from kkobot.rooms import cli as roomscli
 
 PROG = "kkobot-admin"
 
@@ -62,6 +63,7 @@ def parser() -> argparse.ArgumentParser:
         help="after fixing the cause: insert the rows, each exactly once, and archive the file",
     )
     admincmds.addParsers(sub, _Parser)
+    roomscli.addParsers(sub, _Parser)
     return p
 
 
@@ -180,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(1)
 
     async def _main(reactor: Any) -> None:
-        if args.area in ("rejected", *admincmds.AREAS):
+        if args.area in ("rejected", "rooms", *admincmds.AREAS):
             # The server's own database, config or not (the embedded SQLite default).
             db, path = rejectedSetup(args, reactor)
         else:
@@ -190,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 sys.stdout.write(await runRejected(args, db, path) + "\n")
             elif args.area == "store":
                 sys.stdout.write(await admincmds.runStore(args, db) + "\n")
+            elif args.area == "rooms":
+                sys.stdout.write(await roomscli.runRooms(args, db, reactor) + "\n")
             elif args.area == "triggers":
                 sys.stdout.write(await admincmds.runTriggers(args, db) + "\n")
             else:
@@ -199,7 +203,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     def failed(failure: Any) -> None:
         error = failure.value
-        message = str(error) if isinstance(error, (AdminError, admincmds.AdminCommandError)) else (
+        known = (AdminError, admincmds.AdminCommandError, roomscli.RoomsCommandError)
+        message = str(error) if isinstance(error, known) else (
             f"database error: {failure.getErrorMessage()}")
         sys.stderr.write(f"{PROG}: {message}\n")
         raise SystemExit(1)
