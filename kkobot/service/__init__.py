@@ -319,6 +319,11 @@ class KkobotService(MultiService):
         )
         self.chatlog.setServiceParent(self)
         self.metrics.watchTables(self.chatlog.tables)
+        from kkobot.retention import RetentionService
+
+        # Old rows deleted in small batches (retention.*); after the chat log, which makes the tables.
+        self.retention = RetentionService.fromSettings(self.database, reactor, resolved.get)
+        self.retention.setServiceParent(self)
         authenticator: Any = OpenAuthenticator()
         self.devices: DeviceStore | None = None
         self.replays: ReplayFile | None = None
