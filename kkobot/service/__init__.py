@@ -406,6 +406,7 @@ class KkobotService(MultiService):
             parts = AdminParts(
                 registry=self.registry, outbound=self.outbound, metrics=self.metrics,
                 rates=self.rates, factory=self.factory, chatlog=self.chatlog, clock=reactor,
+                database=self.database, rooms=self.commandParts.rooms, devices=self.devices,
             )
             self.admin = AdminService(resolved.admin.endpoint, parts, resolved.admin.token, reactor,
                                       allowedHosts=resolved.admin.allowedHosts)

@@ -41,6 +41,10 @@ class AdminParts:
     factory: Any  # the BridgeFactory (listening state)
     chatlog: Any
     clock: IReactorTime
+    # For the pages that change things (None: those pages say they are unavailable).
+    database: Any = None
+    rooms: Any = None  # kkobot.rooms.RoomStore
+    devices: Any = None  # kkobot.bridge.devices.DeviceStore (auth on)
 
 
 # On every admin response: not framed by other sites (clickjacking), no content-type
@@ -130,6 +134,8 @@ class AdminRoot(Resource):
             b"metrics": MetricsPage(parts.metrics),
             b"api": Resource(),
         }
+        if parts.database is not None:
+            self.pages.update(writePages(parts, guard))
         self.pages[b"api"].putChild(b"clients", ClientsResource(parts.registry))
         self.pages[b"api"].putChild(b"messages", MessagesResource(parts.outbound, parts.rates))
 
@@ -150,6 +156,26 @@ class AdminRoot(Resource):
             # Only the two API leaves exist; /api alone is not a page.
             return page if request.postpath and request.postpath[0] in page.children else NotFound()
         return page
+
+
+def writePages(parts: AdminParts, guard: TokenGuard) -> dict[bytes, IResource]:
+    """The pages that change things (session + CSRF + audit) and the chat log search."""
+    from kkobot.admin.web.actions import AdminActions
+    from kkobot.admin.web.auditpage import AuditPage
+    from kkobot.admin.web.chatlogpage import ChatLogPage
+    from kkobot.admin.web.devicespage import DevicesPage
+    from kkobot.admin.web.roomspage import RoomsPage
+    from kkobot.admin.web.schedulespage import SchedulesPage
+
+    actions = AdminActions(guard, parts.database, parts.clock)
+    return {
+        b"rooms": RoomsPage(actions, parts.rooms),
+        b"devices": DevicesPage(actions, parts.devices),
+        b"chatlog": ChatLogPage(parts.database, parts.rooms),
+        # The announcement pages (kb_schedule) take this place.
+        b"schedules": SchedulesPage(),
+        b"audit": AuditPage(parts.database),
+    }
 
 
 class AdminSite(Site):

@@ -16,6 +16,7 @@ from kkobot.bridge.registry import ClientInfo, ClientRegistry
 from kkobot.admin.web.chart import minuteChart
 from kkobot.admin.web.login import renderTag
 from kkobot.admin.web.page import page
+from kkobot.admin.web.layout import nav
 
 REFRESH_SECONDS = 30
 
@@ -163,6 +164,7 @@ class StatusPage(Resource):
                 tags.form(tags.button("로그아웃", type="submit"), method="post", action="/logout"),
                 class_="top",
             ),
+            nav("/"),
             tags.div(
                 tags.div(tags.b(str(len(clients))), "연결된 기기"),
                 tags.div(tags.b(str(len({c.botName for c in clients}))), "봇"),
