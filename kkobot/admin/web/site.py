@@ -148,7 +148,8 @@ class AdminRoot(Resource):
         refusal = self.guard.refusal(request)
         if refusal is not None:
             self.guard.logRefused(request, refusal)
-            return Unauthorized(html=path == b"", refusal=refusal)
+            # A browser page gets the login form; the API, metrics and probes get JSON.
+            return Unauthorized(html=path == b"" or path in HTML_PAGES, refusal=refusal)
         page = self.pages.get(path)
         if page is None:
             return NotFound()
@@ -156,6 +157,9 @@ class AdminRoot(Resource):
             # Only the two API leaves exist; /api alone is not a page.
             return page if request.postpath and request.postpath[0] in page.children else NotFound()
         return page
+
+
+HTML_PAGES = frozenset({b"rooms", b"devices", b"chatlog", b"schedules", b"audit"})
 
 
 def writePages(parts: AdminParts, guard: TokenGuard) -> dict[bytes, IResource]:
