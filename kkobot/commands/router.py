@@ -118,10 +118,13 @@ class MessageRouter:
                 command=f" | {directive}" if directive else "",
             )
             log.debug("[MSG] text: {text}", text=message.text)
+        if not client.approved:
+            return []
         rooms = self.rooms
         if rooms is not None:
+            # Only approved devices' rooms are recorded: a pending phone cannot fill kb_rooms.
             rooms.seen(client.botName, message.channelId or message.room, message.room)
-        if command is None or not client.approved:
+        if command is None:
             return []
         assert invocation is not None
         if rooms is not None:

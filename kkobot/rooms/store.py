@@ -47,6 +47,7 @@ class RoomStore(Service):
         self._failing = False
         self.loaded = False
         self._waiting: list[defer.Deferred[None]] = []
+        self._seenEarly: dict[str, tuple[str, str]] = {}
 
     @staticmethod
     def addSchema(database: Any) -> None:
@@ -73,7 +74,9 @@ class RoomStore(Service):
         if not roomId or roomId in self._statuses or roomId in self._recording:
             return
         if not self.loaded:
-            return  # the first read may know it; a later message records it
+            # The first read may know it: decided once it has answered.
+            self._seenEarly.setdefault(roomId, (botName, roomName))
+            return
         self._recording.add(roomId)
         status = "pending" if self.approval else "approved"
         d = self._record(botName, roomId, roomName, status)
@@ -84,10 +87,17 @@ class RoomStore(Service):
         if not self.approval:
             return True
         if not self.loaded:
-            d: defer.Deferred[None] = defer.Deferred()
-            self._waiting.append(d)
-            return d.addCallback(lambda _: self._statuses.get(roomId or "") == "approved")
+            return self.whenLoaded().addCallback(
+                lambda _: self._statuses.get(roomId or "") == "approved")
         return self._statuses.get(roomId or "") == "approved"
+
+    def whenLoaded(self) -> defer.Deferred[None]:
+        """Fires after the first read (whatever its outcome)."""
+        if self.loaded:
+            return defer.succeed(None)
+        d: defer.Deferred[None] = defer.Deferred()
+        self._waiting.append(d)
+        return d
 
     def status(self, roomId: str) -> str | None:
         return self._statuses.get(roomId)
@@ -172,6 +182,10 @@ class RoomStore(Service):
 
     def _loaded(self) -> None:
         self.loaded = True
+        early, self._seenEarly = self._seenEarly, {}
+        if self.running:
+            for roomId, (botName, roomName) in early.items():
+                self.seen(botName, roomId, roomName)
         waiting, self._waiting = self._waiting, []
         for d in waiting:
             d.callback(None)
