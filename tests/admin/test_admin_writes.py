@@ -141,3 +141,31 @@ class ChatLogSearchWindow(TestCase):
         timed = await db.runInteraction(chatlogsearch.search, db.sql, chatlogsearch.Query(
             since="2026-01-01 00:00:10", until="2026-01-01 00:00:13"))
         self.assertEqual([r[7] for r in timed.rows], ["기타 12", "기타 11", "기타 10"])
+
+
+class DeviceApproval(AdminWrites):
+    """/devices with auth on: a pending phone approved in the page."""
+
+    async def setUp(self):
+        self.server = RunningServer(self, authConfig={
+            "auth": {"required": True}, "bots": {"kkobot": {"secret": "s" * 32, "salt": "salt"}}})
+        await self.server.start()
+
+    async def test_a_pending_device_is_approved_in_the_page(self):
+        devices = self.server.service.devices
+        self.assertEqual(await devices.register("kkobot", "phone-1", version="3.2.0"), "pending")
+        session = await self.login()
+        html = await self.page("/devices", session)
+        self.assertIn("phone-1", html)
+        code, headers, _ = await self.post("/devices/status", {
+            "bot": "kkobot", "device": "phone-1", "status": "approved", "csrf": self.csrf(html)}, session)
+        self.assertEqual(code, 303)
+        listed = await devices.list()
+        self.assertEqual([(d.device, d.status) for d in listed], [("phone-1", "approved")])
+        rows = await self.server.service.database.runQuery("SELECT action, target FROM kb_admin_audit")
+        self.assertEqual([tuple(r) for r in rows], [("device.approved", "kkobot phone-1")])
+
+    # The room tests of the base class need the open (no auth) server.
+    test_approving_a_room_needs_the_session_and_its_csrf_token_and_is_audited = None
+    test_room_settings_edited_in_the_page_reach_the_bot = None
+    test_the_chat_log_by_room_sender_and_text_a_page_at_a_time = None
