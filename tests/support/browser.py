@@ -13,8 +13,8 @@ CHROMIUM = "/usr/bin/chromium"
 # Set to a directory (e.g. docs) to keep the screenshots the browser tests take.
 SCREENSHOT_DIR = os.environ.get("KKOBOT_SCREENSHOT_DIR")
 PHONE = {"viewport": {"width": 412, "height": 915}, "device_scale_factor": 2, "is_mobile": True,
-         "has_touch": True}
-DESKTOP = {"viewport": {"width": 1200, "height": 900}, "device_scale_factor": 1}
+         "has_touch": True, "locale": "ko-KR"}
+DESKTOP = {"viewport": {"width": 1200, "height": 900}, "device_scale_factor": 1, "locale": "ko-KR"}
 
 
 def requireChromium() -> None:

@@ -51,8 +51,8 @@ class RoomsPage(ChangePage):
               for s in (None, *STATUSES)],
             class_="chips",
         )
-        approval = "켜짐: 승인된 방에서만 답합니다" if self.rooms.approval else (
-            "꺼짐: 모든 방에서 답합니다 (rooms.approval)")
+        approval = "켜짐 — 승인된 방에서만 답합니다" if self.rooms.approval else (
+            "꺼짐 — 모든 방에서 답합니다 (rooms.approval)")
         return adminPage(
             "방", "/rooms",
             notice(field(request, "done")), notice(field(request, "error"), error=True),
