@@ -133,3 +133,45 @@ class RetentionOnMariaDB(RetentionCases, TestCase):
         await self.service(**{"retention.schedule_logs_days": 180}).sweep()
         left = self.scratch.query("SELECT created_at FROM kb_schedule_logs")
         self.assertEqual(len(left), 1)
+
+
+class RetentionSchedule(TestCase):
+    """The first pass a minute after start, then every interval; stopping ends the passes."""
+
+    async def test_passes_follow_the_clock(self):
+        from twisted.internet import task
+
+        path = os.path.join(tempDir(self), "kkobot.sqlite3")
+        db = Database(DBSettings(engine="sqlite", host="", port=0, user="", password="",
+                                 name="t", path=path), reactor=reactor)
+        self.addCleanup(db.close)
+        chatlog.addSchema(db)
+        await db.ensureSchema()
+        clock = task.Clock()
+        clock.advance(NOW)
+        settings = Settings({"retention.chat_logs_days": 30, "retention.interval": 600.0,
+                             "retention.batch_pause": 0.0})
+        retention = RetentionService.fromSettings(db, clock, settings.get)
+        self.assertEqual((retention.interval, retention.batchSize, retention.pause), (600.0, 1000, 0.0))
+
+        async def insert(text, days):
+            await db.runOperation(CHAT_INSERT, ("1", text, ago(days)))
+
+        await insert("old", 40)
+        retention.startService()
+        self.addCleanup(retention.stopService)
+        clock.advance(59)
+        self.assertIsNone(retention._sweeping)
+        clock.advance(1)
+        await retention._sweeping
+        self.assertEqual(retention.deleted["kb_chat_logs"], 1)
+        await insert("old again", 40)
+        clock.advance(599)
+        self.assertIsNone(retention._sweeping)
+        clock.advance(1)
+        await retention._sweeping
+        self.assertEqual(retention.deleted["kb_chat_logs"], 2)
+        retention.stopService()
+        await insert("after stop", 40)
+        clock.advance(600)
+        self.assertIsNone(retention._sweeping)
