@@ -11,7 +11,7 @@ import pytest
 from cryptography.fernet import Fernet, InvalidToken
 
 from kkobot import config
-from kkobot.config import ConfigError
+from kkobot.config import ConfigError, encrypted
 
 ORIGINAL = {
     "SERVER": {"server_ip": "0.0.0.0"},
@@ -218,7 +218,7 @@ class TestLoadSave:
         def boom(src: str, dst: str) -> None:
             raise OSError(28, "No space left on device", dst)
 
-        monkeypatch.setattr(config.os, "replace", boom)
+        monkeypatch.setattr(encrypted.os, "replace", boom)
         with pytest.raises(ConfigError) as exc:
             config.save(cfg, {"a": 1})
         assert "No space left" in one_line(exc)
@@ -314,7 +314,7 @@ class TestRotateKey:
             pass
 
         if where == "before-write":
-            real = config._atomic_write
+            real = encrypted._atomic_write
 
             def atomic(path: Path, payload: bytes) -> None:
                 if calls["n"] == crash_at:
@@ -322,7 +322,7 @@ class TestRotateKey:
                 calls["n"] += 1
                 real(path, payload)
 
-            monkeypatch.setattr(config, "_atomic_write", atomic)
+            monkeypatch.setattr(encrypted, "_atomic_write", atomic)
         else:
             real_replace = os.replace
 
@@ -332,7 +332,7 @@ class TestRotateKey:
                 calls["n"] += 1
                 real_replace(src, dst)
 
-            monkeypatch.setattr(config.os, "replace", replace)
+            monkeypatch.setattr(encrypted.os, "replace", replace)
 
         with pytest.raises(Crash):
             config.rotate_key(cfg)
