@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from twisted.trial.unittest import TestCase
 
 from kkobot.admin.web import chatlogsearch
-from tests.support import analyze, waitUntil
+from tests.support import ScratchMysql, analyze, waitUntil
 from tests.support.adminhelpers import TOKEN, RunningServer
 
 FORM = b"application/x-www-form-urlencoded"
@@ -116,8 +116,11 @@ class AdminWrites(TestCase):
 class ChatLogSearchWindow(TestCase):
     """A search matching little goes on window by window instead of scanning the whole table."""
 
+    def dbSettings(self):
+        return None
+
     async def test_windows(self):
-        server = RunningServer(self)
+        server = RunningServer(self, db=self.dbSettings())
         await server.start()
         db = server.service.database
 
@@ -141,6 +144,19 @@ class ChatLogSearchWindow(TestCase):
         timed = await db.runInteraction(chatlogsearch.search, db.sql, chatlogsearch.Query(
             since="2026-01-01 00:00:10", until="2026-01-01 00:00:13"))
         self.assertEqual([r[7] for r in timed.rows], ["기타 12", "기타 11", "기타 10"])
+        # LIKE wildcards in the search text are plain characters.
+        wild = await db.runInteraction(chatlogsearch.search, db.sql, chatlogsearch.Query(text="%"))
+        self.assertEqual(wild.rows, [])
+
+
+class ChatLogSearchWindowOnMariaDB(ChatLogSearchWindow):
+    def setUp(self):
+        self.scratch = ScratchMysql()
+        self.addCleanup(self.scratch.drop)
+        self.scratch.createOperatorTable()  # kb_chat_logs exactly as operators have it
+
+    def dbSettings(self):
+        return self.scratch.settings()
 
 
 class DeviceApproval(AdminWrites):

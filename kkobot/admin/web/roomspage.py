@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 from twisted.web.iweb import IRequest
 from twisted.web.template import Tag, tags
@@ -70,7 +71,7 @@ class RoomsPage(ChangePage):
                     tags.input(type="hidden", name="status", value=status),
                     tags.button(label, type="submit", class_="approve" if status == "approved" else "deny"),
                     method="post", action="/rooms/status", class_="inline"))
-        forms.append(tags.a("설정", href=f"/rooms/edit?room={room.roomId}", class_="button"))
+        forms.append(tags.a("설정", href=f"/rooms/edit?room={quote(room.roomId, safe='')}", class_="button"))
         return tags.tr(
             cell("방", tags.b(room.name)), cell("채널 ID", room.roomId), cell("봇", room.bot),
             cell("상태", statusTag(room.status)), cell("처음 본 시각", str(room.createdAt or "—")),
@@ -117,7 +118,7 @@ class RoomsPage(ChangePage):
             await self.actions.audit(request, f"room.{status}", roomId)
             raise Redirect(withMessage("/rooms", f"{roomId}: {STATUS_LABELS[status]}"))
         if sub == b"settings" and roomId:
-            back = f"/rooms/edit?room={roomId}"
+            back = f"/rooms/edit?room={quote(roomId, safe='')}"
             try:
                 new = parseSettings(field(request, "admins"), field(request, "disabled"),
                                     field(request, "commands"))
