@@ -14,6 +14,7 @@ from kkobot import config
 from kkobot.chatlog import log as chatlog
 
 from kkobot.chatlog import rejected
+from kkobot.admin import schedulescli
 from kkobot.commands import admincmds
 from kkobot.db.pool import Database
 from kkobot.bridge.devices import DeviceStore
@@ -64,6 +65,7 @@ def parser() -> argparse.ArgumentParser:
     )
     admincmds.addParsers(sub, _Parser)
     roomscli.addParsers(sub, _Parser)
+    schedulescli.addParsers(sub, _Parser)
     return p
 
 
@@ -182,7 +184,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(1)
 
     async def _main(reactor: Any) -> None:
-        if args.area in ("rejected", "rooms", *admincmds.AREAS):
+        timezone = None
+        if args.area == schedulescli.AREA:
+            db, timezone = schedulescli.setup(args, reactor)
+        elif args.area in ("rejected", "rooms", *admincmds.AREAS):
             # The server's own database, config or not (the embedded SQLite default).
             db, path = rejectedSetup(args, reactor)
         else:
@@ -194,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 sys.stdout.write(await admincmds.runStore(args, db) + "\n")
             elif args.area == "rooms":
                 sys.stdout.write(await roomscli.runRooms(args, db, reactor) + "\n")
+            elif timezone is not None:
+                sys.stdout.write(await schedulescli.runSchedules(args, db, timezone) + "\n")
             elif args.area == "triggers":
                 sys.stdout.write(await admincmds.runTriggers(args, db) + "\n")
             else:
@@ -203,7 +210,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     def failed(failure: Any) -> None:
         error = failure.value
-        known = (AdminError, admincmds.AdminCommandError, roomscli.RoomsCommandError)
+        known = (AdminError, admincmds.AdminCommandError, roomscli.RoomsCommandError,
+                 schedulescli.ScheduleCommandError)
         message = str(error) if isinstance(error, known) else (
             f"database error: {failure.getErrorMessage()}")
         sys.stderr.write(f"{PROG}: {message}\n")

@@ -1,27 +1,26 @@
-"""One bridge connection: lines in (in the form its bridge speaks), handshake, chat messages, pings, error events out."""
+"""One bridge connection: lines in (in the form its bridge speaks, within the limits of what it has proved), each event to its part."""
 
 from __future__ import annotations
 
-from operator import itemgetter
 from typing import Any
 
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
-from kkobot.logs import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
-from kkobot import __version__
-
-from kkobot.bridge import wire
-
-from kkobot.bridge import wireforms
-from kkobot.bridge.auth import REFUSED_STATUSES, Admission, OpenAuthenticator
-from kkobot.commands import Reply
-from kkobot.events import NO_EVENTS, IServerEvents
+from kkobot.bridge import wire, wireforms
+from kkobot.bridge.auth import OpenAuthenticator
+from kkobot.bridge.badlines import BadLines
+from kkobot.bridge.handshake import Handshake
+from kkobot.bridge.linewriter import LineWriter
+from kkobot.bridge.pings import Pings
 from kkobot.bridge.registry import ClientInfo, ClientRegistry
+from kkobot.bridge.replies import RoomReplies
+from kkobot.events import NO_EVENTS, IServerEvents
+from kkobot.logs import Logger
 
 log = Logger()
 
@@ -29,22 +28,10 @@ log = Logger()
 # last line before the socket is aborted.
 ABORT_AFTER = 5.0
 
-# Bad lines logged per connection: every one is answered, but a garbage flood must not
-# fill server.log and rotate its history away. The rest are counted at the close.
-BAD_LINES_LOGGED = 10
-
-# Our recent ping timestamps are remembered to tell an answer from an unprompted ping.
-PINGS_REMEMBERED = 4
-
-# An unprompted ping is answered only if we have not pinged this recently, so a
-# bridge that answers our ping with a ping of its own cannot start a ping-pong.
-UNPROMPTED_PING_GAP = 5.0
-
 # Until one of its events is correctly signed a connection has proved nothing (the
 # handshake is unsigned and travels in clear text): it has the handshake timeout to
-# send one, short lines, and a few bad lines before it is closed.
+# send one, short lines, and a few bad lines (L{BadLines}) before it is closed.
 UNVERIFIED_LINE_BYTES = 16 * 1024
-UNVERIFIED_BAD_LINES = 5
 # Lists and objects in one unverified line (a bridge's first lines hold a handful):
 # more are refused before parsing, which for a line of `[],[],...` is most of the cost.
 UNVERIFIED_CONTAINERS = 64
@@ -58,6 +45,11 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
     """
     The server side of one MessengerBotR bridge connection.
 
+    The protocol reads lines and decodes them; each event goes to the part of the
+    connection it is for: L{handshake} (who the bridge is, whether it has proved it),
+    L{replies} (chat messages, answered in order per room) or L{pings}. L{badLines}
+    answers the lines that are no event; L{out} writes every server line.
+
     Reading pauses (L{pauseProducing}) for several independent reasons at once:
     the transport's send buffer is full (the client does not read), a handshake is
     being decided, or the chat log asks for backpressure. Reading resumes when the
@@ -66,35 +58,47 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
 
     delimiter = b"\n"
     factory: BridgeFactory
-    client: ClientInfo | None = None
     # The form lines are read and written in: once the client is introduced (by its
     # handshake, or a message before it), the form of that line; until then the form
     # of the last line received, so each is answered as it was written.
     form: wireforms.IWireFormat = wireforms.JSON_LINES
     _introduced = False
-    # Lines waiting for the journal write of the rows they answer (None: none wait).
-    _held: list[bytes] | None = None
 
     def __init__(self) -> None:
+        self.handshake = Handshake(self)
+        self.badLines = BadLines(self)
+        self.replies = RoomReplies(self)
+        self.pings = Pings(self)
+        self.out = LineWriter(self)
         self._pauseReasons: set[str] = set()
-        self._roomTails: dict[str, defer.Deferred[None]] = {}
-        self._pingsSent: list[int] = []
-        self._pinger: task.LoopingCall | None = None
-        self._handshaking = False
         self._closing = False
         self._gone = False
         self._abortCall: Any = None
-        self._badLines = 0
-        self._strikes = 0
         self._longLine = False
         self._reprocess = False
-        # Set once an event of this connection verified (at the handshake, auth off).
-        self.verified = False
-        self._admission: Admission | None = None
-        self._lastPingSentAt = float("-inf")
         # Fires when the connection is gone (the service waits on it when stopping).
         self.closed: defer.Deferred[None] = defer.Deferred()
         self.address = "?"
+
+    @property
+    def client(self) -> ClientInfo | None:
+        """The bridge its accepted handshake describes (None before one)."""
+        return self.handshake.client
+
+    @property
+    def verified(self) -> bool:
+        """Whether an event of this connection verified (at the handshake, auth off)."""
+        return self.handshake.verified
+
+    @property
+    def writable(self) -> bool:
+        """Neither closing nor gone: a new line may still be written."""
+        return not self._closing and not self._gone
+
+    @property
+    def gone(self) -> bool:
+        """Whether the connection is lost."""
+        return self._gone
 
     # -- connection lifecycle
 
@@ -123,30 +127,15 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self._gone = True
-        if self._badLines > BAD_LINES_LOGGED:
-            log.info(
-                "[MSG] {address} sent {count} bad line(s); {hidden} were not logged",
-                address=self.address,
-                count=self._badLines,
-                hidden=self._badLines - BAD_LINES_LOGGED,
-            )
+        self.badLines.lost()
         self.closed.callback(None)
         self._endLongLine()
         self.setTimeout(None)
         if self._abortCall is not None and self._abortCall.active():
             self._abortCall.cancel()
-        if self._pinger is not None and self._pinger.running:
-            self._pinger.stop()
+        self.pings.stop()
         self.factory.connections.discard(self)
-        if self.client is not None:
-            self.factory.registry.remove(self.client)
-            log.info(
-                "[CLIENT] {bot} ({device}) from {address} disconnected",
-                bot=self.client.botName,
-                device=self.client.deviceID,
-                address=self.address,
-            )
-            self.client = None
+        self.handshake.lost()
 
     def timeoutConnection(self) -> None:
         if self.client is None:
@@ -164,9 +153,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         if self._closing:
             return
         self._closing = True
-        if self._held is not None:
-            # What we already said goes out before the close; its rows first.
-            self.factory.gate.flushJournal()
+        self.out.beforeClose()
         # A registered producer keeps loseConnection from ever finishing.
         self.transport.unregisterProducer()
         self.transport.loseConnection()
@@ -207,7 +194,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
 
     def lineLengthExceeded(self, line: bytes) -> None:
         factory = self.factory
-        if not self.verified and not self._longLine and factory.takeLongLine(self):
+        if not self.handshake.verified and not self._longLine and factory.takeLongLine(self):
             self._longLine = True
             self.MAX_LENGTH = factory.maxLineBytes
             self._buffer = line
@@ -229,13 +216,14 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         if self._longLine:
             # The long line is in: the next one is held to the short limit again.
             self._endLongLine()
+        verified = self.handshake.verified
         # Until verified the timer is a deadline: no line extends it.
-        if self.verified:
+        if verified:
             self.resetTimeout()
         if not line or line.isspace():
             return
-        if not self.verified and wire.tooManyContainers(line, UNVERIFIED_CONTAINERS):
-            self.badLine(
+        if not verified and wire.tooManyContainers(line, UNVERIFIED_CONTAINERS):
+            self.badLines.answer(
                 wire.BAD_JSON,
                 f"more than {UNVERIFIED_CONTAINERS} lists and objects before a signed event",
             )
@@ -245,7 +233,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         try:
             event = self.form.decode(line)
         except wire.WireError as e:
-            self.badLine(e.code, e.message)
+            self.badLines.answer(e.code, e.message)
             return
         if not self._introduced and isinstance(event, (wire.Hello, wire.ChatMessage)):
             self._introduced = True
@@ -255,405 +243,40 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
             log.failure("[CLIENT] error handling a line from {address}", address=self.address)
             self.sendError(wire.INTERNAL_ERROR, "the server failed on this line")
 
+    def dispatch(self, event: wire.Event) -> None:
+        """Hand one decoded event to the part of the connection it is for."""
+        handshake = self.handshake
+        if isinstance(event, wire.Hello):
+            handshake.hello(event)
+        elif handshake.admits(event):
+            if isinstance(event, wire.ChatMessage):
+                self.replies.chatMessage(event)
+            else:
+                self.pings.received(event)
+
+    def liftLineLimit(self) -> None:
+        """The connection proved itself: lines up to the server's limit, no long-line slot held."""
+        self._endLongLine()
+        self.MAX_LENGTH = self.factory.maxLineBytes
+
     def _endLongLine(self) -> None:
         if self._longLine:
             self._longLine = False
             self.factory.releaseLongLine(self)
-            if not self.verified:
+            if not self.handshake.verified:
                 self.MAX_LENGTH = min(self.factory.maxLineBytes, UNVERIFIED_LINE_BYTES)
 
-    def _strike(self) -> None:
-        """One more bad line or failed event: an unverified connection gets only a few."""
-        if self.verified:
-            return
-        self._strikes += 1
-        if self._strikes > UNVERIFIED_BAD_LINES:
-            log.info(
-                "[CLIENT] closing {address}: {count} bad lines before a signed event",
-                address=self.address,
-                count=self._strikes,
-            )
-            self.disconnect()
-
-    def badLine(self, code: str, message: str) -> None:
-        self._badLines += 1
-        if self._badLines <= BAD_LINES_LOGGED:
-            self._logBadLine(code, message)
-            if self._badLines == BAD_LINES_LOGGED:
-                log.info(
-                    "[MSG] {address}: further bad lines on this connection are counted, "
-                    "not logged",
-                    address=self.address,
-                )
-        self.sendError(code, message)
-        self._strike()
-
-    def _logBadLine(self, code: str, message: str) -> None:
-        # Not `message=`: legacy log observers (trial's, twistd's) own that key and
-        # blank it in the shared event, so the reason would log as "()".
-        if code == wire.UNKNOWN_EVENT:
-            log.warn("[MSG] {address}: {why}", address=self.address, why=message)
-        else:
-            log.info(
-                "[MSG] bad line from {address}: {code} {why}",
-                address=self.address,
-                code=code,
-                why=message,
-            )
-
-    # -- writing
-
-    def nowMillis(self) -> int:
-        return int(self.factory.clock.seconds() * 1000)
+    # -- writing (L{LineWriter}, in this connection's form)
 
     def sendEvent(self, event: str, data: dict[str, Any]) -> None:
-        if not self._closing and not self._gone:
-            self._write(self.form.encodeEvent(event, data))
+        self.out.sendEvent(event, data)
 
     def sendError(self, code: str, message: str) -> None:
-        if not self._closing and not self._gone:
-            self._write(self.form.encodeError(code, message, self.nowMillis()))
-            self.factory.events.errorSent(code)
-
-    def sendReply(self, room: str, channelId: str | None, reply: Reply) -> None:
-        """One `messageResponse`, in this connection's form."""
-        if not self._closing and not self._gone:
-            self._write(self.form.encodeReply(room, channelId, reply))
+        self.out.sendError(code, message)
 
     def sendLine(self, line: bytes) -> None:
         """Deliver one already-encoded server line (used by L{ClientInfo.send})."""
-        if not self._closing and not self._gone:
-            self._write(line)
-
-    def _write(self, data: bytes) -> None:
-        # Rows are journaled once per reactor turn; a line written while rows are
-        # still queued waits for that write, so a reply never reaches the socket
-        # before the rows it answers (the reactor may send a transport's buffer in
-        # the same poll as it reads, before any callLater(0) runs). Later lines of
-        # this connection queue behind it, keeping their order.
-        held = self._held
-        if held is not None:
-            held.append(data)
-            return
-        gate = self.factory.gate
-        if gate is not None and gate.journalPending:
-            self._held = [data]
-            gate.afterJournaled(self._release)
-        else:
-            self.transport.write(data)
-
-    def _release(self) -> None:
-        held, self._held = self._held, None
-        if held and not self._gone:
-            self.transport.writeSequence(held)
-
-    # -- events
-
-    def dispatch(self, event: wire.Event) -> None:
-        if isinstance(event, wire.Hello):
-            if self.client is not None:
-                # A bridge that re-sends its handshake just gets the answer again
-                # (and, unverified, no more time).
-                if self.verified or self._admission is None:
-                    self._answerHandshake(Admission(True, self.client.approved))
-                else:
-                    self._answerHandshake(self._admission)
-                return
-            self.handshake(event)
-            return
-        auth = event.auth
-        if self.client is None:
-            if isinstance(event, wire.ChatMessage):
-                # Some bridges start with `analyze`: the event itself introduces them.
-                self.handshake(_helloFromEvent(event), pending=event)
-                return
-            self.badLine(wire.HANDSHAKE_REQUIRED, "send the handshake first")
-            return
-        reason = self.factory.authenticator.verifyEvent(self.client, auth)
-        if reason is not None:
-            if not self.verified and self.client.deviceStatus in REFUSED_STATUSES:
-                self._deviceRefused()
-                return
-            self.authFailed(reason)
-            return
-        if not self.verified:
-            self._trust()
-        if self.client.deviceID is None:
-            # 2.9.x handshakes carry no deviceID: the device is its events' deviceUUID.
-            self.client.deviceID = _authDevice(auth)
-        if isinstance(event, wire.ChatMessage):
-            self.chatMessage(event)
-        else:
-            self.ping(event)
-
-    def authFailed(self, reason: str) -> None:
-        log.warn(
-            "[AUTH] refused an event of {bot} from {address}: {reason}",
-            bot=self.client.botName if self.client else None,
-            address=self.address,
-            reason=reason,
-        )
-        self.factory.events.authFailed(self.client.botName if self.client else None)
-        self.sendError(wire.AUTH_FAILED, reason)
-        if self.factory.authFailed(self):
-            self.disconnect()
-        else:
-            self._strike()
-
-    def _trust(self) -> None:
-        """The connection's first event verified: it is a bridge of its bot from now on."""
-        client = self.client
-        assert client is not None
-        factory = self.factory
-        self.verified = client.verified = True
-        self._endLongLine()
-        self.MAX_LENGTH = factory.maxLineBytes
-        factory.registry.add(client)
-        admission = factory.authenticator.admission(client)
-        log.info(
-            "[AUTH] {bot} ({device}) from {address} verified{pending}",
-            bot=client.botName,
-            device=client.deviceID,
-            address=self.address,
-            pending="" if admission.approved else " (device pending approval)",
-        )
-        # Now the bridge may learn its device's real state.
-        self._answerHandshake(admission)
-        self.setTimeout(factory.idleTimeout)
-
-    def _deviceRefused(self) -> None:
-        """A correctly signed first event of a denied, revoked or blocked device."""
-        client = self.client
-        assert client is not None
-        admission = self.factory.authenticator.admission(client)
-        log.warn(
-            "[AUTH] {bot} ({device}) from {address} refused: {why}",
-            bot=client.botName,
-            device=client.deviceID,
-            address=self.address,
-            why=admission.message,
-        )
-        self.factory.events.authFailed(client.botName)
-        self._answerHandshake(admission)
-        self.disconnect()
-
-    def handshake(self, hello: wire.Hello, pending: wire.ChatMessage | None = None) -> None:
-        if self._handshaking:
-            # Lines are paused during a handshake; this cannot normally happen.
-            return
-        try:
-            hello = wire.boundHello(hello)
-        except wire.WireError as e:
-            self.badLine(e.code, e.message)
-            return
-        self._handshaking = True
-        self.pause("handshake")
-        d = self.factory.authenticator.checkHello(hello, self.address)
-        d.addCallback(self._admitted, hello, pending)
-        d.addErrback(self._handshakeFailed)
-
-    def _handshakeFailed(self, failure: Failure) -> None:
-        log.failure("[CLIENT] handshake of {address} failed", failure, address=self.address)
-        self._handshaking = False
-        self._answerHandshake(Admission(False, False, "server error, try again later"))
-        self.disconnect()
-
-    def _admitted(
-        self, admission: Admission, hello: wire.Hello, pending: wire.ChatMessage | None
-    ) -> None:
-        self._handshaking = False
-        if self._closing or self._gone:
-            return
-        if not admission.accepted:
-            log.warn(
-                "[AUTH] handshake of {bot} ({device}) from {address} refused: {why}",
-                bot=hello.botName,
-                device=hello.deviceID,
-                address=self.address,
-                why=admission.message,
-            )
-            self.factory.events.authFailed(hello.botName)
-            self._answerHandshake(admission)
-            self.disconnect()
-            return
-        factory = self.factory
-        self._admission = admission
-        self.client = ClientInfo(
-            botName=hello.botName,
-            version=hello.version,
-            clientType=hello.clientType,
-            deviceID=hello.deviceID,
-            deviceInfo=hello.deviceInfo,
-            address=self.address,
-            connectedSince=factory.clock.seconds(),
-            approved=admission.approved,
-            verified=admission.verified,
-            send=self.sendLine,
-            form=self.form,
-        )
-        self._pinger = task.LoopingCall(self.sendPing)
-        self._pinger.clock = factory.clock
-        if admission.verified:
-            self.verified = True
-            self.MAX_LENGTH = factory.maxLineBytes
-            factory.registry.add(self.client)
-            log.info(
-                "[CLIENT] {bot} v{version} ({device}) from {address} handshake ok{pending}",
-                bot=hello.botName,
-                version=hello.version,
-                device=hello.deviceID,
-                address=self.address,
-                pending="" if admission.approved else " (device pending approval)",
-            )
-            self._answerHandshake(admission)
-            self.setTimeout(factory.idleTimeout)
-            self._pinger.start(factory.pingInterval, now=False)
-        else:
-            log.info(
-                "[CLIENT] {bot} v{version} ({device}) from {address} handshake received; "
-                "waiting for a signed event",
-                bot=hello.botName,
-                version=hello.version,
-                device=hello.deviceID,
-                address=self.address,
-            )
-            self._answerHandshake(admission)
-            # A fresh deadline for the signed event, which nothing extends; the ping
-            # now gets a signed answer from a live bridge without waiting for chat.
-            self.setTimeout(factory.handshakeTimeout)
-            self._pinger.start(factory.pingInterval, now=True)
-        if pending is not None:
-            self.dispatch(pending)
-        self.resume("handshake")
-
-    def _answerHandshake(self, admission: Admission) -> None:
-        self.sendEvent(
-            "handshakeComplete",
-            {
-                "success": admission.accepted,
-                "approved": admission.approved,
-                "message": admission.message,
-                "server_version": __version__,
-            },
-        )
-
-    def chatMessage(self, message: wire.ChatMessage) -> None:
-        assert self.client is not None
-        handler = self.factory.handler
-        now = getattr(handler, "handleMessageNow", None)
-        key = message.channelId or message.room
-        if now is None:
-            d = handler.handleMessage(self.client, message)
-        else:
-            result = now(self.client, message)
-            if not isinstance(result, defer.Deferred):
-                if key not in self._roomTails:
-                    # Answered at once, with nothing of this room still pending:
-                    # no Deferred chain needed to keep the order.
-                    try:
-                        self._sendReplies(result, message)
-                    except Exception:
-                        self._replyFailed(Failure(), message)
-                    return
-                d = defer.succeed(result)
-            else:
-                d = result
-        # Replies leave in the order their messages came, per room.
-        tail = self._roomTails.get(key)
-        if tail is not None:
-            d = defer.gatherResults([tail, d], consumeErrors=True)
-            d.addCallback(itemgetter(1))
-        d.addCallback(self._sendReplies, message)
-        d.addErrback(self._replyFailed, message)
-        if d.called:
-            self._roomTails.pop(key, None)
-        else:
-            self._roomTails[key] = d
-            d.addBoth(self._roomDone, key, d)
-
-    def _roomDone(self, result: None, key: str, d: defer.Deferred[None]) -> None:
-        if self._roomTails.get(key) is d:
-            del self._roomTails[key]
-
-    def _sendReplies(self, replies: list[Reply], message: wire.ChatMessage) -> None:
-        for reply in replies:
-            try:
-                self.sendReply(message.room, message.channelId, reply)
-            except ValueError as e:
-                # A reply this form cannot carry (a media payload that is not base64).
-                log.error(
-                    "[MSG] a reply to {room} was not sent to {address}: {why}",
-                    room=message.room,
-                    address=self.address,
-                    why=str(e),
-                )
-
-    def _replyFailed(self, failure: Failure, message: wire.ChatMessage) -> None:
-        log.failure("[MSG] could not answer a message in {room}", failure, room=message.room)
-
-    # -- pings
-
-    def sendPing(self) -> None:
-        assert self.client is not None
-        stamp = self.nowMillis()
-        self._pingsSent = (self._pingsSent + [stamp])[-PINGS_REMEMBERED:]
-        self._lastPingSentAt = self.factory.clock.seconds()
-        self.sendEvent(
-            "ping", {"bot_name": self.client.botName, "server_timestamp": stamp}
-        )
-
-    def ping(self, ping: wire.Ping) -> None:
-        assert self.client is not None
-        client = self.client
-        rtt = None
-        if ping.server_timestamp is not None and ping.server_timestamp in self._pingsSent:
-            rtt = self.nowMillis() - ping.server_timestamp
-            client.lastRttMillis = rtt
-        client.lastPingAt = self.factory.clock.seconds()
-        status = ping.monitoring if ping.monitoring is not None else ping.client_status
-        if status is not None:
-            client.monitoring = status
-        log.debug(
-            "[PING] {bot} from {address} rtt={rtt}ms",
-            bot=client.botName,
-            address=self.address,
-            rtt=rtt,
-        )
-        self.factory.handler.handlePing(client, ping, rtt)
-        if (
-            rtt is None
-            and client.lastPingAt - self._lastPingSentAt >= UNPROMPTED_PING_GAP
-            and not isinstance(ping, wire.Pong)
-        ):
-            # Older bridges ping on their own and expect a ping back (a 3.3 `pong`
-            # is always an answer, if to a ping we no longer remember).
-            self.sendPing()
-
-
-def _authDevice(auth: Any) -> str | None:
-    """The device an event's C{auth} names, if it names one."""
-    # deviceUUID first: it is the one the signature covers.
-    for name in ("deviceUUID", "deviceID"):
-        value = (auth or {}).get(name)
-        if isinstance(value, str) and value and value != "unknown":
-            return value[: wire.HELLO_REFUSED_PAST["deviceID"]]
-    return None
-
-
-def _helloFromEvent(message: wire.ChatMessage) -> wire.Hello:
-    auth = message.auth or {}
-
-    def field(name: str) -> str | None:
-        value = auth.get(name)
-        return value if isinstance(value, str) else None
-
-    return wire.Hello(
-        botName=message.botName or field("botName") or "unknown",
-        version=field("version") or "unknown",
-        clientType=message.clientType or field("clientType") or "MessengerBotR",
-        deviceID=_authDevice(auth),
-        deviceIP=field("ipAddress"),
-    )
+        self.out.sendLine(line)
 
 
 class BridgeFactory(Factory):

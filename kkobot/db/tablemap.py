@@ -15,7 +15,14 @@ NUMBER_TYPES = frozenset({
     "float", "double", "real",
 })
 TIME_TYPES = frozenset({"datetime", "timestamp"}) | TEXT_TYPES
-TYPES = {"text": TEXT_TYPES, "number": NUMBER_TYPES, "time": TIME_TYPES}
+TYPES = {
+    "text": TEXT_TYPES,
+    "number": NUMBER_TYPES,
+    "time": TIME_TYPES,
+    "date": frozenset({"date", "datetime"}) | TEXT_TYPES,
+    "clock": frozenset({"time"}) | TEXT_TYPES,  # a time of day
+    "json": frozenset({"json"}) | TEXT_TYPES,  # MariaDB reports JSON columns as longtext
+}
 
 
 @dataclass(frozen=True)
@@ -27,7 +34,7 @@ class Field:
 
     name: str
     columns: tuple[str, ...]
-    kind: str = "text"  # text | number | time
+    kind: str = "text"  # text | number | time | date | clock | json
     required: bool = False
     # kkobot's own width for text (values never exceed it); None: unbounded.
     width: int | None = None

@@ -30,6 +30,7 @@ from kkobot.admin.rates import MessageRates
 from kkobot.bridge.registry import ClientRegistry
 from kkobot.bridge.replay import ReplayFile
 from kkobot.admin.web.settings import AdminConfigError, AdminSettings, adminSettings
+from kkobot.announcements.setup import buildAnnouncements
 
 log = Logger()
 
@@ -399,6 +400,11 @@ class KkobotService(MultiService):
         self.chatlog.setPressureValve(self.factory.pauseAll, self.factory.resumeAll)
         self.server = BridgeServerService(resolved.endpoint, self.factory, reactor=reactor)
         self.server.setServiceParent(self)
+        # After the port, so it stops first: sends under way finish on open connections.
+        self.announcements = buildAnnouncements(
+            self.database, self.outbound, reactor, resolved.get, seen=self.rates.roomName)
+        if self.announcements is not None:
+            self.announcements.setServiceParent(self)
         self.admin = None
         if resolved.admin is not None:
             from kkobot.admin.web.site import AdminParts, AdminService

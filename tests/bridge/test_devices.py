@@ -219,7 +219,7 @@ class RefreshBeforeTheTablesExist(TestCase):
         self.assertEqual(errors, [])
         yield db.ensureSchema()
         yield store.register("kkobot", "d1")
-        store._cache.clear()
+        store.statuses.clear()
         yield store.refresh()
         self.assertEqual(store.status("kkobot", "d1"), "pending")
         self.assertEqual(errors, [])

@@ -12,7 +12,7 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from kkobot.bridge import wire
+from kkobot.bridge import wire, wirejson
 
 from kkobot.bridge import wire33
 from kkobot.commands import Reply
@@ -23,7 +23,7 @@ from tests.support.fuzzing import (
 from tests.support.lines33 import ServerLine33, line33, message33
 from tests.support import HELLO_320, analyze
 
-# The rule wire._hasLongNumber implements: a number token (after ':' ',' '[' and
+# The rule wirejson._hasLongNumber implements: a number token (after ':' ',' '[' and
 # blanks, a sign) of 19 digits or more, which orjson could read differently.
 LONG_NUMBER_RULE = re.compile(rb"[:,\[][ \t\r\n]*-?[0-9]{19}")
 PING = {"event": "ping", "data": {"bot_name": "kkobot", "server_timestamp": 1737354645000}}
@@ -196,7 +196,7 @@ class WrongShapeTests(SynchronousTestCase):
     def test_longNumberCheckCoversTheRule(self, line: bytes) -> None:
         """Every line the rule sends to json's exact path, the fast check sends there too."""
         if LONG_NUMBER_RULE.search(line):
-            self.assertTrue(wire._hasLongNumber(line))
+            self.assertTrue(wirejson._hasLongNumber(line))
 
     @FUZZ
     @given(st.dictionaries(
@@ -219,9 +219,9 @@ class WrongShapeTests(SynchronousTestCase):
         self.assertEqual(outcome(wire.parseChatMessage), outcome(wire._checkedChatMessage))
 
     def test_longNumberCheckKeepsStringIdsFast(self) -> None:
-        self.assertFalse(wire._hasLongNumber(jsonLine(analyze("x", logId="3371984461207437313"))))
-        self.assertFalse(wire._hasLongNumber(b'{"a":"' + b"7" * 60 + b'","b":1}'))
-        self.assertTrue(wire._hasLongNumber(b'{"a":"' + b"7" * 60 + b'","b":' + b"7" * 19 + b"}"))
+        self.assertFalse(wirejson._hasLongNumber(jsonLine(analyze("x", logId="3371984461207437313"))))
+        self.assertFalse(wirejson._hasLongNumber(b'{"a":"' + b"7" * 60 + b'","b":1}'))
+        self.assertTrue(wirejson._hasLongNumber(b'{"a":"' + b"7" * 60 + b'","b":' + b"7" * 19 + b"}"))
 
     def test_duplicateKeysLastWins(self) -> None:
         line = (

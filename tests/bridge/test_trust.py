@@ -8,8 +8,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.template import flattenString
 
 from kkobot.bridge import protocol
+from kkobot.bridge.badlines import UNVERIFIED_BAD_LINES
 
-from kkobot.bridge import wire
+from kkobot.bridge import wire, wirejson
 from kkobot.bridge.devices import applyDeviceStatus
 from kkobot.admin.metrics import Metrics
 from kkobot.bridge.outbound import Outbound
@@ -147,14 +148,14 @@ class ImpostorTests(SynchronousTestCase):
 
     def test_a_few_bad_lines_close_an_unverified_connection(self) -> None:
         conn = self.rig.connect(hello=HELLO_320)
-        for i in range(protocol.UNVERIFIED_BAD_LINES):
+        for i in range(UNVERIFIED_BAD_LINES):
             conn.send(analyze("# echo", auth=signedAuth(secret="wrong")))
             self.assertFalse(conn.closed, i)
         conn.proto.dataReceived(b"not json\n")
         self.assertTrue(conn.closed)
         # A verified connection is not held to that.
         phone = self.rig.verified(address="198.51.100.1")
-        for _ in range(3 * protocol.UNVERIFIED_BAD_LINES):
+        for _ in range(3 * UNVERIFIED_BAD_LINES):
             phone.proto.dataReceived(b"not json\n")
         self.assertFalse(phone.closed)
 
@@ -288,7 +289,7 @@ class CheapRefusalTests(SynchronousTestCase):
         self.addCleanup(self.rig.close)
         self.parsed: list[bytes | str] = []
         for name in ("orjson", "json"):
-            self.patch(wire, name, CountingParser(getattr(wire, name), self.parsed))
+            self.patch(wirejson, name, CountingParser(getattr(wirejson, name), self.parsed))
 
     def test_many_containers_before_a_signed_event_are_refused_unparsed(self) -> None:
         conn = self.rig.connect()
