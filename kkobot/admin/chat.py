@@ -296,6 +296,8 @@ async def _run(args: argparse.Namespace, reactor: Any) -> None:
     if parts.triggerTable is not None:
         # Operators' auto-replies are in place before the first line is read.
         await parts.triggerTable.loaded
+    if parts.rooms is not None:
+        await parts.rooms.whenLoaded()  # room settings (kb_room_settings) apply from the first line
     done: defer.Deferred[None] = defer.Deferred()
 
     def setup(write: Any) -> ChatSession:

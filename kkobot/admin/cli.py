@@ -18,6 +18,7 @@ from kkobot.admin import schedulescli
 from kkobot.commands import admincmds
 from kkobot.db.pool import Database
 from kkobot.bridge.devices import DeviceStore
+from kkobot.rooms import cli as roomscli
 
 PROG = "kkobot-admin"
 
@@ -63,6 +64,7 @@ def parser() -> argparse.ArgumentParser:
         help="after fixing the cause: insert the rows, each exactly once, and archive the file",
     )
     admincmds.addParsers(sub, _Parser)
+    roomscli.addParsers(sub, _Parser)
     schedulescli.addParsers(sub, _Parser)
     cluster = sub.add_parser("cluster", help="the deployment: instances, their phones, last heartbeats")
     cluster.add_argument("action", nargs="?", default="status", choices=("status",),
@@ -211,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         timezone = None
         if args.area == schedulescli.AREA:
             db, timezone = schedulescli.setup(args, reactor)
-        elif args.area in ("rejected", *admincmds.AREAS):
+        elif args.area in ("rejected", "rooms", *admincmds.AREAS):
             # The server's own database, config or not (the embedded SQLite default).
             db, path = rejectedSetup(args, reactor)
         else:
@@ -221,6 +223,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 sys.stdout.write(await runRejected(args, db, path) + "\n")
             elif args.area == "store":
                 sys.stdout.write(await admincmds.runStore(args, db) + "\n")
+            elif args.area == "rooms":
+                sys.stdout.write(await roomscli.runRooms(args, db, reactor) + "\n")
             elif timezone is not None:
                 sys.stdout.write(await schedulescli.runSchedules(args, db, timezone) + "\n")
             elif args.area == "triggers":
@@ -232,8 +236,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     def failed(failure: Any) -> None:
         error = failure.value
-        message = str(error) if isinstance(error, (
-            AdminError, admincmds.AdminCommandError, schedulescli.ScheduleCommandError)) else (
+        known = (AdminError, admincmds.AdminCommandError, roomscli.RoomsCommandError,
+                 schedulescli.ScheduleCommandError)
+        message = str(error) if isinstance(error, known) else (
             f"database error: {failure.getErrorMessage()}")
         sys.stderr.write(f"{PROG}: {message}\n")
         raise SystemExit(1)

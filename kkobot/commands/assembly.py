@@ -22,6 +22,7 @@ from kkobot.commands.store import SqlStorage
 from kkobot.commands.triggers import RoomFloodLimit, TriggerMatcher, TriggerTable
 from kkobot.events import NO_EVENTS
 from kkobot.logs import Logger
+from kkobot.rooms import RoomStore
 
 log = Logger()
 
@@ -38,6 +39,8 @@ SETTINGS: dict[str, Any] = {
     "http.max_bytes": 1024 * 1024,
     "http.concurrency": 4,
     "store.purge_interval": 600.0,
+    "rooms.approval": False,
+    "rooms.refresh_interval": 2.0,
 }
 
 
@@ -116,6 +119,7 @@ class CommandParts:
     lifecycle: Lifecycle
     triggerTable: TriggerTable | None
     service: MultiService
+    rooms: RoomStore | None = None
 
 
 def buildCommandParts(
@@ -146,7 +150,11 @@ def buildCommandParts(
 
     service = MultiService()
     triggerTable = None
+    rooms = None
     if database is not None:
+        RoomStore.addSchema(database)
+        rooms = RoomStore(database, clock, approval=setting("rooms.approval"),
+                          refreshInterval=setting("rooms.refresh_interval"))
         if storage is None:
             SqlStorage.addSchema(database)
             storage = SqlStorage(database, ownPool=True)
@@ -169,7 +177,10 @@ def buildCommandParts(
         history=history,
         outbound=outbound,
     )
-    permissions = permissions or Permissions(cfg)
+    if permissions is None:
+        permissions = Permissions(cfg, rooms=rooms)
+    elif rooms is not None and getattr(permissions, "rooms", None) is None:
+        permissions.rooms = rooms
     dispatcher = Dispatcher(
         commands,
         permissions,
@@ -189,12 +200,15 @@ def buildCommandParts(
         events=events,
         dispatcher=dispatcher,
         triggers=TriggerMatcher(commands, triggerTable),
+        rooms=rooms,
     )
     CommandsService(commands).setServiceParent(service)
     lifecycle = Lifecycle(commands, plugins, clock)
     lifecycle.setServiceParent(service)
     if triggerTable is not None:
         triggerTable.setServiceParent(service)
+    if rooms is not None:
+        rooms.setServiceParent(service)
     if storage is not None and database is not None:
         StorePurger(storage, clock, setting("store.purge_interval")).setServiceParent(service)
     if hasattr(http, "close"):
@@ -211,4 +225,4 @@ def buildCommandParts(
     if sighup:
         SighupReloader(commands, clock).setServiceParent(service)
     return CommandParts(commands, permissions, plugins, dispatcher, router, scheduler, lifecycle,
-                        triggerTable, service)
+                        triggerTable, service, rooms)

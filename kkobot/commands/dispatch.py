@@ -85,6 +85,10 @@ class Dispatcher:
     def invokeNow(self, command: Any, context: Any) -> list[Reply] | defer.Deferred[list[Reply]]:
         """L{invoke}; replies known at once come as a list, not a fired Deferred."""
         self.prepare(context)
+        rooms = getattr(self.permissions, "rooms", None)
+        if rooms is not None:
+            # This command's settings in this room (kb_room_settings), for plugins to read.
+            context.extra["roomSettings"] = rooms.settingsOf(context.channelId).settingsOf(command.name)
         pluginOf = getattr(self.commands, "pluginOf", None)
         if pluginOf is not None:
             context.plugin = pluginOf(command)

@@ -18,10 +18,13 @@ class Permissions:
     - C{rooms.<channelId>.disabled_commands}: command names refused in that room.
 
     Display names are spoofable, so only C{userHash} (with C{channelId}) counts.
+    C{rooms} (an L{kkobot.rooms.IRoomDirectory}) adds what kb_room_settings says:
+    room admins, disabled commands, and commands only admins may run there.
     """
 
-    def __init__(self, cfg: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, cfg: Mapping[str, Any] | None = None, rooms: Any = None) -> None:
         cfg = cfg or {}
+        self.rooms = rooms
         self.globalAdmins = frozenset(_strings(cfg.get("admins")))
         rooms = cfg.get("rooms") if isinstance(cfg.get("rooms"), dict) else {}
         self.roomAdmins = {
@@ -29,6 +32,7 @@ class Permissions:
             for room, entry in rooms.items()
             if isinstance(entry, dict)
         }
+        # (rooms.approval and rooms.refresh_interval are settings, not rooms: not dicts.)
         self.roomDisabled = {
             str(room): frozenset(n.lower() for n in _strings(entry.get("disabled_commands")))
             for room, entry in rooms.items()
@@ -40,18 +44,30 @@ class Permissions:
             return False
         if userHash in self.globalAdmins:
             return True
-        return channelId is not None and userHash in self.roomAdmins.get(channelId, ())
+        if channelId is None:
+            return False
+        if userHash in self.roomAdmins.get(channelId, ()):
+            return True
+        return self.rooms is not None and self.rooms.isAdmin(channelId, userHash)
 
     def isEnabled(self, commandName: str, channelId: str | None) -> bool:
         if channelId is None:
             return True
-        return commandName.lower() not in self.roomDisabled.get(channelId, ())
+        if commandName.lower() in self.roomDisabled.get(channelId, ()):
+            return False
+        return self.rooms is None or not self.rooms.settingsOf(channelId).isDisabled(commandName)
+
+    def adminOnly(self, command: Any, channelId: str | None) -> bool:
+        if getattr(command, "adminOnly", False):
+            return True
+        return (self.rooms is not None and channelId is not None
+                and self.rooms.settingsOf(channelId).adminOnly(command.name))
 
     def check(self, command: Any, context: Any) -> str | None:
         """A Korean refusal for this invocation, or None when it may run."""
         if not self.isEnabled(command.name, context.channelId):
             return DISABLED_REPLY
-        if getattr(command, "adminOnly", False) and not self.isAdmin(
+        if self.adminOnly(command, context.channelId) and not self.isAdmin(
             context.channelId, context.userHash
         ):
             return ADMIN_ONLY_REPLY

@@ -43,6 +43,7 @@ class MessageRouter:
         dispatcher: Dispatcher | None = None,
         conversations: Any = None,
         triggers: Any = None,
+        rooms: Any = None,
     ):
         self.commands = commands
         self.chatlog = chatlog
@@ -59,6 +60,9 @@ class MessageRouter:
         services = self.dispatcher.services
         self.conversations = conversations or (services.conversations if services is not None else None)
         self.triggers = triggers
+        # An IRoomDirectory (kkobot.rooms): new rooms are recorded, and with
+        # rooms.approval on only approved rooms are answered; None: every room is.
+        self.rooms = rooms
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds())
@@ -114,9 +118,30 @@ class MessageRouter:
                 command=f" | {directive}" if directive else "",
             )
             log.debug("[MSG] text: {text}", text=message.text)
-        if command is None or not client.approved:
+        if not client.approved:
+            return []
+        rooms = self.rooms
+        if rooms is not None:
+            # Only approved devices' rooms are recorded: a pending phone cannot fill kb_rooms.
+            rooms.seen(client.botName, message.channelId or message.room, message.room)
+        if command is None:
             return []
         assert invocation is not None
+        if rooms is not None:
+            allowed = rooms.answers(message.channelId or message.room)
+            if allowed is not True:
+                if allowed is False:
+                    return []
+                # Only before the rooms' first read: the answer waits for it.
+                return allowed.addCallback(
+                    lambda ok: self._run(invocation, client, message, directive) if ok else [])
+        return self._run(invocation, client, message, directive)
+
+    def _run(self, invocation: Any, client: ClientInfo, message: ChatMessage,
+             directive: str | None) -> list[Reply] | defer.Deferred[list[Reply]]:
+        command = invocation.command
+        name = command.name
+        conversations = self.conversations
         context = CommandContext(
             room=message.room,
             channelId=message.channelId,

@@ -42,7 +42,19 @@ DEFAULTS: dict[str, Any] = {
     # Messages for a bot connected nowhere wait this long (then "expired"), this many at most.
     "outbound.wait_seconds": 60.0,
     "outbound.max_queued": 10000,
+    # Room approval (kb_rooms) and data retention; 0 days keeps rows for ever.
+    "rooms.approval": False,
+    "rooms.refresh_interval": 2.0,
+    "retention.chat_logs_days": 0,
+    "retention.ping_days": 30,
+    "retention.schedule_logs_days": 180,
+    "retention.interval": 3600.0,
+    "retention.batch_size": 1000,
+    "retention.batch_pause": 0.2,
 }
+
+# Keys under `rooms` that are settings, not channel ids.
+ROOM_SETTING_KEYS = frozenset({"approval", "refresh_interval"})
 
 _MISSING: Any = object()
 
@@ -113,7 +125,7 @@ def validate(data: dict[str, Any]) -> None:
                               "fix it with `kkobot-config edit`")
         for room, entry in rooms.items():
             where = f"rooms.{joinKey([str(room)])}"
-            if entry is None:
+            if entry is None or room in ROOM_SETTING_KEYS:
                 continue
             if not isinstance(entry, dict):
                 raise ConfigError(f"{where} must be an object with admins / disabled_commands; "

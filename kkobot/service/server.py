@@ -24,6 +24,7 @@ from kkobot.commands.assembly import buildCommandParts
 from kkobot.db.pool import Database
 from kkobot.events import EventFanout
 from kkobot.logs import Logger
+from kkobot.retention import RetentionService
 from kkobot.service.coordination import PresenceFeed, buildNode, closeAddress, shareState
 from kkobot.service.parts import BridgeServerService, DatabaseService
 from kkobot.service.settings import Resolved, Settings, refuseUnsafe, resolve
@@ -68,6 +69,9 @@ class KkobotService(MultiService):
         )
         self.chatlog.setServiceParent(self)
         self.metrics.watchTables(self.chatlog.tables)
+        # Old rows deleted in small batches (retention.*); after the chat log, which makes the tables.
+        self.retention = RetentionService.fromSettings(self.database, reactor, resolved.get)
+        self.retention.setServiceParent(self)
         self.outbound = Outbound(self.registry, self.chatlog, reactor, events=self.events)
         # After the chat log (delivering a message logs its row), before the port:
         # the outbound queue, and with cluster.redis the deployment's shared state.
@@ -157,7 +161,8 @@ class KkobotService(MultiService):
             parts = AdminParts(
                 registry=self.registry, outbound=self.outbound, metrics=self.metrics,
                 rates=self.rates, factory=self.factory, chatlog=self.chatlog, clock=reactor,
-                cluster=self.cluster,
+                cluster=self.cluster, database=self.database, rooms=self.commandParts.rooms,
+                devices=self.devices,
             )
             self.admin = AdminService(resolved.admin.endpoint, parts, resolved.admin.token, reactor,
                                       allowedHosts=resolved.admin.allowedHosts)

@@ -2,115 +2,76 @@
 
 from __future__ import annotations
 
-import base64
-import json
-import os
-import shutil
+from twisted.trial.unittest import TestCase
 
-from twisted.internet import defer, reactor
-from twisted.trial.unittest import SkipTest, TestCase
-
-from tests.support import cdp
+from tests.support import analyze, tempDir
 from tests.support.adminhelpers import TOKEN, RunningServer
-from tests.support import tempDir
-from tests.support import analyze
-
-# Set to a directory (e.g. docs) to keep the screenshots this test takes.
-SCREENSHOT_DIR = os.environ.get("KKOBOT_SCREENSHOT_DIR")
-PHONE = {"width": 412, "height": 915, "deviceScaleFactor": 2, "mobile": True}
-DESKTOP = {"width": 1200, "height": 900, "deviceScaleFactor": 1, "mobile": False}
+from tests.support.browser import DESKTOP, PHONE, fitsWidth, inBrowser, requireChromium, screenshot
 
 
 class StatusPageInChromium(TestCase):
-    timeout = 60
+    timeout = 90
 
     def setUp(self):
-        if not os.path.exists(cdp.CHROMIUM):
-            raise SkipTest(f"{cdp.CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+        requireChromium()
 
-    @defer.inlineCallbacks
-    def test_deviceRowAndChartAfterLoggingIn(self):
+    async def test_deviceRowAndChartAfterLoggingIn(self):
         server = RunningServer(self)
-        yield server.start()
-        client = yield server.connectClient()
+        await server.start()
+        client = await server.connectClient()
         client.send(analyze("# echo 안녕하세요"))
         client.send(analyze("오늘 점심 뭐 먹지", room="점심방", channelId="555"))
-        yield client.waitForEvent("messageResponse", text="에코: 안녕하세요")
+        await client.waitForEvent("messageResponse", text="에코: 안녕하세요")
         # A monitoring ping, as a 3.2.0 bridge answers the server's ping.
         client.send({"event": "ping", "data": {
             "bot_name": "kkobot", "server_timestamp": 1,
             "monitoring": {"total_memory": 6028, "memory_usage": 812, "memory_percent": 13.5,
                            "message_queue_size": 3, "active_rooms": 2}}})
-        yield server.rows()
+        await server.rows()
+        shots = tempDir(self)
 
-        profile = tempDir(self)
-        pipe = cdp.launch(reactor, profile)
-        self.addCleanup(self._stopChromium, pipe)
-        page = yield cdp.Page.open(pipe)
-        yield page.call("Emulation.setDeviceMetricsOverride", **PHONE)
-        yield page.loading(lambda: page.call("Page.navigate", url=server.base + "/"))
-        title = yield page.evaluate("document.title")
-        self.assertEqual(title, "kkobot 로그인")  # no cookie yet: the login form
+        def script(browser):
+            context = browser.new_context(**PHONE)
+            page = context.new_page()
+            page.goto(server.base + "/")
+            seen = {"loginTitle": page.title()}  # no cookie yet: the login form
+            # Type the token into the form like an operator would; the cookie does the rest.
+            page.fill("#token", TOKEN)
+            with page.expect_navigation():
+                page.click("form.login button")
+            seen["title"] = page.title()
+            # The page's style sheet applies under its Content-Security-Policy (allowed by hash).
+            seen["display"] = page.eval_on_selector(".summary", "e => getComputedStyle(e).display")
+            seen["row"] = page.eval_on_selector_all(
+                'tr.device[data-bot="kkobot"] td', "tds => tds.map(td => td.innerText)")
+            seen["chart"] = page.evaluate(
+                "(() => { const svg = document.getElementById('rate-chart');"
+                " const box = svg.getBoundingClientRect();"
+                " return {width: box.width, height: box.height,"
+                "  bars: svg.querySelectorAll('g.bar rect').length}; })()")
+            seen["rooms"] = page.eval_on_selector_all(
+                "tr.room", "trs => trs.map(tr => tr.children[1].innerText)")
+            seen["fits"] = fitsWidth(page)
+            screenshot(page, shots, "status-page-phone.png")
+            desktop = browser.new_context(storage_state=context.storage_state(), **DESKTOP)
+            wide = desktop.new_page()
+            wide.goto(server.base + "/")
+            seen["desktopTitle"] = wide.title()
+            screenshot(wide, shots, "status-page.png")
+            return seen
 
-        # Type the token into the form like an operator would; the cookie does the rest.
-        fill = (f"document.getElementById('token').value = {json.dumps(TOKEN)};"
-                "document.querySelector('form.login').submit()")
-        yield page.loading(lambda: page.evaluate(fill))
-        html = yield page.evaluate("document.documentElement.outerHTML")
-        self.assertIn("<title>kkobot 상태</title>", html)
-        # The page's style sheet applies under its Content-Security-Policy (allowed by hash).
-        display = yield page.evaluate(
-            "getComputedStyle(document.querySelector('.summary')).display")
-        self.assertEqual(display, "flex")
-
-        row = yield page.evaluate(
-            "Array.from(document.querySelectorAll('tr.device[data-bot=\"kkobot\"] td'))"
-            ".map(td => td.innerText)"
-        )
+        seen = await inBrowser(script)
+        self.assertEqual(seen["loginTitle"], "kkobot 로그인")
+        self.assertEqual(seen["title"], "kkobot 상태")
+        self.assertEqual(seen["display"], "flex")
+        row = seen["row"]
         self.assertEqual(row[0:4], ["kkobot", "5f3c2a1b9d8e7f60", "3.2.0", "127.0.0.1"])
         self.assertIn("812 / 6028 MB", row[6])
         self.assertEqual(row[7], "3")
         self.assertEqual(row[8], "승인됨")
-        bars = yield page.evaluate(
-            "(() => { const svg = document.getElementById('rate-chart');"
-            " const box = svg.getBoundingClientRect();"
-            " return {width: box.width, height: box.height,"
-            "  bars: svg.querySelectorAll('g.bar rect').length}; })()"
-        )
-        self.assertGreater(bars["width"], 300)
-        self.assertGreater(bars["height"], 50)
-        self.assertGreaterEqual(bars["bars"], 1)
-        rooms = yield page.evaluate(
-            "Array.from(document.querySelectorAll('tr.room')).map(tr => tr.children[1].innerText)"
-        )
-        self.assertEqual(sorted(rooms), ["점심방", "테스트방"])
-        # Phone width: no horizontal scrolling.
-        overflow = yield page.evaluate(
-            "document.documentElement.scrollWidth <= window.innerWidth"
-        )
-        self.assertTrue(overflow)
-        yield self._screenshot(page, "status-page-phone.png")
-        yield page.call("Emulation.setDeviceMetricsOverride", **DESKTOP)
-        yield self._screenshot(page, "status-page.png")
-
-    @defer.inlineCallbacks
-    def _screenshot(self, page, name):
-        shot = yield page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-        png = base64.b64decode(shot["data"])
-        self.assertEqual(png[:8], b"\x89PNG\r\n\x1a\n")
-        path = os.path.join(tempDir(self), name)
-        with open(path, "wb") as f:
-            f.write(png)
-        if SCREENSHOT_DIR:
-            shutil.copy(path, os.path.join(SCREENSHOT_DIR, name))
-
-    @defer.inlineCallbacks
-    def _stopChromium(self, pipe):
-        if not pipe.ended.called:
-            try:
-                yield pipe.call("Browser.close")
-            except Exception:
-                pass
-        if not pipe.ended.called:
-            pipe.transport.signalProcess("KILL")
-        yield pipe.ended
+        self.assertGreater(seen["chart"]["width"], 300)
+        self.assertGreater(seen["chart"]["height"], 50)
+        self.assertGreaterEqual(seen["chart"]["bars"], 1)
+        self.assertEqual(sorted(seen["rooms"]), ["점심방", "테스트방"])
+        self.assertTrue(seen["fits"])
+        self.assertEqual(seen["desktopTitle"], "kkobot 상태")

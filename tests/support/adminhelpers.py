@@ -64,7 +64,8 @@ class BridgeClient(LineReceiver):
 class RunningServer:
     """KkobotService on the real reactor: bridge and admin web on ephemeral loopback ports."""
 
-    def __init__(self, testCase: Any, authConfig: dict[str, Any] | None = None) -> None:
+    def __init__(self, testCase: Any, authConfig: dict[str, Any] | None = None,
+                 cfg: dict[str, Any] | None = None, db: Any = None) -> None:
         self.testCase = testCase
         base = tempDir(testCase)
         settings = Settings(
@@ -77,6 +78,11 @@ class RunningServer:
             # The embedded SQLite database, but with the config of a deployment: auth on.
             resolved.cfg = authConfig
             resolved.authRequired = True
+        elif cfg is not None:
+            # The embedded default's open access, with these settings (rooms.*, retention.*).
+            resolved.cfg = cfg
+        if db is not None:
+            resolved.db = db
         # The embedded default writes every 50 ms; tests flush explicitly anyway.
         self.service = KkobotService(resolved, reactor=reactor)
         self.pool = HTTPConnectionPool(reactor, persistent=False)

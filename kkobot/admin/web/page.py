@@ -29,6 +29,20 @@ svg.chart text { font-size: 11px; fill: currentColor; opacity: .7; }
 form.login { display: grid; gap: 8px; max-width: 360px; }
 input, button { font: inherit; padding: 8px; }
 .top { display: flex; justify-content: space-between; align-items: baseline; gap: 8px; }
+nav.menu { display: flex; flex-wrap: wrap; gap: 6px; margin: 0 0 12px; }
+nav.menu a, a.button, a.chip { border: 1px solid var(--line); border-radius: 16px; padding: 4px 12px;
+  text-decoration: none; color: inherit; white-space: nowrap; }
+nav.menu a.active, a.chip.active { background: var(--accent); color: #fff; border-color: var(--accent); }
+.chips { display: flex; flex-wrap: wrap; gap: 6px; }
+form.inline { display: inline; } .actions { display: inline-flex; flex-wrap: wrap; gap: 6px; }
+form.stack, form.search { display: grid; gap: 8px; max-width: 560px; margin-bottom: 12px; }
+form.search label, form.stack label { display: grid; gap: 2px; }
+textarea, select { font: inherit; padding: 8px; width: 100%; }
+input:not([type=hidden]) { max-width: 100%; }
+button.approve { background: #1a8f3a; color: #fff; border: 0; border-radius: 6px; }
+button.deny { background: #d33; color: #fff; border: 0; border-radius: 6px; }
+.notice { padding: 8px 12px; border-radius: 8px; border: 1px solid var(--line); }
+td { overflow-wrap: anywhere; }
 /* Phones: every table row becomes a card, each cell labelled by its column. */
 @media (max-width: 700px) {
   table, tbody, tr, td { display: block; width: 100%; }

@@ -43,6 +43,10 @@ class AdminParts:
     clock: IReactorTime
     # The ClusterNode (outbound queue, deployment view); None in tools and tests.
     cluster: Any = None
+    # For the pages that change things (None: those pages say they are unavailable).
+    database: Any = None
+    rooms: Any = None  # kkobot.rooms.RoomStore
+    devices: Any = None  # kkobot.bridge.devices.DeviceStore (auth on)
 
 
 # On every admin response: not framed by other sites (clickjacking), no content-type
@@ -132,6 +136,8 @@ class AdminRoot(Resource):
             b"metrics": MetricsPage(parts.metrics),
             b"api": Resource(),
         }
+        if parts.database is not None:
+            self.pages.update(writePages(parts, guard))
         self.pages[b"api"].putChild(b"clients", ClientsResource(parts.registry, parts.cluster))
         self.pages[b"api"].putChild(b"messages", MessagesResource(parts.outbound, parts.rates))
 
@@ -144,7 +150,8 @@ class AdminRoot(Resource):
         refusal = self.guard.refusal(request)
         if refusal is not None:
             self.guard.logRefused(request, refusal)
-            return Unauthorized(html=path == b"", refusal=refusal)
+            # A browser page gets the login form; the API, metrics and probes get JSON.
+            return Unauthorized(html=path == b"" or path in HTML_PAGES, refusal=refusal)
         page = self.pages.get(path)
         if page is None:
             return NotFound()
@@ -152,6 +159,29 @@ class AdminRoot(Resource):
             # Only the two API leaves exist; /api alone is not a page.
             return page if request.postpath and request.postpath[0] in page.children else NotFound()
         return page
+
+
+HTML_PAGES = frozenset({b"rooms", b"devices", b"chatlog", b"schedules", b"audit"})
+
+
+def writePages(parts: AdminParts, guard: TokenGuard) -> dict[bytes, IResource]:
+    """The pages that change things (session + CSRF + audit) and the chat log search."""
+    from kkobot.admin.web.actions import AdminActions
+    from kkobot.admin.web.auditpage import AuditPage
+    from kkobot.admin.web.chatlogpage import ChatLogPage
+    from kkobot.admin.web.devicespage import DevicesPage
+    from kkobot.admin.web.roomspage import RoomsPage
+    from kkobot.admin.web.schedulespage import SchedulesPage
+
+    actions = AdminActions(guard, parts.database, parts.clock)
+    return {
+        b"rooms": RoomsPage(actions, parts.rooms),
+        b"devices": DevicesPage(actions, parts.devices),
+        b"chatlog": ChatLogPage(parts.database, parts.rooms),
+        # The announcement pages (kb_schedule) take this place.
+        b"schedules": SchedulesPage(),
+        b"audit": AuditPage(parts.database),
+    }
 
 
 class AdminSite(Site):

@@ -18,6 +18,7 @@ from kkobot.admin.web.chart import minuteChart
 from kkobot.admin.web.login import renderTag
 from kkobot.admin.web.page import page
 from kkobot.logs import Logger
+from kkobot.admin.web.layout import nav
 
 REFRESH_SECONDS = 30
 
@@ -205,6 +206,7 @@ class StatusPage(Resource):
                 tags.form(tags.button("로그아웃", type="submit"), method="post", action="/logout"),
                 class_="top",
             ),
+            nav("/"),
             tags.div(
                 tags.div(tags.b(str(len(clients))), "연결된 기기"),
                 tags.div(tags.b(str(len({c.botName for c in clients}))), "봇"),
