@@ -112,11 +112,18 @@ class SchedulePages(TestCase):
         overall = await self.page("/schedules/log")
         self.assertEqual(overall.count('class="send"'), 1)
 
+        editing = await self.page(f"/schedules/edit?id={scheduleId}")
+        self.assertIn("오늘 3시 회의입니다", editing)
+        self.assertIn('value="weekly" id="kind-weekly" checked', editing.replace('checked="checked"', "checked"))
+        start = re.search(r'<input[^>]*name="from"[^>]*>', editing).group(0)
+        self.assertNotIn(slot.strftime("%Y-%m-%d"), start, "a start already past is not offered again")
         code, headers, _ = await self.post("/schedules/save", self.form(
             id=str(scheduleId), kind="daily", times="20:00, 08:00", text="바뀐 공지", step="save"))
         self.assertEqual(code, 303)
         row = await manage.getSchedule(self.db, scheduleId)
         self.assertEqual((row["schedule_type"], row["message_text"], row["send_count"]), ("daily", "바뀐 공지", 1))
+        # Edited, it starts anew: a time already past today is not caught up.
+        self.assertGreater(str(row["valid_from"]), slot.strftime("%Y-%m-%d %H:%M:%S"))
         self.assertIn("08:00", await self.page(f"/schedules/edit?id={scheduleId}"))
         self.assertIn("20:00", await self.page(f"/schedules/edit?id={scheduleId}"))
 

@@ -12,7 +12,7 @@ from twisted.web.template import Tag, tags
 
 from kkobot.admin.web.actions import field
 from kkobot.announcements import manage
-from kkobot.announcements.rules import WEEKDAYS, Recurrence, RuleError, parseTime
+from kkobot.announcements.rules import WEEKDAYS, Recurrence, RuleError, parseDateTime, parseTime
 
 KIND_LABELS = {"once": "한 번", "daily": "매일", "weekly": "매주"}
 DAY_LABELS = ("월", "화", "수", "목", "금", "토", "일")
@@ -37,7 +37,12 @@ class ScheduleForm:
         return cls({name: field(request, name) for name in TEXT_FIELDS}, [d for d in WEEKDAYS if d in days])
 
     @classmethod
-    def fromRow(cls, row: dict[str, Any]) -> "ScheduleForm":
+    def fromRow(cls, row: dict[str, Any], now: datetime) -> "ScheduleForm":
+        """
+        The form of a stored schedule. A start already past is left empty: the edit
+        starts the schedule anew from when it is saved, so a time of today moved to
+        a moment ago is not sent late by the runner's catch-up.
+        """
         times = row.get("schedule_times")
         if isinstance(times, (bytes, str)) and str(times).strip():
             times = json.loads(times)
@@ -47,7 +52,7 @@ class ScheduleForm:
             "room": row.get("target_room_id") or "", "kind": row.get("schedule_type") or "daily",
             "date": str(row.get("schedule_date") or "")[:10],
             "times": ", ".join(_hhmm(parseTime(t, "schedule_time")) for t in listed if t is not None),
-            "from": _local(row.get("valid_from")), "until": _local(row.get("valid_until")),
+            "from": "" if _passed(row.get("valid_from"), now) else _local(row.get("valid_from")), "until": _local(row.get("valid_until")),
             "text": row.get("message_text") or "",
             "images1": _lines(row.get("message_images_1")), "images2": _lines(row.get("message_images_2")),
             "wait1": str(row.get("media_wait_time_1") or 0), "wait2": str(row.get("media_wait_time_2") or 0),
@@ -170,6 +175,13 @@ def _local(value: Any) -> str:
         return ""
     text = str(value)[:19].replace(" ", "T")
     return "" if text.startswith("2099-12-31") else text
+
+
+def _passed(value: Any, now: datetime) -> bool:
+    try:
+        return parseDateTime(value, "valid_from") <= now
+    except RuleError:
+        return True
 
 
 def _lines(value: Any) -> str:

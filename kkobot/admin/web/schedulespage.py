@@ -59,7 +59,7 @@ class SchedulesPage(ChangePage):
             row = await manage.getSchedule(self.database, scheduleId) if scheduleId is not None else None
             if row is None:
                 return adminPage("예약 메시지", "/schedules", tags.p("그런 예약 메시지가 없습니다.", class_="error"))
-            return await self.formPage(request, ScheduleForm.fromRow(row), scheduleId)
+            return await self.formPage(request, ScheduleForm.fromRow(row, self.now()), scheduleId)
         if sub == b"log":
             return await self.logPage(request)
         return await self.listPage(request)
