@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 from twisted.web.iweb import IRequest
-from twisted.web.template import Tag, tags
+from twisted.web.template import tags
 
 from kkobot.admin.web.actions import field
 from kkobot.announcements import manage
