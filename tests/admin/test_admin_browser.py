@@ -15,7 +15,7 @@ from tests.support.browser import DESKTOP, PHONE, fitsWidth, inBrowser, requireC
 
 SEOUL = ZoneInfo("Asia/Seoul")
 # The announcement is due this long after the form is filled: time to preview and save it.
-LEAD = timedelta(seconds=12)
+LEAD = timedelta(seconds=15)
 NOTICE = "오늘 점심 공지: 12시 30분에 식당 앞에서 만나요"
 
 

@@ -153,6 +153,7 @@ class SchedulePages(TestCase):
             (self.form(text="", step="save"), "보낼 내용"),
             (self.form(times="25:00", step="save"), "읽을 수 없습니다"),
             (self.form(until="2020-01-01T00:00", step="save"), "끝이 시작보다 앞입니다"),
+            (self.form(images2="https://example.com/ok.png\n그림.png", step="save"), "이미지를 보낼 수 없습니다"),
         ]
         for fields, why in cases:
             code, _, body = await self.post("/schedules/save", fields)

@@ -12,6 +12,7 @@ from twisted.web.template import tags
 
 from kkobot.admin.web.actions import field
 from kkobot.announcements import manage
+from kkobot.announcements.content import partsOf
 from kkobot.announcements.rules import WEEKDAYS, Recurrence, RuleError, parseDateTime, parseTime
 
 KIND_LABELS = {"once": "한 번", "daily": "매일", "weekly": "매주"}
@@ -103,6 +104,10 @@ class ScheduleForm:
             )
         except manage.ScheduleInputError as e:
             raise FormError(_korean(str(e)))
+        # The runner would leave a bad image out of every send: say so now instead.
+        _, problems = partsOf(values)
+        if problems:
+            raise FormError("이미지를 보낼 수 없습니다 (http(s) URL 또는 base64만 됩니다): " + "; ".join(problems))
         return values, rule
 
     def fields(self, rooms: list[Any]) -> list[Any]:
