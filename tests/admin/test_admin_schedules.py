@@ -163,6 +163,23 @@ class SchedulePages(TestCase):
         self.assertEqual(await manage.listSchedules(self.db), [])
         self.assertEqual(await self.audited(), [])
 
+    async def test_the_preview_lists_the_sends_the_rules_make(self):
+        today = datetime.now(timezone.utc).date()
+        tomorrow, after = today + timedelta(days=1), today + timedelta(days=2)
+        code, _, body = await self.post("/schedules/save", self.form(kind="once", date=tomorrow.isoformat(),
+                                                                     times="09:00"))
+        once = re.search(r'<ol class="slots">(.*?)</ol>', body.decode()).group(1)
+        self.assertEqual(re.findall(r"<li>(.*?)</li>", once), [f"{tomorrow} ({'월화수목금토일'[tomorrow.weekday()]}) 09:00:00"])
+        # Twice a day inside a two-day window: four sends, then none.
+        code, _, body = await self.post("/schedules/save", self.form(
+            kind="daily", times="20:00, 08:00", **{"from": f"{tomorrow}T00:00", "until": f"{after}T23:59"}))
+        daily = re.findall(r"<li>(\S+) \(.\) (\S+)</li>", body.decode())
+        self.assertEqual(daily, [(str(tomorrow), "08:00:00"), (str(tomorrow), "20:00:00"),
+                                 (str(after), "08:00:00"), (str(after), "20:00:00")])
+        self.assertIn("https://example.com/a.png", (await self.post("/schedules/save", self.form(
+            images1="https://example.com/a.png", wait1="3000")))[2].decode())
+        self.assertEqual(await manage.listSchedules(self.db), [])
+
     async def test_the_send_log_a_page_at_a_time_by_id(self):
         values, _ = manage.scheduleValues(bot="kkobot", room=ROOM, kind="daily",
                                           times=[datetime(2000, 1, 1, 9).time()], now=datetime.now(),

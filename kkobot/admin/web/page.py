@@ -45,7 +45,8 @@ button.deny { background: #d33; color: #fff; border: 0; border-radius: 6px; }
 td { overflow-wrap: anywhere; }
 fieldset.checks { display: flex; flex-wrap: wrap; gap: 4px 14px; border: 1px solid var(--line); border-radius: 8px; }
 form.stack label.check { display: inline-flex; align-items: center; gap: 4px; }
-section.preview { border: 1px solid var(--accent); border-radius: 8px; padding: 4px 12px; margin-bottom: 12px; }
+section.preview { border: 1px solid var(--accent); border-radius: 8px; padding: 4px 12px; margin-bottom: 12px;
+  overflow-wrap: anywhere; }
 pre.message { white-space: pre-wrap; overflow-wrap: anywhere; font: inherit; border-left: 3px solid var(--accent);
   padding: 4px 10px; margin: 6px 0; }
 /* Phones: every table row becomes a card, each cell labelled by its column. */
