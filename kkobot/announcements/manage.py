@@ -45,14 +45,28 @@ async def listSchedules(db: Any, status: str | None = None) -> list[dict[str, An
     return [q.scheduleRow(r) for r in rows]
 
 
-async def sendLog(db: Any, scheduleId: int | None = None, limit: int = 20) -> list[dict[str, Any]]:
-    """The newest sends (of one schedule, or of all), newest first."""
+async def getSchedule(db: Any, scheduleId: int) -> dict[str, Any] | None:
+    """One schedule by id, or None."""
+    q = await _statements(db)
+    sc = q.schedules.column
+    rows = await db.runInteraction(_select, q.sql(q.selectSchedules + f" WHERE {sc('id')} = %s"), [scheduleId])
+    return q.scheduleRow(rows[0]) if rows else None
+
+
+async def sendLog(db: Any, scheduleId: int | None = None, limit: int = 20,
+                  before: int | None = None) -> list[dict[str, Any]]:
+    """The newest sends (of one schedule, or of all) with ids below C{before}, newest first."""
     q = await _statements(db)
     lc = q.logs.column
-    statement, args = q.selectLogs, []
+    statement, args, where = q.selectLogs, [], []
     if scheduleId is not None:
-        statement += f" WHERE {lc('schedule_id')} = %s"
+        where.append(f"{lc('schedule_id')} = %s")
         args.append(scheduleId)
+    if before is not None:
+        where.append(f"{lc('id')} < %s")
+        args.append(before)
+    if where:
+        statement += " WHERE " + " AND ".join(where)
     statement += f" ORDER BY {lc('id')} DESC LIMIT {int(limit)}"
     rows = await db.runInteraction(_select, q.sql(statement), args)
     return [q.logRow(r) for r in rows]
@@ -120,6 +134,31 @@ def scheduleValues(
         raise ScheduleInputError("this schedule would never send: no time left in its validity window")
     values["next_send_at"] = timeText(nextSlot)
     return values, rule
+
+
+async def lastSends(db: Any) -> dict[int, dict[str, Any]]:
+    """The newest send of every schedule that has one, by schedule id."""
+    q = await _statements(db)
+    lc = q.logs.column
+    statement = q.sql(q.selectLogs + f" WHERE {lc('id')} IN (SELECT MAX({lc('id')}) FROM {q.l} "
+                      f"GROUP BY {lc('schedule_id')})")
+    rows = await db.runInteraction(_select, statement, [])
+    return {int(r["schedule_id"]): r for r in map(q.logRow, rows)}
+
+
+# What an edit may change: the creator, creation time and the counters stay.
+_KEPT = frozenset({"created_by_type", "created_by_id", "created_by_mb_id", "created_at", "send_count", "status"})
+
+
+async def updateSchedule(db: Any, scheduleId: int, values: dict[str, Any]) -> bool:
+    """Change a schedule to the values of L{scheduleValues}; False when there is no such schedule."""
+    q = await _statements(db)
+    sc = q.schedules.column
+    names = [n for n in values if sc(n) and n not in _KEPT]
+    statement = q.sql(f"UPDATE {q.s} SET {', '.join(f'{sc(n)} = %s' for n in names)} WHERE {sc('id')} = %s")
+    row = tuple(jsonText(values[n]) if n.startswith(("message_images", "schedule_times")) else values[n]
+                for n in names)
+    return bool(await db.runInteraction(_change, [(statement, (*row, scheduleId))], q, scheduleId))
 
 
 async def addSchedule(db: Any, values: dict[str, Any]) -> int:

@@ -163,6 +163,7 @@ class KkobotService(MultiService):
                 rates=self.rates, factory=self.factory, chatlog=self.chatlog, clock=reactor,
                 cluster=self.cluster, database=self.database, rooms=self.commandParts.rooms,
                 devices=self.devices,
+                scheduleTimezone=resolved.get("schedules.timezone", "Asia/Seoul"),
             )
             self.admin = AdminService(resolved.admin.endpoint, parts, resolved.admin.token, reactor,
                                       allowedHosts=resolved.admin.allowedHosts)

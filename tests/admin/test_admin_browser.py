@@ -1,23 +1,34 @@
-"""The admin web in a real headless Chromium at phone width: log in, approve a waiting room, find its messages in the chat log."""
+"""The admin web in a real headless Chromium at phone width: log in, approve a room, schedule an announcement, see it sent, find it in the chat log."""
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from twisted.internet import reactor, threads
 from twisted.trial.unittest import TestCase
 
+from kkobot.announcements.rules import WEEKDAYS
 from tests.support import analyze, tempDir, waitUntil
 from tests.support.adminhelpers import TOKEN, RunningServer
 from tests.support.browser import DESKTOP, PHONE, fitsWidth, inBrowser, requireChromium, screenshot
 
+SEOUL = ZoneInfo("Asia/Seoul")
+# The announcement is due this long after the form is filled: time to preview and save it.
+LEAD = timedelta(seconds=15)
+NOTICE = "오늘 점심 공지: 12시 30분에 식당 앞에서 만나요"
+
 
 class AdminInChromium(TestCase):
-    timeout = 120
+    timeout = 150
 
     def setUp(self):
         requireChromium()
 
-    async def test_login_approve_a_room_then_search_the_chat_log(self):
-        server = RunningServer(self, cfg={"rooms": {"approval": True, "refresh_interval": 0.2}})
+    async def test_login_approve_a_room_schedule_an_announcement_see_it_sent_then_search_the_chat_log(self):
+        # The runner looks often: the announcement leaves at its second, the test waits little.
+        server = RunningServer(self, cfg={"rooms": {"approval": True, "refresh_interval": 0.2},
+                                          "schedules": {"poll_interval": 0.5, "timezone": "Asia/Seoul"}})
         await server.start()
         client = await server.connectClient()
         rooms = server.service.commandParts.rooms
@@ -56,10 +67,9 @@ class AdminInChromium(TestCase):
             # The approval reaches the bot within its refresh interval: it answers now.
             reply = threads.blockingCallFromThread(reactor, askBot, "# echo 승인됐나요")
             seen["reply"] = reply["data"]["text"]
-            # Announcements have their place in the menu.
-            with page.expect_navigation():
-                page.click("nav.menu >> text=예약 메시지")
-            seen["schedules"] = page.inner_text("h1")
+            seen.update(scheduleAnnouncement(page, shots))
+            # The bot's announcement reaches the table before the search.
+            threads.blockingCallFromThread(reactor, server.service.chatlog.flush)
             with page.expect_navigation():
                 page.click("nav.menu >> text=채팅 로그")
             page.select_option("#room", "777")
@@ -78,6 +88,8 @@ class AdminInChromium(TestCase):
             wide = desktop.new_page()
             wide.goto(server.base + "/rooms")
             screenshot(wide, shots, "admin-rooms.png")
+            wide.goto(server.base + "/schedules")
+            screenshot(wide, shots, "admin-schedules.png")
             return seen
 
         seen = await inBrowser(script)
@@ -85,10 +97,55 @@ class AdminInChromium(TestCase):
         self.assertIn("777", seen["notice"])
         self.assertEqual(seen["reply"], "에코: 승인됐나요")
         self.assertEqual(seen["schedules"], "예약 메시지")
-        self.assertEqual(seen["found"], ["오늘 점심은 김치찌개"])
-        self.assertEqual(seen["audit"], ["room.approved 777"])
-        self.assertTrue(seen["roomsFit"])
-        self.assertTrue(seen["chatFit"])
-        # The message sent while the room waited was logged but not answered.
+        self.assertIn("미리보기", seen["preview"])
+        self.assertIn(seen["slot"], seen["preview"])
+        self.assertIn(NOTICE, seen["preview"])
+        self.assertIn("만들었습니다", seen["created"])
+        self.assertEqual(seen["sent"], ["success"])
+        self.assertEqual(seen["found"], [NOTICE, "오늘 점심은 김치찌개"])
+        self.assertEqual(seen["audit"], ["schedule.add 1", "room.approved 777"])
+        for fit in ("roomsFit", "chatFit", "formFit", "logFit"):
+            self.assertTrue(seen[fit], fit)
+        # The message sent while the room waited was logged but not answered; the
+        # announcement was sent once.
         answered = [e["data"]["text"] for e in client.received if e.get("event") == "messageResponse"]
-        self.assertEqual(answered, ["에코: 승인됐나요"])
+        self.assertEqual(answered, ["에코: 승인됐나요", NOTICE])
+
+
+def scheduleAnnouncement(page, shots):
+    """
+    From the menu: a weekly announcement for today's weekday a few seconds ahead,
+    previewed, saved, then its send log until the send shows (the page reloads
+    itself while a send is near).
+    """
+    from playwright.sync_api import expect
+
+    seen = {}
+    with page.expect_navigation():
+        page.click("nav.menu >> text=예약 메시지")
+    seen["schedules"] = page.inner_text("h1")
+    with page.expect_navigation():
+        page.click("a.new")
+    slot = datetime.now(SEOUL).replace(tzinfo=None, microsecond=0) + LEAD
+    page.select_option("#room", "777")
+    page.check("#kind-weekly")
+    page.check(f"#day-{WEEKDAYS[slot.weekday()]}")
+    page.fill("#times", slot.strftime("%H:%M:%S"))
+    page.fill("#text", NOTICE)
+    with page.expect_navigation():
+        page.click("button.preview")
+    seen["slot"] = slot.strftime("%Y-%m-%d")
+    seen["preview"] = page.inner_text("section.preview")
+    seen["formFit"] = fitsWidth(page)
+    screenshot(page, shots, "admin-schedule-preview-phone.png", fullPage=False)
+    with page.expect_navigation():
+        page.click("button.save")
+    seen["created"] = page.inner_text(".notice")
+    screenshot(page, shots, "admin-schedules-phone.png")
+    with page.expect_navigation():
+        page.click('tr.schedule[data-id="1"] a.log')
+    expect(page.locator("tr.send span[data-result=success]")).to_have_count(1, timeout=60_000)
+    seen["sent"] = page.eval_on_selector_all("tr.send span[data-result]", "s => s.map(e => e.dataset.result)")
+    seen["logFit"] = fitsWidth(page)
+    screenshot(page, shots, "admin-schedule-log-phone.png")
+    return seen

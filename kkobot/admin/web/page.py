@@ -43,6 +43,12 @@ button.approve { background: #1a8f3a; color: #fff; border: 0; border-radius: 6px
 button.deny { background: #d33; color: #fff; border: 0; border-radius: 6px; }
 .notice { padding: 8px 12px; border-radius: 8px; border: 1px solid var(--line); }
 td { overflow-wrap: anywhere; }
+fieldset.checks { display: flex; flex-wrap: wrap; gap: 4px 14px; border: 1px solid var(--line); border-radius: 8px; }
+form.stack label.check { display: inline-flex; align-items: center; gap: 4px; }
+section.preview { border: 1px solid var(--accent); border-radius: 8px; padding: 4px 12px; margin-bottom: 12px;
+  overflow-wrap: anywhere; }
+pre.message { white-space: pre-wrap; overflow-wrap: anywhere; font: inherit; border-left: 3px solid var(--accent);
+  padding: 4px 10px; margin: 6px 0; }
 /* Phones: every table row becomes a card, each cell labelled by its column. */
 @media (max-width: 700px) {
   table, tbody, tr, td { display: block; width: 100%; }

@@ -47,6 +47,8 @@ class AdminParts:
     database: Any = None
     rooms: Any = None  # kkobot.rooms.RoomStore
     devices: Any = None  # kkobot.bridge.devices.DeviceStore (auth on)
+    # The announcements' time zone (schedules.timezone): the schedule pages show and take times in it.
+    scheduleTimezone: str = "Asia/Seoul"
 
 
 # On every admin response: not framed by other sites (clickjacking), no content-type
@@ -178,8 +180,7 @@ def writePages(parts: AdminParts, guard: TokenGuard) -> dict[bytes, IResource]:
         b"rooms": RoomsPage(actions, parts.rooms),
         b"devices": DevicesPage(actions, parts.devices),
         b"chatlog": ChatLogPage(parts.database, parts.rooms),
-        # The announcement pages (kb_schedule) take this place.
-        b"schedules": SchedulesPage(),
+        b"schedules": SchedulesPage(actions, parts.database, parts.rooms, parts.scheduleTimezone),
         b"audit": AuditPage(parts.database),
     }
 
