@@ -255,14 +255,17 @@ class HmacAuthenticator:
         known at once (the protocol reads no further line until it is).
         """
         # The protocol logs the refusal ([AUTH], with address, bot and this reason).
-        reason = self._verify(client, auth)
-        if reason is not None:
-            return reason
+        checked = self._verify(client, auth)
+        if checked.__class__ is str:
+            return checked
         assert auth is not None
+        # The signature that matched (64 lower-case hex digits) and its time.
+        sig, stampSeconds = checked
+        if not self.replays.firstUse(sig, client.connectionId, stampSeconds):
+            return REPLAYED
         if self.sharedReplays is None:
             return self._deviceCheck(client, auth)
-        stamp = timestampMillis(auth.get("timestamp")) or 0
-        d = self.sharedReplays.firstUse(auth["signature"].lower(), client.connectionId, stamp / 1000.0)
+        d = self.sharedReplays.firstUse(sig, client.connectionId, stampSeconds)
 
         def decided(first: bool) -> str | None:
             return self._deviceCheck(client, auth) if first else REPLAYED
@@ -286,7 +289,8 @@ class HmacAuthenticator:
         self._keys[bot] = (fingerprint, key)
         return key
 
-    def _verify(self, client: Any, auth: Mapping[str, Any] | None) -> str | None:
+    def _verify(self, client: Any, auth: Mapping[str, Any] | None) -> str | tuple[str, float]:
+        """Why the event is refused, else its signature (lower-case) and timestamp (seconds)."""
         if auth.__class__ is not dict and not isinstance(auth, Mapping):
             return "the event has no auth object: set SECRET_KEY in the bridge script"
         get = auth.get
@@ -319,17 +323,15 @@ class HmacAuthenticator:
             stamp = timestampMillis(stamp)
             if stamp is None:
                 return "auth.timestamp is missing or not a number of milliseconds"
-        skew = stamp / 1000.0 - self.clock.seconds()
+        stampSeconds = stamp / 1000.0
+        skew = stampSeconds - self.clock.seconds()
         if abs(skew) > self.window:
             direction = "ahead of" if skew > 0 else "behind"
             return (
                 f"auth.timestamp is {abs(skew):.0f} s {direction} the server's clock "
                 f"(allowed: {self.window:.0f} s); set the phone's clock automatically"
             )
-        # The signature that matched: 64 lower-case hex digits.
-        if not self.replays.firstUse(given, client.connectionId, stamp / 1000.0):
-            return REPLAYED
-        return None
+        return given, stampSeconds
 
     def _deviceCheck(self, client: Any, auth: Mapping[str, Any]) -> str | None:
         if client.deviceStatus is None:
