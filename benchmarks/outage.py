@@ -52,7 +52,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     """One run: start MariaDB and kkobot, load, stop MariaDB mid-run, restart it, count rows."""
     # Imported here: a private mariadbd (own datadir and port); the shared server on
     # 3306 is never touched.
-    from tests.mariadb import PrivateMariaDB
+    from tests.support.mariadb import PrivateMariaDB
 
     db = PrivateMariaDB()
     db.start()

@@ -133,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
                         "e.g. --command '# 출석' --command '# 출석순위'")
     p.add_argument("--with-bare", action="store_true",
                    help="run the same scenarios against bare_echo.py first; report kkobot/bare")
+    p.add_argument("--auth", choices=["on", "off", "both"], default="on",
+                   help="kkobot target: HMAC auth required, every message signed (on, the default), "
+                        "off, or both (one server of each, in turn)")
+    p.add_argument("--no-auth", dest="auth", action="store_const", const="off",
+                   help="the same as --auth off (the figure before auth was measured)")
     a = p.parse_args(argv)
     a.forms = [f.strip() for f in a.forms.split(",") if f.strip()]
     if not a.forms or any(f not in loadgen.FORMS for f in a.forms):
@@ -144,27 +149,57 @@ def main(argv: list[str] | None = None) -> int:
     if a.plugins:
         a.plugins = os.path.abspath(a.plugins)
     if a.with_bare and a.target != "bare":
-        bare = _run_target("bare", a, Scenario.parse_list(a.scenarios), None, ["3.2"])
+        bare = _run_target("bare", a, Scenario.parse_list(a.scenarios), None, ["3.2"], a.server_cmd)
         if bare is None:
             return 2
     else:
         bare = None
-    db = None
-    if a.mysql:
-        from benchmarks.mysqlbench import MysqlBench
+    modes = {"on": [True], "off": [False], "both": [True, False]}[a.auth]
+    status, docs = 0, []
+    for n, authOn in enumerate(modes if a.target == "kkobot" else [None]):
+        code, doc = _runOne(a, bare, authOn, showBare=n == 0)
+        status = max(status, code)
+        if doc is not None:
+            docs.append(doc)
+    if a.json and docs:
+        # One server: its report as before; --auth both: {"runs": [auth on, auth off]}.
+        print(json.dumps(docs[0] if len(docs) == 1 else {"runs": docs}, ensure_ascii=False, indent=2))
+    return status
 
-        db = MysqlBench(a.mysql_host, a.mysql_port)
-        db.create()
-        a.server_cmd = db.server_cmd()
+
+def _runOne(
+    a: argparse.Namespace, bare: list[dict[str, Any]] | None, authOn: bool | None, showBare: bool
+) -> tuple[int, dict[str, Any] | None]:
+    """One server (kkobot with auth on or off; bare or external: None) through every scenario; exit status, JSON report."""
+    from benchmarks.mysqlbench import Auth, MysqlBench, SqliteBench
+
+    db = setup = None
+    serverCmd = a.server_cmd
+    custom = a.server_cmd != targets.DEFAULT_KKOBOT_CMD
+    creds = Auth(a.bot, a.secret, a.salt) if authOn else None
+    if a.target == "kkobot" and a.mysql:
+        db = setup = MysqlBench(a.mysql_host, a.mysql_port, auth=creds)
+    elif a.target == "kkobot" and not custom:
+        setup = SqliteBench(creds)
+    if setup is not None:
+        setup.create()
+        serverCmd = setup.server_cmd()
+        authLabel = "HMAC on, every message signed" if authOn else "off"
+    elif a.target == "kkobot":
+        authLabel = "as --server-cmd configures it"
+    else:
+        authLabel = "none checked" if a.target == "bare" else "as the server is configured"
     if a.plugins and a.target == "kkobot":
-        a.server_cmd += f" --plugins {a.plugins}"
+        serverCmd += f" --plugins {a.plugins}"
     try:
-        reports = _run_target(a.target, a, Scenario.parse_list(a.scenarios), db, a.forms)
+        reports = _run_target(a.target, a, Scenario.parse_list(a.scenarios), db, a.forms, serverCmd)
     finally:
-        if db is not None:
-            db.drop()
+        if setup is not None:
+            setup.drop()
     if reports is None:
-        return 2
+        return 2, None  # _run_target reported why (and printed its JSON)
+    for r in reports:
+        r["auth"] = authLabel
     scenarios = Scenario.parse_list(a.scenarios)
     # Each form's run is compared with bare's run of the same scenario (bare speaks 3.2).
     pairs = [(r, b) for r in reports for b in (bare or []) if b["base_scenario"] == r["base_scenario"]]
@@ -172,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         for r, b in pairs:
             r["bare_msg_s"] = b["throughput_msg_s"]
             r["ratio_vs_bare"] = round(r["throughput_msg_s"] / b["throughput_msg_s"], 2) if b["throughput_msg_s"] else None
+            r["bare_server_cpu_us_per_msg"] = b["server_cpu_us_per_msg"]
+            if r["server_cpu_us_per_msg"] and b["server_cpu_us_per_msg"]:
+                r["cpu_ratio_vs_bare"] = round(r["server_cpu_us_per_msg"] / b["server_cpu_us_per_msg"], 2)
     table = loadgen.format_table(
         reports,
         [
@@ -183,16 +221,24 @@ def main(argv: list[str] | None = None) -> int:
         + ([("db cpu us/msg", "db_cpu_us_per_msg"), ("rows before", "rows_before"),
             ("rows after", "rows_after"), ("rows expected", "rows_expected")]
            if db is not None else [])
-        + ([("bare msg/s", "bare_msg_s"), ("kkobot/bare", "ratio_vs_bare")] if bare else []),
+        + ([("bare msg/s", "bare_msg_s"), ("kkobot/bare", "ratio_vs_bare"),
+            ("bare srv cpu us/msg", "bare_server_cpu_us_per_msg"),
+            ("srv cpu kkobot/bare", "cpu_ratio_vs_bare")] if bare else []),
     )
     out = sys.stderr if a.json else sys.stdout
-    if bare is not None:
+    if bare is not None and showBare:
         print("bare (same run):", file=out)
         print(loadgen.format_table(bare, [("srv cpu us/msg", "server_cpu_us_per_msg"),
                                           ("loadgen cpu us/msg", "client_cpu_us_per_msg"),
                                           ("machine busy %", "machine_busy_pct")]), file=out)
-    print(f"target: {a.target}{' + MariaDB' if db else ''}", file=out)
+    print(f"target: {a.target}{' + MariaDB' if db else ''}; auth: {authLabel}", file=out)
     print(table, file=out)
+    for r in reports:
+        line = f"{r['scenario']} (auth {authLabel}): server CPU {r['server_cpu_us_per_msg']} us/msg"
+        if r.get("ratio_vs_bare") is not None:
+            line += (f"; kkobot/bare {r['ratio_vs_bare']} (msg/s), server CPU "
+                     f"{r.get('cpu_ratio_vs_bare')}x bare's {r['bare_server_cpu_us_per_msg']} us/msg")
+        print(line, file=out)
     if bare is not None:
         for r, b in pairs:
             line = cpu_budget(r, b)
@@ -203,12 +249,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r['scenario']}: {r['error_detail']}", file=out)
             for s in r["error_samples"]:
                 print("  " + s, file=out)
-    if a.json:
-        print(json.dumps({"target": a.target, "scenarios": reports, "bare": bare},
-                         ensure_ascii=False, indent=2))
     rows_ok = all(r.get("rows_after") == r.get("rows_expected") for r in reports)
     complete = len(reports) == len(scenarios) * len(a.forms)
-    return 0 if reports and rows_ok and all(r["errors"] == 0 for r in reports) and complete else 1
+    ok = reports and rows_ok and all(r["errors"] == 0 for r in reports) and complete
+    return (0 if ok else 1), {"target": a.target, "auth": authLabel, "scenarios": reports, "bare": bare}
 
 
 def cpu_budget(report: dict[str, Any], bare: dict[str, Any]) -> str | None:
@@ -236,7 +280,8 @@ def cpu_budget(report: dict[str, Any], bare: dict[str, Any]) -> str | None:
 
 
 def _run_target(
-    kind: str, a: argparse.Namespace, scenarios: list[Scenario], db: Any, forms: list[str]
+    kind: str, a: argparse.Namespace, scenarios: list[Scenario], db: Any, forms: list[str],
+    serverCmd: str,
 ) -> list[dict[str, Any]] | None:
     """Start one target, run the warm-up and every scenario in every form, stop it; None if it cannot start."""
 
@@ -248,7 +293,7 @@ def _run_target(
     reports: list[dict[str, Any]] = []
     try:
         target = targets.make_target(
-            kind, server_cmd=a.server_cmd, server_cwd=a.server_cwd, pid=a.pid, port=a.port,
+            kind, server_cmd=serverCmd, server_cwd=a.server_cwd, pid=a.pid, port=a.port,
             startup_timeout=a.startup_timeout,
         )
         target.start()

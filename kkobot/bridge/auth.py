@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import weakref
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -17,7 +15,12 @@ from zope.interface import implementer
 from kkobot.cluster.fired import resultNow
 from kkobot.interfaces import IAuthenticator, IReplayGuard
 from kkobot.logs import Logger
+from kkobot.bridge.replay import ReplayGuard
 from kkobot.bridge.wire import HELLO_REFUSED_PAST, Hello
+
+# ReplayGuard lives in kkobot.bridge.replay; importable from here as before.
+__all__ = ["Admission", "HmacAuthenticator", "OpenAuthenticator", "ReplayGuard", "SigningKey",
+           "admissionFor", "signature", "signatureMatches", "signedField", "signedText"]
 
 log = Logger()
 
@@ -41,6 +44,9 @@ MAX_DEVICE_CHARS = HELLO_REFUSED_PAST["deviceID"]
 
 # Signs for a bot the server has no credentials for: never matches, costs the same.
 _NO_SECRET = "no credentials for this bot"
+
+# Keyed secrets kept at most (one per configured bot that connected).
+MAX_KEYS = 1024
 
 Credentials = Callable[[str], "tuple[str, str] | None"]
 
@@ -82,6 +88,11 @@ class OpenAuthenticator:
 
 def signedField(value: Any) -> str:
     """A field as the bridge puts it into the signed string ("" when missing)."""
+    cls = value.__class__
+    if cls is str:
+        return value
+    if cls is int:
+        return str(value)
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -92,29 +103,79 @@ def signedField(value: Any) -> str:
     return str(value)
 
 
-def signature(secret: str, salt: str, auth: Mapping[str, Any], clientType: str | None = None) -> str:
-    """hex(HMAC-SHA256(secret, "clientType|botName|deviceUUID|macAddress|ipAddress|timestamp|salt"))."""
-    parts = [signedField(auth.get(name)) for name in SIGNED_FIELDS]
+def signedText(auth: Mapping[str, Any], salt: str, clientType: str | None = None) -> str:
+    """"clientType|botName|deviceUUID|macAddress|ipAddress|timestamp|salt", as the bridge signs it."""
+    get = auth.get
+    kind, bot, device = get("clientType"), get("botName"), get("deviceUUID")
+    mac, ip, stamp = get("macAddress"), get("ipAddress"), get("timestamp")
+    if (
+        clientType is None and kind.__class__ is str and bot.__class__ is str
+        and device.__class__ is str and mac.__class__ is str and ip.__class__ is str
+        and stamp.__class__ is int
+    ):
+        # What every bridge sends: text fields and a number of milliseconds.
+        return f"{kind}|{bot}|{device}|{mac}|{ip}|{stamp}|{salt}"
+    parts = [v if v.__class__ is str else signedField(v) for v in map(get, SIGNED_FIELDS)]
     if clientType is not None:
         parts[0] = clientType
     parts.append(salt)
-    message = "|".join(parts).encode("utf-8")
-    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+    return "|".join(parts)
+
+
+# HMAC's pads (RFC 2104), applied to a whole key block with bytes.translate.
+_INNER_PAD = bytes(x ^ 0x36 for x in range(256))
+_OUTER_PAD = bytes(x ^ 0x5C for x in range(256))
+
+
+class SigningKey:
+    """
+    One bot's secret and salt, keyed once: HMAC-SHA256 as RFC 2104 defines it, the
+    two padded key blocks hashed at the start, so each signature costs two hash
+    copies and the hashing of the signed text, not a fresh key schedule (nor the
+    Python layers of L{hmac.HMAC}).
+    """
+
+    __slots__ = ("_inner", "_outer", "_salt")
+
+    def __init__(self, secret: str, salt: str) -> None:
+        key = secret.encode("utf-8")
+        block = hashlib.sha256().block_size
+        if len(key) > block:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(block, b"\0")
+        self._inner = hashlib.sha256(key.translate(_INNER_PAD))
+        self._outer = hashlib.sha256(key.translate(_OUTER_PAD))
+        self._salt = salt
+
+    def sign(self, auth: Mapping[str, Any], clientType: str | None = None) -> str:
+        """hex(HMAC-SHA256(secret, signedText(auth, salt, clientType)))."""
+        inner = self._inner.copy()
+        inner.update(signedText(auth, self._salt, clientType).encode("utf-8"))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+    def matches(self, auth: Mapping[str, Any], given: str) -> bool:
+        """Constant-time check of C{given} (lower-case hex) against what the bridge signed."""
+        if not given.isascii():
+            # Cannot match (compare_digest takes ASCII text only); the work is the same.
+            given = ""
+        if auth.get("clientType") is not None:
+            return hmac.compare_digest(self.sign(auth), given)
+        # Older bridges may leave clientType out yet sign the literal: both are
+        # computed and compared, with no early exit.
+        empty = hmac.compare_digest(self.sign(auth, ""), given)
+        return hmac.compare_digest(self.sign(auth, LEGACY_CLIENT_TYPE), given) | empty
+
+
+def signature(secret: str, salt: str, auth: Mapping[str, Any], clientType: str | None = None) -> str:
+    """hex(HMAC-SHA256(secret, "clientType|botName|deviceUUID|macAddress|ipAddress|timestamp|salt"))."""
+    return SigningKey(secret, salt).sign(auth, clientType)
 
 
 def signatureMatches(secret: str, salt: str, auth: Mapping[str, Any], given: str) -> bool:
     """Constant-time check of C{given} against what the bridge signed."""
-    givenBytes = given.lower().encode("ascii", "replace")
-    good = False
-    candidates = {signedField(auth.get("clientType"))}
-    if auth.get("clientType") is None:
-        # Older bridges may leave clientType out yet sign the literal.
-        candidates.add(LEGACY_CLIENT_TYPE)
-    for clientType in sorted(candidates):
-        expected = signature(secret, salt, auth, clientType).encode("ascii")
-        # No early exit: every candidate is computed and compared.
-        good = hmac.compare_digest(expected, givenBytes) | good
-    return good
+    return SigningKey(secret, salt).matches(auth, given.lower())
 
 
 # Milliseconds beyond this (the year 33658) are no clock reading; an unbounded int
@@ -133,53 +194,6 @@ def timestampMillis(value: Any) -> int | None:
     if isinstance(value, int) and abs(value) < MAX_TIMESTAMP_MILLIS:
         return value
     return None
-
-
-@implementer(IReplayGuard)
-class ReplayGuard:
-    """
-    Remembers which connection first used each signature, in memory.
-
-    A signature is a replay when it shows up on a different connection; on its own
-    connection a repeat is normal (two events in one millisecond sign the same).
-    Entries are forgotten once their timestamp has left the window, so memory is
-    bounded by the number of signatures a window can hold. A signature is kept by
-    its first 128 bits (half the memory; a collision is out of reach).
-    """
-
-    def __init__(self, clock: IReactorTime, window: float) -> None:
-        self.clock = clock
-        self.window = window
-        self._seen: OrderedDict[str, tuple[int, float]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-    def _expire(self, now: float) -> None:
-        seen = self._seen
-        while seen:
-            _, (_, forgetAt) = next(iter(seen.items()))
-            if forgetAt > now:
-                break
-            seen.popitem(last=False)
-
-    def firstUse(self, sig: str, connectionId: int, stampSeconds: float) -> bool:
-        """True when C{sig} is new or was first seen on C{connectionId}."""
-        now = self.clock.seconds()
-        self._expire(now)
-        key = sig[:32]
-        entry = self._seen.get(key)
-        if entry is not None:
-            return entry[0] == connectionId
-        # Past stamp + window the timestamp check refuses the signature anyway;
-        # measuring from "now" at the latest keeps insertion order the expiry order.
-        forgetAt = max(stampSeconds, now) + self.window
-        self._seen[key] = (connectionId, forgetAt)
-        self.remembered(key, forgetAt)
-        return True
-
-    def remembered(self, key: str, forgetAt: float) -> None:
-        """A new signature was recorded (a guard that persists them writes it down)."""
 
 
 @implementer(IAuthenticator)
@@ -215,8 +229,10 @@ class HmacAuthenticator:
         # The deployment's replay check (an IReplayCheck; several instances): asked
         # after this process's guard, and its answer may take a round trip.
         self.sharedReplays: Any = None
-        # Connections whose device has been recorded (a ClientInfo lives as long as one).
-        self._recorded: weakref.WeakSet[Any] = weakref.WeakSet()
+        # Each bot's key, keyed once: bot -> (hash of its credentials, key). A changed
+        # secret or salt makes a new key; the secret itself is not kept here.
+        self._keys: dict[str, tuple[int, SigningKey]] = {}
+        self._noKey = SigningKey(_NO_SECRET, "")
 
     # -- handshake
 
@@ -239,14 +255,17 @@ class HmacAuthenticator:
         known at once (the protocol reads no further line until it is).
         """
         # The protocol logs the refusal ([AUTH], with address, bot and this reason).
-        reason = self._verify(client, auth)
-        if reason is not None:
-            return reason
+        checked = self._verify(client, auth)
+        if checked.__class__ is str:
+            return checked
         assert auth is not None
+        # The signature that matched (64 lower-case hex digits) and its time.
+        sig, stampSeconds = checked
+        if not self.replays.firstUse(sig, client.connectionId, stampSeconds):
+            return REPLAYED
         if self.sharedReplays is None:
             return self._deviceCheck(client, auth)
-        stamp = timestampMillis(auth.get("timestamp")) or 0
-        d = self.sharedReplays.firstUse(auth["signature"].lower(), client.connectionId, stamp / 1000.0)
+        d = self.sharedReplays.firstUse(sig, client.connectionId, stampSeconds)
 
         def decided(first: bool) -> str | None:
             return self._deviceCheck(client, auth) if first else REPLAYED
@@ -254,19 +273,37 @@ class HmacAuthenticator:
         known, first = resultNow(d)
         return decided(first) if known else d.addCallback(decided)
 
-    def _verify(self, client: Any, auth: Mapping[str, Any] | None) -> str | None:
-        if not isinstance(auth, Mapping):
+    def _keyFor(self, bot: str, creds: tuple[str, str] | None) -> SigningKey:
+        fingerprint = hash(creds)
+        known = self._keys.get(bot)
+        if known is not None and known[0] == fingerprint:
+            return known[1]
+        if creds is None:
+            # An unknown bot gets the answer, and costs the time, of a wrong key (a
+            # stranger must not learn which bot names the server knows); its name,
+            # which strangers choose, is not kept.
+            return self._noKey
+        if len(self._keys) >= MAX_KEYS:
+            self._keys.clear()
+        key = SigningKey(*creds)
+        self._keys[bot] = (fingerprint, key)
+        return key
+
+    def _verify(self, client: Any, auth: Mapping[str, Any] | None) -> str | tuple[str, float]:
+        """Why the event is refused, else its signature (lower-case) and timestamp (seconds)."""
+        if auth.__class__ is not dict and not isinstance(auth, Mapping):
             return "the event has no auth object: set SECRET_KEY in the bridge script"
-        sig = auth.get("signature")
+        get = auth.get
+        sig = get("signature")
         if not isinstance(sig, str) or not sig:
             return "the event is not signed (auth.signature is missing)"
-        bot = auth.get("botName")
+        bot = get("botName")
         if bot != client.botName:
             return (
                 f"auth.botName '{str(bot)[:40]}' is not the bot this connection "
                 f"introduced ('{client.botName[:40]}')"
             )
-        device = auth.get("deviceUUID")
+        device = get("deviceUUID")
         if client.deviceID is not None and device != client.deviceID:
             # The handshake's deviceID is not signed; the event's deviceUUID is.
             return (
@@ -274,37 +311,37 @@ class HmacAuthenticator:
                 f"introduced ('{client.deviceID[:40]}')"
             )
         creds = self.credentials(client.botName)
-        # An unknown bot gets the answer, and costs the time, of a wrong key: a stranger
-        # must not learn which bot names the server knows.
-        secret, salt = creds if creds is not None else (_NO_SECRET, "")
-        if not signatureMatches(secret, salt, auth, sig) or creds is None:
+        given = sig.lower()
+        if not self._keyFor(client.botName, creds).matches(auth, given) or creds is None:
             return (
                 f"bad signature: the server has no credentials for bot "
                 f"'{client.botName[:40]}' (kkobot-config add-bot), or its SECRET_KEY / "
                 "BOT_SPECIFIC_SALT differ from the server's, or the event was altered"
             )
-        stamp = timestampMillis(auth.get("timestamp"))
-        if stamp is None:
-            return "auth.timestamp is missing or not a number of milliseconds"
-        skew = stamp / 1000.0 - self.clock.seconds()
+        stamp = get("timestamp")
+        if stamp.__class__ is not int or not -MAX_TIMESTAMP_MILLIS < stamp < MAX_TIMESTAMP_MILLIS:
+            stamp = timestampMillis(stamp)
+            if stamp is None:
+                return "auth.timestamp is missing or not a number of milliseconds"
+        stampSeconds = stamp / 1000.0
+        skew = stampSeconds - self.clock.seconds()
         if abs(skew) > self.window:
             direction = "ahead of" if skew > 0 else "behind"
             return (
                 f"auth.timestamp is {abs(skew):.0f} s {direction} the server's clock "
                 f"(allowed: {self.window:.0f} s); set the phone's clock automatically"
             )
-        if not self.replays.firstUse(sig.lower(), client.connectionId, stamp / 1000.0):
-            return REPLAYED
-        return None
+        return given, stampSeconds
 
     def _deviceCheck(self, client: Any, auth: Mapping[str, Any]) -> str | None:
-        if client not in self._recorded:
+        if client.deviceStatus is None:
+            # The connection's first event to get this far (every later one leaves a
+            # status): its device is recorded once per connection.
             if not client.deviceID:
                 device = auth.get("deviceUUID") or auth.get("deviceID")
                 if isinstance(device, str) and len(device) > MAX_DEVICE_CHARS:
                     return f"auth.deviceUUID is longer than {MAX_DEVICE_CHARS} characters"
                 client.deviceID = device if isinstance(device, str) and device else None
-            self._recorded.add(client)
             if client.deviceID:
                 # Once per connection: first/last seen, address, version.
                 d = self.devices.register(

@@ -1,18 +1,21 @@
-"""Replay memory that survives a restart: accepted signatures kept in memory and in <var>/replay."""
+"""Replay memory: the signatures accepted within the window, kept in memory and (ReplayFile) in <var>/replay."""
 
 from __future__ import annotations
 
 import math
 import os
 import struct
+from heapq import heappop, heappush
+from math import ceil
 from typing import Any, Callable
 
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
-from kkobot.bridge.auth import ReplayGuard
+from kkobot.interfaces import IReplayGuard
 from kkobot.logs import Logger
 
 log = Logger()
@@ -35,6 +38,72 @@ KEPT_WINDOWS = 3
 FLUSH_INTERVAL = 0.1
 
 Runner = Callable[..., "defer.Deferred[Any]"]
+
+
+@implementer(IReplayGuard)
+class ReplayGuard:
+    """
+    Remembers which connection first used each signature, in memory.
+
+    A signature is a replay when it shows up on a different connection; on its own
+    connection a repeat is normal (two events in one millisecond sign the same).
+    Only verified signatures are kept, each by its first 128 bits (a collision is out
+    of reach), until the whole second past its timestamp plus the window (later the
+    timestamp check refuses it anyway): memory is bounded by what one window of
+    accepted events signs. Signatures are grouped by the second they are forgotten
+    in, so a check is two dictionary lookups and forgetting costs O(1) per signature.
+    """
+
+    def __init__(self, clock: IReactorTime, window: float) -> None:
+        self.clock = clock
+        self.window = window
+        # First 32 hex digits -> the connection that used the signature first.
+        self._seen: dict[str, int] = {}
+        # The second a group is forgotten in -> its keys; the seconds, as a heap.
+        self._bySecond: dict[int, list[str]] = {}
+        self._seconds: list[int] = []
+        self._nextForget: float = math.inf
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def _expire(self, now: float) -> None:
+        seen, bySecond, seconds = self._seen, self._bySecond, self._seconds
+        while seconds and seconds[0] <= now:
+            for key in bySecond.pop(heappop(seconds)):
+                del seen[key]
+        self._nextForget = seconds[0] if seconds else math.inf
+
+    def firstUse(self, sig: str, connectionId: int, stampSeconds: float) -> bool:
+        """True when C{sig} is new or was first seen on C{connectionId}."""
+        now = self.clock.seconds()
+        if now >= self._nextForget:
+            self._expire(now)
+        key = sig[:32]
+        owner = self._seen.get(key)
+        if owner is not None:
+            return owner == connectionId
+        # Past its stamp plus the window the timestamp check refuses it anyway; a stamp
+        # from the past counts from now, so every signature is kept a full window.
+        forgetAt = self._add(key, connectionId, (stampSeconds if stampSeconds > now else now) + self.window)
+        self.remembered(key, forgetAt)
+        return True
+
+    def _add(self, key: str, connectionId: int, forgetAt: float) -> int:
+        """Keep C{key} (not kept yet) until the whole second at or after C{forgetAt}; that second."""
+        second = ceil(forgetAt)
+        group = self._bySecond.get(second)
+        if group is None:
+            group = self._bySecond[second] = []
+            heappush(self._seconds, second)
+            if second < self._nextForget:
+                self._nextForget = second
+        group.append(key)
+        self._seen[key] = connectionId
+        return second
+
+    def remembered(self, key: str, forgetAt: int) -> None:
+        """A new signature was kept until C{forgetAt} (a guard that persists them writes it down)."""
 
 
 def _inThread(func: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
@@ -113,7 +182,7 @@ class ReplayFile(ReplayGuard, Service):
         ReplayGuard.__init__(self, clock, window)
         self.directory = directory
         self._run = run
-        self._pending: list[bytes] = []
+        self._pending: list[tuple[str, int]] = []
         self._flushCall: Any = None
         self._writing: defer.Deferred[None] | None = None
         self._segment: int | None = None
@@ -171,17 +240,19 @@ class ReplayFile(ReplayGuard, Service):
             body = body[: len(body) - len(body) % RECORD.size]
             seen = self._seen
             for digest, forgetAt in RECORD.iter_unpack(body):
-                if forgetAt > now:
+                key = digest.hex()
+                if forgetAt > now and key not in seen:
                     # Connection 0 is none of this run's: any use is a replay.
-                    seen[digest.hex()] = (0, float(forgetAt))
+                    self._add(key, 0, forgetAt)
                     loaded += 1
             self._segment = start
         return loaded
 
     # -- writing down
 
-    def remembered(self, key: str, forgetAt: float) -> None:
-        self._pending.append(RECORD.pack(bytes.fromhex(key), math.ceil(forgetAt)))
+    def remembered(self, key: str, forgetAt: int) -> None:
+        # Packed when the batch is written: one pass over the batch, not a call per event.
+        self._pending.append((key, forgetAt))
         if self._flushCall is None and self._writing is None and self.running:
             self._scheduleFlush()
 
@@ -194,7 +265,8 @@ class ReplayFile(ReplayGuard, Service):
             self._writeBatch()
 
     def _writeBatch(self) -> defer.Deferred[None]:
-        data = b"".join(self._pending)
+        pack, fromhex = RECORD.pack, bytes.fromhex
+        data = b"".join([pack(fromhex(key), forgetAt) for key, forgetAt in self._pending])
         self._pending = []
         now = self.clock.seconds()
         cutoff = None

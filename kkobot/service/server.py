@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from twisted.application.internet import TimerService
@@ -101,7 +102,9 @@ class KkobotService(MultiService):
             )
             self.replays.setServiceParent(self)
             authenticator = HmacAuthenticator(
-                lambda bot: config.bot_credentials(cfg, bot),
+                # The config is read once per process: a bot's entry is looked up once,
+                # not per event (bounded: strangers choose the names they send).
+                functools.lru_cache(maxsize=256)(lambda bot: config.bot_credentials(cfg, bot)),
                 self.devices,
                 reactor,
                 window=window,
