@@ -93,7 +93,8 @@ class Dispatcher:
         if pluginOf is not None:
             context.plugin = pluginOf(command)
         refusal = self.refusal(command, context)
-        if isinstance(refusal, defer.Deferred):
+        # None (no refusal) first: isinstance on Deferred goes through ABCMeta in Python.
+        if refusal is not None and isinstance(refusal, defer.Deferred):
             return refusal.addCallback(self._decided, command, context)
         return self._decided(refusal, command, context)
 

@@ -49,6 +49,9 @@ def runCommandNow(
     """
     try:
         result = _call(command, context)
+        if type(result) is str:
+            # What most commands return; isinstance on Deferred goes through ABCMeta in Python.
+            return normalizeReplies(result)
         if isinstance(result, Failure):
             return _failed(result, command, context, timeout)
         if not isinstance(result, defer.Deferred):
