@@ -130,7 +130,9 @@ class Dispatcher:
                 context.extra["optionsParsed"] = True
             except OptionError as e:
                 return f"{e}\n사용법: {usageOf(command)}"
-        cooldown = Cooldown.of(getattr(command, "cooldown", None))
+        declaredCooldown = getattr(command, "cooldown", None)
+        # Most commands declare none: no Cooldown.of call for them.
+        cooldown = None if declaredCooldown is None else Cooldown.of(declaredCooldown)
         if cooldown is not None and not (self.exemptAdmins and context.isAdmin):
             if self.cooldownStore is not None:
                 d = self.cooldownStore.acquire(command.name, cooldown, context)
