@@ -23,8 +23,10 @@ WIDTHS = {
 
 CLIENT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
-# Laughter and crying jamo, which alone do not make a message meaningful.
-_FILLER = re.compile(r"[ㅋㅎㅠㅜ]")
+# Two letters or digits (str.isalnum: in a str pattern, \w less the underscore is
+# exactly that) besides laughter and crying jamo, which alone do not make a message
+# meaningful; one C scan instead of a Python loop over every character.
+_TWO_MEANINGFUL = re.compile(r"[^\W_ㅋㅎㅠㅜ].*?[^\W_ㅋㅎㅠㅜ]", re.DOTALL)
 
 
 def clip(value: str | None, width: int) -> str | None:
@@ -111,8 +113,7 @@ def isMeaningful(text: str, isCommand: bool) -> bool:
     """A command, or text with at least two letters or digits besides laughter."""
     if isCommand:
         return True
-    content = _FILLER.sub("", text)
-    return sum(1 for ch in content if ch.isalnum()) >= 2
+    return _TWO_MEANINGFUL.search(text) is not None
 
 
 class ChatRow(NamedTuple):
