@@ -64,7 +64,8 @@ class Handshake:
             proto.badLines.answer(wire.HANDSHAKE_REQUIRED, "send the handshake first")
             return False
         reason = proto.factory.authenticator.verifyEvent(client, auth)
-        if isinstance(reason, defer.Deferred):
+        # None (verified) first: isinstance on Deferred goes through ABCMeta in Python.
+        if reason is not None and isinstance(reason, defer.Deferred):
             # The deployment's replay check: no later line is read until it answers.
             proto.pause("auth")
             reason.addCallback(self._decided, event)

@@ -39,7 +39,8 @@ class RoomReplies:
             d = handler.handleMessage(client, message)
         else:
             result = now(client, message)
-            if not isinstance(result, defer.Deferred):
+            # A list first: isinstance on Deferred goes through ABCMeta in Python.
+            if type(result) is list or not isinstance(result, defer.Deferred):
                 if key not in self._roomTails:
                     # Answered at once, with nothing of this room still pending:
                     # no Deferred chain needed to keep the order.

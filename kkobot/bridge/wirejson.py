@@ -29,12 +29,15 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # strings ("logId":"3371984461207437313") stay on the fast path; a string that merely
 # looks like that context costs only the slower path, never a different answer.
 # (As a regex, [:,\[][ \t\r\n]*-?[0-9]{19}, it cost ~2.5 us a line: every ':' and ','
-# starts an attempt. Instead one C translate maps digits to '9', ':' ',' '[' to ':',
-# blanks to ' ', and everything else, the quote of a string id included, to 'x';
-# then only the runs of 19+ digits, usually one string logId, are looked at.)
+# starts an attempt. Instead one C translate maps digits to '9', ':' ',' to ':',
+# '[' '{' to '[', blanks to ' ', and everything else, the quote of a string id
+# included, to 'x'; then only the runs of 19+ digits, usually one string logId, are
+# looked at. A '{' before digits is no JSON, so counting it as context is harmless;
+# the same translation counts the openers for the nesting check.)
 _NUMBER_CLASSES = bytes(
     ord("9") if chr(c).isdigit() and c < 128
-    else ord(":") if c in b":,["
+    else ord(":") if c in b":,"
+    else ord("[") if c in b"[{"
     else ord(" ") if c in b" \t\r\n"
     else ord("-") if c == ord("-")
     else ord("x")
@@ -43,15 +46,20 @@ _NUMBER_CLASSES = bytes(
 _NINETEEN = b"9" * 19
 
 
-def _hasLongNumber(line: bytes) -> bool:
-    """True when C{line} may hold a number token of 19+ digits (see above; a mix of blanks and signs before the digits also counts)."""
-    classes = line.translate(_NUMBER_CLASSES)
+def _hasLongNumber(line: bytes, classes: bytes | None = None) -> bool:
+    """
+    True when C{line} may hold a number token of 19+ digits (see above; a mix of
+    blanks and signs before the digits also counts). C{classes}: the line's
+    translation by C{_NUMBER_CLASSES}, if made already.
+    """
+    if classes is None:
+        classes = line.translate(_NUMBER_CLASSES)
     at = classes.find(_NINETEEN)
     while at != -1:
         before = at - 1
         while before >= 0 and classes[before] in b" -":
             before -= 1
-        if before >= 0 and classes[before] == 58:  # ':'
+        if before >= 0 and classes[before] in b":[":
             return True
         # The next run of digits, not the rest of this one.
         at = classes.find(_NINETEEN, at + 19)
@@ -114,7 +122,9 @@ def parseObject(line: bytes) -> dict[str, Any]:
         line = line[:-1]
     # Nesting is refused before any parsing; only a line with more brackets than
     # levels allowed can nest too deep, so the scan is skipped for bridge lines.
-    if line.count(b"[") + line.count(b"{") > MAX_NESTING:
+    # One translation serves this count ('[' and '{' alike) and the number check.
+    classes = line.translate(_NUMBER_CLASSES)
+    if classes.count(b"[") > MAX_NESTING:
         brackets = _structure(line)
         if brackets is None:
             raise WireError(BAD_JSON, "not valid JSON: a string is not terminated")
@@ -124,7 +134,7 @@ def parseObject(line: bytes) -> dict[str, Any]:
     # line it refuses (bad UTF-8, NaN, lone surrogates, ...) or might read
     # differently (huge integers) goes the json way below, so the answers and
     # error codes are json's.
-    if not _hasLongNumber(line):
+    if not _hasLongNumber(line, classes):
         try:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError:

@@ -93,7 +93,8 @@ class Dispatcher:
         if pluginOf is not None:
             context.plugin = pluginOf(command)
         refusal = self.refusal(command, context)
-        if isinstance(refusal, defer.Deferred):
+        # None (no refusal) first: isinstance on Deferred goes through ABCMeta in Python.
+        if refusal is not None and isinstance(refusal, defer.Deferred):
             return refusal.addCallback(self._decided, command, context)
         return self._decided(refusal, command, context)
 
@@ -129,7 +130,9 @@ class Dispatcher:
                 context.extra["optionsParsed"] = True
             except OptionError as e:
                 return f"{e}\n사용법: {usageOf(command)}"
-        cooldown = Cooldown.of(getattr(command, "cooldown", None))
+        declaredCooldown = getattr(command, "cooldown", None)
+        # Most commands declare none: no Cooldown.of call for them.
+        cooldown = None if declaredCooldown is None else Cooldown.of(declaredCooldown)
         if cooldown is not None and not (self.exemptAdmins and context.isAdmin):
             if self.cooldownStore is not None:
                 d = self.cooldownStore.acquire(command.name, cooldown, context)

@@ -40,6 +40,9 @@ def normalizeReplies(result: Any) -> list[Reply]:
     """A command's return value as a list of L{Reply}."""
     if result is None:
         return []
+    if type(result) is str:
+        # What most commands return: one line of text.
+        return [Reply(result)] if result else []
     if isinstance(result, (str, Reply)):
         result = [result]
     replies = []

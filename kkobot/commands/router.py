@@ -109,7 +109,7 @@ class MessageRouter:
         # Per message at debug: formatting a line per message would cost a third of
         # the server's CPU at load; logSummary() gives the info-level picture. The
         # level is checked first so the arguments are not even built.
-        if logs.level() <= LogLevel.debug:
+        if logs.level() is LogLevel.debug:
             log.debug(
                 "[MSG] {bot} | {room} | {sender}{command}",
                 bot=client.botName,
@@ -160,7 +160,8 @@ class MessageRouter:
         started = context.now
         result = self.dispatcher.invokeNow(command, context)
         ran = context.extra.get("ran")
-        if isinstance(result, defer.Deferred):
+        # A list first: isinstance on Deferred goes through ABCMeta in Python.
+        if type(result) is not list and isinstance(result, defer.Deferred):
             if conversations is not None:
                 result = conversations.detachable(result, context)
             if ran:
@@ -175,7 +176,7 @@ class MessageRouter:
         self.chatlog.log(ChatRow.fromMessage(message, client.botName, None, self._nowText()))
         self.messagesSeen += 1
         self.events.messageIn(client.botName, message.room, message.channelId, None)
-        if logs.level() <= LogLevel.debug:
+        if logs.level() is LogLevel.debug:
             log.debug("[MSG] {bot} | {room} | {sender} | an answer to a question",
                       bot=client.botName, room=message.room, sender=message.sender)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
+from types import CoroutineType
 from typing import Any
 
 from twisted.internet import defer
@@ -49,6 +49,9 @@ def runCommandNow(
     """
     try:
         result = _call(command, context)
+        if type(result) is str:
+            # What most commands return; isinstance on Deferred goes through ABCMeta in Python.
+            return normalizeReplies(result)
         if isinstance(result, Failure):
             return _failed(result, command, context, timeout)
         if not isinstance(result, defer.Deferred):
@@ -121,7 +124,8 @@ def _call(command: Any, context: Any) -> Any:
         except OptionError as e:
             return f"{e}\n사용법: {getattr(command, 'usage', '') or '# ' + command.name}"
     result = command.run(context)
-    if inspect.iscoroutine(result):
+    # inspect.iscoroutine() is this isinstance behind a Python call.
+    if type(result) is not str and isinstance(result, CoroutineType):
         return defer.ensureDeferred(result)
     return result
 
