@@ -48,6 +48,7 @@ def applyDeviceStatus(
         approved = status == "approved"
         if client.approved != approved:
             client.approved = approved
+            factory.registry.changed(client)
             log.info("[AUTH] {bot} ({device}) is now {status}", bot=client.botName,
                      device=client.deviceID, status=status)
             proto.sendEvent("handshakeComplete", {

@@ -63,21 +63,25 @@ class Handshake:
                 return False
             proto.badLines.answer(wire.HANDSHAKE_REQUIRED, "send the handshake first")
             return False
+        # The device's approval as it stood before this event's check.
+        approved = client.approved
         reason = proto.factory.authenticator.verifyEvent(client, auth)
         # None (verified) first: isinstance on Deferred goes through ABCMeta in Python.
         if reason is not None and isinstance(reason, defer.Deferred):
             # The deployment's replay check: no later line is read until it answers.
             proto.pause("auth")
-            reason.addCallback(self._decided, event)
+            reason.addCallback(self._decided, event, approved)
             reason.addErrback(self._verifyFailed)
             reason.addBoth(lambda _: proto.resume("auth"))
             return False
-        return self._settle(reason, auth)
+        return self._settle(reason, auth, approved)
 
-    def _decided(self, reason: str | None, event: wire.ChatMessage | wire.Ping) -> None:
+    def _decided(
+        self, reason: str | None, event: wire.ChatMessage | wire.Ping, approved: bool
+    ) -> None:
         if not self.proto.writable or self.client is None:
             return
-        if self._settle(reason, event.auth):
+        if self._settle(reason, event.auth, approved):
             self.proto.handleAdmitted(event)
 
     def _verifyFailed(self, failure: Failure) -> None:
@@ -86,7 +90,7 @@ class Handshake:
         if proto.writable:
             proto.sendError(wire.INTERNAL_ERROR, "the server failed on this line")
 
-    def _settle(self, reason: str | None, auth: Any) -> bool:
+    def _settle(self, reason: str | None, auth: Any, approved: bool) -> bool:
         client = self.client
         assert client is not None
         if reason is not None:
@@ -97,6 +101,9 @@ class Handshake:
             return False
         if not self.verified:
             self._trust()
+        elif client.approved != approved:
+            # The check saw the device's new status (approved, or back to pending).
+            self.proto.factory.registry.changed(client)
         if client.deviceID is None:
             # 2.9.x handshakes carry no deviceID: the device is its events' deviceUUID.
             client.deviceID = _authDevice(auth)

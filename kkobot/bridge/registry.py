@@ -60,8 +60,8 @@ class ClientRegistry:
 
     def __init__(self) -> None:
         self._clients: dict[int, ClientInfo] = {}
-        # Told of each change: objects with clientAdded(client) / clientRemoved(client)
-        # (the cluster's presence, the outbound queue).
+        # Told of each change: objects with clientAdded / clientChanged / clientRemoved
+        # (client) (the cluster's presence, the outbound queue).
         self.listeners: list[Any] = []
 
     def add(self, client: ClientInfo) -> None:
@@ -70,6 +70,12 @@ class ClientRegistry:
         self._clients[client.connectionId] = client
         for listener in list(self.listeners):
             listener.clientAdded(client)
+
+    def changed(self, client: ClientInfo) -> None:
+        """C{client}'s approval changed (the device was approved, or stepped back)."""
+        if client.connectionId in self._clients:
+            for listener in list(self.listeners):
+                listener.clientChanged(client)
 
     def remove(self, client: ClientInfo) -> None:
         if self._clients.pop(client.connectionId, None) is not None:

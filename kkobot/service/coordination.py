@@ -5,17 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet import task
 
 from kkobot import __version__
 from kkobot.cluster.node import ClusterNode
 from kkobot.logs import Logger
 
 log = Logger()
-
-# How often approvals are compared: a device approved in the database reaches
-# routing (and its waiting messages) this fast.
-APPROVAL_CHECK_SECONDS = 0.5
 
 
 def _logFailure(failure: Any, what: str) -> None:
@@ -24,51 +19,36 @@ def _logFailure(failure: Any, what: str) -> None:
 
 class PresenceFeed(Service):
     """
-    Tells the node of every connection the registry gains or loses, and of each
-    approval change (the registry only knows arrivals and departures): presence
-    is written to Redis, and messages waiting for the bot go out.
+    Tells the node of every connection the registry gains, loses or sees approved
+    (or stepped back): presence is written to Redis, and messages waiting for the
+    bot go out.
     """
 
     def __init__(self, node: ClusterNode, registry: Any, clock: Any) -> None:
         self.node = node
         self.registry = registry
         self.clock = clock
-        self._approved: dict[int, bool] = {}
-        self._loop: task.LoopingCall | None = None
+        # Connections added and not gone yet (a removal may come before _added runs).
+        self._present: set[int] = set()
         registry.listeners.append(self)
 
     def clientAdded(self, client: Any) -> None:
-        self._approved[client.connectionId] = client.approved
+        self._present.add(client.connectionId)
         # After the protocol's own step (it answers the handshake right after adding
         # the client): messages waiting for the bot come after that answer.
         self.clock.callLater(0, self._added, client)
 
     def _added(self, client: Any) -> None:
-        if client.connectionId not in self._approved:
+        if client.connectionId not in self._present:
             return  # gone already
         self.node.clientAdded(client).addErrback(_logFailure, "recording a connection")
 
+    def clientChanged(self, client: Any) -> None:
+        self.node.clientChanged(client).addErrback(_logFailure, "recording an approval")
+
     def clientRemoved(self, client: Any) -> None:
-        self._approved.pop(client.connectionId, None)
+        self._present.discard(client.connectionId)
         self.node.clientRemoved(client).addErrback(_logFailure, "recording a disconnection")
-
-    def checkApprovals(self) -> None:
-        for client in self.registry:
-            before = self._approved.get(client.connectionId)
-            if before is not None and before != client.approved:
-                self._approved[client.connectionId] = client.approved
-                self.node.clientChanged(client).addErrback(_logFailure, "recording an approval")
-
-    def startService(self) -> None:
-        Service.startService(self)
-        self._loop = task.LoopingCall(self.checkApprovals)
-        self._loop.clock = self.clock
-        self._loop.start(APPROVAL_CHECK_SECONDS, now=False)
-
-    def stopService(self) -> None:
-        Service.stopService(self)
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
 
 
 class _EveryUseFirst:

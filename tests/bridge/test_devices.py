@@ -57,6 +57,33 @@ class ApprovalOverTheWire(SynchronousTestCase):
         conn.send(analyze("# echo 2", auth=signedAuth(int(rig.clock.seconds() * 1000) + 1)))
         self.assertEqual(conn.replies(conn.received()), ["에코: 2"])
 
+    def test_registry_listeners_hear_of_an_approval_when_it_happens(self) -> None:
+        # What the cluster's presence and the outbound queue rely on to send the
+        # messages waiting for a bot as soon as its device is approved.
+        rig = self.rig("pending")
+        heard: list[tuple[str, bool]] = []
+
+        class Listener:
+            def clientAdded(self, client) -> None:
+                heard.append(("added", client.approved))
+
+            def clientChanged(self, client) -> None:
+                heard.append(("changed", client.approved))
+
+            def clientRemoved(self, client) -> None:
+                heard.append(("removed", client.approved))
+
+        rig.factory.registry.listeners.append(Listener())
+        conn = rig.connect(hello=HELLO_320)
+        conn.send(analyze("# echo 1", auth=signedAuth()))
+        rig.devices.statuses[KEY] = "approved"
+        applyDeviceStatus(rig.factory, "kkobot", DEVICE, "approved")
+        # A status the next signed event sees (no notice from the store) is heard too.
+        rig.devices.statuses[KEY] = "pending"
+        conn.send(analyze("# echo 2", auth=signedAuth(int(rig.clock.seconds() * 1000) + 1)))
+        conn.send(analyze("# echo 3", auth=signedAuth(int(rig.clock.seconds() * 1000) + 2)))
+        self.assertEqual(heard, [("added", False), ("changed", True), ("changed", False)])
+
     def test_auto_approve(self) -> None:
         rig = self.rig(None, autoApprove=True)
         conn = rig.connect(hello=HELLO_320)
