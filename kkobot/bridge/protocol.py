@@ -8,7 +8,6 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineReceiver
-from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from kkobot.bridge import wire, wireforms
@@ -41,7 +40,7 @@ UNVERIFIED_CONTAINERS = 64
 LONG_LINE_SLOTS = 4
 
 
-class BridgeProtocol(LineReceiver, TimeoutMixin):
+class BridgeProtocol(LineReceiver):
     """
     The server side of one MessengerBotR bridge connection.
 
@@ -63,6 +62,11 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
     # of the last line received, so each is answered as it was written.
     form: wireforms.IWireFormat = wireforms.JSON_LINES
     _introduced = False
+    # The connection's deadline (see L{setTimeout}): its length, the timer, and when
+    # it was last moved (by setTimeout, or by a line of a verified connection).
+    timeOut: float | None = None
+    _timeoutCall: Any = None
+    _lastActivity = 0.0
 
     def __init__(self) -> None:
         self.handshake = Handshake(self)
@@ -107,7 +111,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         peer = self.transport.getPeer()
         self.address = getattr(peer, "host", str(peer))
         self.MAX_LENGTH = min(factory.maxLineBytes, UNVERIFIED_LINE_BYTES)
-        self.callLater = factory.clock.callLater  # TimeoutMixin's clock
+        self._seconds = factory.clock.seconds
         self.transport.registerProducer(self, True)
         refusal = factory.admitConnection(self)
         if refusal is not None:
@@ -136,6 +140,32 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         self.pings.stop()
         self.factory.connections.discard(self)
         self.handshake.lost()
+
+    def setTimeout(self, period: float | None) -> None:
+        """A fresh deadline C{period} seconds from now (None: no deadline)."""
+        self.timeOut = period
+        call = self._timeoutCall
+        if call is not None:
+            self._timeoutCall = None
+            if call.active():
+                call.cancel()
+        if period is not None:
+            self._lastActivity = self._seconds()
+            self._timeoutCall = self.factory.clock.callLater(period, self._deadlineReached)
+
+    def _deadlineReached(self) -> None:
+        # Lines only note their time (a DelayedCall.reset per line cost more than
+        # the rest of the timing): when the timer fires, a deadline that has moved
+        # since is waited for in turn.
+        self._timeoutCall = None
+        if self.timeOut is None:
+            return
+        deadline = self._lastActivity + self.timeOut
+        now = self._seconds()
+        if deadline > now:
+            self._timeoutCall = self.factory.clock.callLater(deadline - now, self._deadlineReached)
+        else:
+            self.timeoutConnection()
 
     def timeoutConnection(self) -> None:
         if self.client is None:
@@ -219,7 +249,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         verified = self.handshake.verified
         # Until verified the timer is a deadline: no line extends it.
         if verified:
-            self.resetTimeout()
+            self._lastActivity = self._seconds()
         if not line or line.isspace():
             return
         if not verified and wire.tooManyContainers(line, UNVERIFIED_CONTAINERS):
