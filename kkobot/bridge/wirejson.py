@@ -116,12 +116,71 @@ def tooManyContainers(line: bytes, limit: int) -> bool:
     return brackets is None or brackets.count(b"[") > limit
 
 
+# What orjson's result may hold without a second look. A float may be an integer
+# past 64 bits that orjson could not hold (json keeps it exact), lists and objects
+# count towards the nesting bound: either sends the line the checked way.
+_SCALARS = frozenset((str, int, bool, type(None)))
+# At most this many values are looked at after orjson's parse; a line with more
+# is read the checked way, so a hostile one costs no more than the checks do.
+_VALUES_LOOKED_AT = 256
+
+
+def _plain(obj: dict[str, Any]) -> bool:
+    """
+    True when orjson's C{obj} is what json would have read, and the line it came
+    from holds at most L{MAX_NESTING} lists and objects (so it cannot nest deeper):
+    no float anywhere, few containers, few values in all.
+    """
+    scalars = _SCALARS
+    pending = [obj]
+    containers = 1
+    budget = _VALUES_LOOKED_AT
+    while pending:
+        values = pending.pop()
+        if type(values) is dict:
+            values = values.values()
+        budget -= len(values)
+        if budget < 0:
+            return False
+        for value in values:
+            kind = type(value)
+            if kind in scalars:
+                continue
+            if kind is not dict and kind is not list:
+                return False
+            containers += 1
+            if containers > MAX_NESTING:
+                return False
+            pending.append(value)
+    return True
+
+
 def parseObject(line: bytes) -> dict[str, Any]:
     """The JSON object C{line} holds (a 3.2 line, or a 3.3 header); L{WireError} when it holds none."""
     if line.endswith(b"\r"):
         line = line[:-1]
-    # Nesting is refused before any parsing; only a line with more brackets than
-    # levels allowed can nest too deep, so the scan is skipped for bridge lines.
+    # orjson first (the same objects as json.loads, several times faster). What a
+    # bridge sends is taken as it parsed: one look at the values (no float, a few
+    # containers) costs less than any scan of the bytes. Everything else, and every
+    # line orjson refuses, is read the checked way, which gives json's answers.
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return _checkedObject(line, None)
+    if type(obj) is not dict:
+        return _checkedObject(line, None)
+    if _plain(obj):
+        return obj
+    return _checkedObject(line, obj)
+
+
+def _checkedObject(line: bytes, parsed: dict[str, Any] | None) -> dict[str, Any]:
+    """
+    L{parseObject} for a line that is not plainly a bridge's: nesting, huge numbers,
+    encoding. C{parsed}: the object orjson read from it (None: none).
+    """
+    # Nesting is refused before json parses it (json recurses per level); only a line
+    # with more brackets than levels allowed can nest too deep, so the scan is rare.
     # One translation serves this count ('[' and '{' alike) and the number check.
     classes = line.translate(_NUMBER_CLASSES)
     if classes.count(b"[") > MAX_NESTING:
@@ -130,18 +189,11 @@ def parseObject(line: bytes) -> dict[str, Any]:
             raise WireError(BAD_JSON, "not valid JSON: a string is not terminated")
         if _depth(brackets) > MAX_NESTING:
             raise WireError(BAD_JSON, f"JSON nested deeper than {MAX_NESTING} levels")
-    # orjson first (the same objects as json.loads, several times faster); every
-    # line it refuses (bad UTF-8, NaN, lone surrogates, ...) or might read
-    # differently (huge integers) goes the json way below, so the answers and
-    # error codes are json's.
-    if not _hasLongNumber(line, classes):
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            pass
-        else:
-            if type(obj) is dict:
-                return obj
+    # orjson's object when it read the line as json would (no huge integers); every
+    # line it refuses (bad UTF-8, NaN, lone surrogates, ...) or might read differently
+    # goes the json way below, so the answers and error codes are json's.
+    if parsed is not None and not _hasLongNumber(line, classes):
+        return parsed
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -218,6 +218,29 @@ class WrongShapeTests(SynchronousTestCase):
 
         self.assertEqual(outcome(wire.parseChatMessage), outcome(wire._checkedChatMessage))
 
+    @FUZZ
+    @given(st.dictionaries(st.text(max_size=8), st.one_of(
+        jsonValues,
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.recursive(st.integers(), lambda inner: st.lists(inner, max_size=3), max_leaves=80),
+    ), max_size=4))
+    @example({"deep": json.loads("[" * 65 + "]" * 65)})
+    @example({"many": [[]] * 64})
+    @example({"n": 2**64, "f": 1.5})
+    @example({"values": list(range(300))})
+    def test_orjsonObjectTakenOnlyWhereJsonReadsTheSame(self, value: dict) -> None:
+        """A line orjson reads is taken as it read it only where the checked (json) way gives the same."""
+        line = jsonLine(value)
+
+        def outcome(parse):
+            try:
+                return repr(parse(line))
+            except wire.WireError as e:
+                return e.code
+
+        self.assertEqual(outcome(wirejson.parseObject),
+                         outcome(lambda line: wirejson._checkedObject(line, None)))
+
     def test_longNumberCheckKeepsStringIdsFast(self) -> None:
         self.assertFalse(wirejson._hasLongNumber(jsonLine(analyze("x", logId="3371984461207437313"))))
         self.assertFalse(wirejson._hasLongNumber(b'{"a":"' + b"7" * 60 + b'","b":1}'))
