@@ -116,24 +116,36 @@ def tooManyContainers(line: bytes, limit: int) -> bool:
     return brackets is None or brackets.count(b"[") > limit
 
 
-# What orjson's result may hold without a second look. A float may be an integer
-# past 64 bits that orjson could not hold (json keeps it exact), lists and objects
-# count towards the nesting bound: either sends the line the checked way.
+# What orjson's result may hold without a second look: a float may be an integer
+# past 64 bits that orjson could not hold (json keeps it exact).
 _SCALARS = frozenset((str, int, bool, type(None)))
 # At most this many values are looked at after orjson's parse; a line with more
 # is read the checked way, so a hostile one costs no more than the checks do.
 _VALUES_LOOKED_AT = 256
 
 
+def _fewContainers(line: bytes) -> bool:
+    """
+    True when C{line} has at most L{MAX_NESTING} '[' and '{' (so it cannot nest
+    deeper), found with memchr: a bridge's line has a handful, and a count or a
+    translation walks every byte.
+    """
+    found = 0
+    find = line.find
+    for opener in b"{[":
+        at = find(opener)
+        while at >= 0:
+            found += 1
+            if found > MAX_NESTING:
+                return False
+            at = find(opener, at + 1)
+    return True
+
+
 def _plain(obj: dict[str, Any]) -> bool:
-    """
-    True when orjson's C{obj} is what json would have read, and the line it came
-    from holds at most L{MAX_NESTING} lists and objects (so it cannot nest deeper):
-    no float anywhere, few containers, few values in all.
-    """
+    """True when orjson's C{obj} is what json would have read: no float anywhere, few values in all."""
     scalars = _SCALARS
     pending = [obj]
-    containers = 1
     budget = _VALUES_LOOKED_AT
     while pending:
         values = pending.pop()
@@ -148,9 +160,6 @@ def _plain(obj: dict[str, Any]) -> bool:
                 continue
             if kind is not dict and kind is not list:
                 return False
-            containers += 1
-            if containers > MAX_NESTING:
-                return False
             pending.append(value)
     return True
 
@@ -159,10 +168,18 @@ def parseObject(line: bytes) -> dict[str, Any]:
     """The JSON object C{line} holds (a 3.2 line, or a 3.3 header); L{WireError} when it holds none."""
     if line.endswith(b"\r"):
         line = line[:-1]
-    # orjson first (the same objects as json.loads, several times faster). What a
-    # bridge sends is taken as it parsed: one look at the values (no float, a few
-    # containers) costs less than any scan of the bytes. Everything else, and every
-    # line orjson refuses, is read the checked way, which gives json's answers.
+    # Nesting is refused before any parsing; only a line with more brackets than
+    # levels allowed can nest too deep, so the scan is skipped for bridge lines.
+    if not _fewContainers(line):
+        brackets = _structure(line)
+        if brackets is None:
+            raise WireError(BAD_JSON, "not valid JSON: a string is not terminated")
+        if _depth(brackets) > MAX_NESTING:
+            raise WireError(BAD_JSON, f"JSON nested deeper than {MAX_NESTING} levels")
+    # orjson first (the same objects as json.loads, several times faster): what a
+    # bridge sends is taken as it parsed after one look at its values (no float).
+    # Every other line, and every line orjson refuses, is read the checked way,
+    # which gives json's answers and error codes.
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
@@ -176,23 +193,13 @@ def parseObject(line: bytes) -> dict[str, Any]:
 
 def _checkedObject(line: bytes, parsed: dict[str, Any] | None) -> dict[str, Any]:
     """
-    L{parseObject} for a line that is not plainly a bridge's: nesting, huge numbers,
-    encoding. C{parsed}: the object orjson read from it (None: none).
+    L{parseObject} for a line whose object is not plainly a bridge's (huge numbers,
+    bad encoding, ...). C{parsed}: the object orjson read from it (None: none).
     """
-    # Nesting is refused before json parses it (json recurses per level); only a line
-    # with more brackets than levels allowed can nest too deep, so the scan is rare.
-    # One translation serves this count ('[' and '{' alike) and the number check.
-    classes = line.translate(_NUMBER_CLASSES)
-    if classes.count(b"[") > MAX_NESTING:
-        brackets = _structure(line)
-        if brackets is None:
-            raise WireError(BAD_JSON, "not valid JSON: a string is not terminated")
-        if _depth(brackets) > MAX_NESTING:
-            raise WireError(BAD_JSON, f"JSON nested deeper than {MAX_NESTING} levels")
     # orjson's object when it read the line as json would (no huge integers); every
     # line it refuses (bad UTF-8, NaN, lone surrogates, ...) or might read differently
-    # goes the json way below, so the answers and error codes are json's.
-    if parsed is not None and not _hasLongNumber(line, classes):
+    # goes the json way below.
+    if parsed is not None and not _hasLongNumber(line):
         return parsed
     try:
         text = line.decode("utf-8")
