@@ -48,9 +48,10 @@ class JsonLines:
 
     @staticmethod
     def encodeReply(room: str, channelId: str | None, reply: Reply) -> bytes:
+        if reply.mediaWaitTime is None:
+            return wire.encodeText(room, channelId, reply.text)
         data: dict[str, Any] = {"room": room, "text": reply.text, "channel_id": channelId}
-        if reply.mediaWaitTime is not None:
-            data["media_wait_time"] = reply.mediaWaitTime
+        data["media_wait_time"] = reply.mediaWaitTime
         return wire.encode("messageResponse", data)
 
 
