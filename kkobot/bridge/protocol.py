@@ -65,6 +65,8 @@ class BridgeProtocol(LineReceiver):
     # The connection's deadline (see L{setTimeout}): its length, the timer, and when
     # it was last moved (by setTimeout, or by a line of a verified connection).
     timeOut: float | None = None
+    # Neither closing nor gone: a new line may still be written (read per line out).
+    writable = True
     _timeoutCall: Any = None
     _lastActivity = 0.0
 
@@ -95,10 +97,6 @@ class BridgeProtocol(LineReceiver):
         """Whether an event of this connection verified (at the handshake, auth off)."""
         return self.handshake.verified
 
-    @property
-    def writable(self) -> bool:
-        """Neither closing nor gone: a new line may still be written."""
-        return not self._closing and not self._gone
 
     @property
     def gone(self) -> bool:
@@ -132,6 +130,7 @@ class BridgeProtocol(LineReceiver):
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self._gone = True
+        self.writable = False
         self.badLines.lost()
         self.closed.callback(None)
         self._endLongLine()
@@ -184,6 +183,7 @@ class BridgeProtocol(LineReceiver):
         if self._closing:
             return
         self._closing = True
+        self.writable = False
         self.out.beforeClose()
         # A registered producer keeps loseConnection from ever finishing.
         self.transport.unregisterProducer()
