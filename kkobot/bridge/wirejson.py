@@ -133,91 +133,32 @@ def tooManyContainers(line: bytes, limit: int) -> bool:
     return brackets is None or brackets.count(b"[") > limit
 
 
-# What orjson's result may hold without a second look: a float may be an integer
-# past 64 bits that orjson could not hold (json keeps it exact).
-_SCALARS = frozenset((str, int, bool, type(None)))
-# At most this many values are looked at after orjson's parse; a line with more
-# is read the checked way, so a hostile one costs no more than the checks do.
-_VALUES_LOOKED_AT = 256
-
-
-def _fewContainers(line: bytes) -> bool:
-    """
-    True when C{line} has at most L{MAX_NESTING} '[' and '{' (so it cannot nest
-    deeper), found with memchr: a bridge's line has a handful, and a count or a
-    translation walks every byte.
-    """
-    found = 0
-    find = line.find
-    for opener in b"{[":
-        at = find(opener)
-        while at >= 0:
-            found += 1
-            if found > MAX_NESTING:
-                return False
-            at = find(opener, at + 1)
-    return True
-
-
-def _plain(obj: dict[str, Any]) -> bool:
-    """True when orjson's C{obj} is what json would have read: no float anywhere, few values in all."""
-    scalars = _SCALARS
-    pending = [obj]
-    budget = _VALUES_LOOKED_AT
-    while pending:
-        values = pending.pop()
-        if type(values) is dict:
-            values = values.values()
-        budget -= len(values)
-        if budget < 0:
-            return False
-        for value in values:
-            kind = type(value)
-            if kind in scalars:
-                continue
-            if kind is not dict and kind is not list:
-                return False
-            pending.append(value)
-    return True
-
-
 def parseObject(line: bytes) -> dict[str, Any]:
     """The JSON object C{line} holds (a 3.2 line, or a 3.3 header); L{WireError} when it holds none."""
     if line.endswith(b"\r"):
         line = line[:-1]
     # Nesting is refused before any parsing; only a line with more brackets than
     # levels allowed can nest too deep, so the scan is skipped for bridge lines.
-    if not _fewContainers(line):
+    # One translation serves this count ('[' and '{' alike) and the number check.
+    classes = line.translate(_NUMBER_CLASSES)
+    if classes.count(b"[") > MAX_NESTING:
         brackets = _structure(line)
         if brackets is None:
             raise WireError(BAD_JSON, "not valid JSON: a string is not terminated")
         if _depth(brackets) > MAX_NESTING:
             raise WireError(BAD_JSON, f"JSON nested deeper than {MAX_NESTING} levels")
-    # orjson first (the same objects as json.loads, several times faster): what a
-    # bridge sends is taken as it parsed after one look at its values (no float).
-    # Every other line, and every line orjson refuses, is read the checked way,
-    # which gives json's answers and error codes.
-    try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return _checkedObject(line, None)
-    if type(obj) is not dict:
-        return _checkedObject(line, None)
-    if _plain(obj):
-        return obj
-    return _checkedObject(line, obj)
-
-
-def _checkedObject(line: bytes, parsed: dict[str, Any] | None) -> dict[str, Any]:
-    """
-    L{parseObject} for a line whose object is not plainly a bridge's (huge numbers,
-    bad encoding, ...). C{parsed}: the object orjson read from it (None: none).
-    """
-    # orjson's object when it read the line as json would (no huge integers); every
-    # line it refuses (bad UTF-8, NaN, lone surrogates, ...) or might read differently
-    # goes the json way below.
-    if parsed is not None and not _hasLongNumber(line):
-        return parsed
+    # orjson first (the same objects as json.loads, several times faster); every
+    # line it refuses (bad UTF-8, NaN, lone surrogates, ...) or might read
+    # differently (huge integers) goes the json way below, so the answers and
+    # error codes are json's.
+    if not _hasLongNumber(line, classes):
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            if type(obj) is dict:
+                return obj
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as e:
