@@ -16,6 +16,7 @@ from kkobot.bridge.badlines import BadLines
 from kkobot.bridge.handshake import Handshake
 from kkobot.bridge.linewriter import LineWriter
 from kkobot.bridge.pings import Pings
+from kkobot.bridge.reading import LineReading
 from kkobot.bridge.registry import ClientInfo, ClientRegistry
 from kkobot.bridge.replies import RoomReplies
 from kkobot.events import NO_EVENTS, IServerEvents
@@ -40,7 +41,7 @@ UNVERIFIED_CONTAINERS = 64
 LONG_LINE_SLOTS = 4
 
 
-class BridgeProtocol(LineReceiver):
+class BridgeProtocol(LineReading):
     """
     The server side of one MessengerBotR bridge connection.
 
@@ -62,13 +63,8 @@ class BridgeProtocol(LineReceiver):
     # of the last line received, so each is answered as it was written.
     form: wireforms.IWireFormat = wireforms.JSON_LINES
     _introduced = False
-    # The connection's deadline (see L{setTimeout}): its length, the timer, and when
-    # it was last moved (by setTimeout, or by a line of a verified connection).
-    timeOut: float | None = None
     # Neither closing nor gone: a new line may still be written (read per line out).
     writable = True
-    _timeoutCall: Any = None
-    _lastActivity = 0.0
 
     def __init__(self) -> None:
         self.handshake = Handshake(self)
@@ -81,8 +77,6 @@ class BridgeProtocol(LineReceiver):
         self._gone = False
         self._abortCall: Any = None
         self._longLine = False
-        # Set by lineLengthExceeded when the long line is allowed after all: read on.
-        self._reprocess = False
         # Fires when the connection is gone (the service waits on it when stopping).
         self.closed: defer.Deferred[None] = defer.Deferred()
         self.address = "?"
@@ -97,7 +91,6 @@ class BridgeProtocol(LineReceiver):
         """Whether an event of this connection verified (at the handshake, auth off)."""
         return self.handshake.verified
 
-
     @property
     def gone(self) -> bool:
         """Whether the connection is lost."""
@@ -110,7 +103,7 @@ class BridgeProtocol(LineReceiver):
         peer = self.transport.getPeer()
         self.address = getattr(peer, "host", str(peer))
         self.MAX_LENGTH = min(factory.maxLineBytes, UNVERIFIED_LINE_BYTES)
-        self._seconds = factory.clock.seconds
+        self.useClock(factory.clock)
         self.transport.registerProducer(self, True)
         refusal = factory.admitConnection(self)
         if refusal is not None:
@@ -140,32 +133,6 @@ class BridgeProtocol(LineReceiver):
         self.pings.stop()
         self.factory.connections.discard(self)
         self.handshake.lost()
-
-    def setTimeout(self, period: float | None) -> None:
-        """A fresh deadline C{period} seconds from now (None: no deadline)."""
-        self.timeOut = period
-        call = self._timeoutCall
-        if call is not None:
-            self._timeoutCall = None
-            if call.active():
-                call.cancel()
-        if period is not None:
-            self._lastActivity = self._seconds()
-            self._timeoutCall = self.factory.clock.callLater(period, self._deadlineReached)
-
-    def _deadlineReached(self) -> None:
-        # Lines only note their time (a DelayedCall.reset per line cost more than
-        # the rest of the timing): when the timer fires, a deadline that has moved
-        # since is waited for in turn.
-        self._timeoutCall = None
-        if self.timeOut is None:
-            return
-        deadline = self._lastActivity + self.timeOut
-        now = self._seconds()
-        if deadline > now:
-            self._timeoutCall = self.factory.clock.callLater(deadline - now, self._deadlineReached)
-        else:
-            self.timeoutConnection()
 
     def timeoutConnection(self) -> None:
         if self.client is None:
@@ -213,38 +180,6 @@ class BridgeProtocol(LineReceiver):
 
     def resumeProducing(self) -> None:
         self.resume("send-buffer")
-
-    def dataReceived(self, data: bytes) -> None:
-        # LineReceiver's loop, in one method: the line found with one memchr (its
-        # split walked every byte), and a long line allowed after all
-        # (lineLengthExceeded) read on at once.
-        if self._closing:
-            return
-        if self._busyReceiving:
-            self._buffer += data
-            return
-        self._busyReceiving = True
-        try:
-            buffer = self._buffer = self._buffer + data
-            while buffer and not self.paused:
-                end = buffer.find(b"\n")
-                if end < 0 or end > self.MAX_LENGTH:
-                    if end >= 0 or len(buffer) > self.MAX_LENGTH:
-                        self._buffer = b""
-                        self.lineLengthExceeded(buffer)
-                        if self._reprocess and not self._closing:
-                            self._reprocess = False
-                            buffer = self._buffer
-                            continue
-                    return
-                line = buffer[:end]
-                self._buffer = buffer[end + 1:]
-                self.lineReceived(line)
-                if self._closing or self.transport.disconnecting:
-                    return
-                buffer = self._buffer
-        finally:
-            self._busyReceiving = False
 
     def lineLengthExceeded(self, line: bytes) -> None:
         factory = self.factory
