@@ -50,9 +50,10 @@ class JsonLines:
     def encodeReply(room: str, channelId: str | None, reply: Reply) -> bytes:
         if reply.mediaWaitTime is None:
             return wire.encodeText(room, channelId, reply.text)
-        data: dict[str, Any] = {"room": room, "text": reply.text, "channel_id": channelId}
-        data["media_wait_time"] = reply.mediaWaitTime
-        return wire.encode("messageResponse", data)
+        return wire.encode("messageResponse", {
+            "room": room, "text": reply.text, "channel_id": channelId,
+            "media_wait_time": reply.mediaWaitTime,
+        })
 
 
 @implementer(IWireFormat)
