@@ -160,7 +160,20 @@ class SigningKey:
         if not given.isascii():
             # Cannot match (compare_digest takes ASCII text only); the work is the same.
             given = ""
-        if auth.get("clientType") is not None:
+        get = auth.get
+        kind, bot, device = get("clientType"), get("botName"), get("deviceUUID")
+        mac, ip, stamp = get("macAddress"), get("ipAddress"), get("timestamp")
+        if (
+            kind.__class__ is str and bot.__class__ is str and device.__class__ is str
+            and mac.__class__ is str and ip.__class__ is str and stamp.__class__ is int
+        ):
+            # What every bridge sends: sign()'s text and hashing, without its calls.
+            inner = self._inner.copy()
+            inner.update(f"{kind}|{bot}|{device}|{mac}|{ip}|{stamp}|{self._salt}".encode("utf-8"))
+            outer = self._outer.copy()
+            outer.update(inner.digest())
+            return hmac.compare_digest(outer.hexdigest(), given)
+        if kind is not None:
             return hmac.compare_digest(self.sign(auth), given)
         # Older bridges may leave clientType out yet sign the literal: both are
         # computed and compared, with no early exit.
@@ -312,7 +325,9 @@ class HmacAuthenticator:
             )
         creds = self.credentials(client.botName)
         given = sig.lower()
-        if not self._keyFor(client.botName, creds).matches(auth, given) or creds is None:
+        known = self._keys.get(bot)
+        key = known[1] if known is not None and known[0] == hash(creds) else self._keyFor(bot, creds)
+        if not key.matches(auth, given) or creds is None:
             return (
                 f"bad signature: the server has no credentials for bot "
                 f"'{client.botName[:40]}' (kkobot-config add-bot), or its SECRET_KEY / "

@@ -172,7 +172,11 @@ class DeviceStore(Service):
         """The known status, or None for a device not seen yet."""
         if device is None:
             return None
-        return self.statuses.get(self.shape.key(bot, device))
+        # KeyShape.key, inline: this is asked for every signed event.
+        shape = self.shape
+        return self.statuses.get(
+            ("" if shape.byDevice else bot[: shape.botWidth], device[: shape.deviceWidth])
+        )
 
     def lookup(self, bot: str, device: str) -> defer.Deferred[str | None]:
         """The status from the cache, else from the database (None: never seen); fails when it cannot tell."""

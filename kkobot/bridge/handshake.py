@@ -66,8 +66,13 @@ class Handshake:
         # The device's approval as it stood before this event's check.
         approved = client.approved
         reason = proto.factory.authenticator.verifyEvent(client, auth)
-        # None (verified) first: isinstance on Deferred goes through ABCMeta in Python.
-        if reason is not None and isinstance(reason, defer.Deferred):
+        if reason is None:
+            if self.verified and client.approved == approved and client.deviceID is not None:
+                # What every event after the first is: nothing to settle.
+                return True
+            return self._settle(None, auth, approved)
+        # isinstance on Deferred goes through ABCMeta in Python: after the None test.
+        if isinstance(reason, defer.Deferred):
             # The deployment's replay check: no later line is read until it answers.
             proto.pause("auth")
             reason.addCallback(self._decided, event, approved)

@@ -71,4 +71,9 @@ class LineWriter:
     def _release(self) -> None:
         held, self._held = self._held, None
         if held and not self.proto.gone:
-            self.proto.transport.writeSequence(held)
+            if len(held) == 1:
+                # Almost always one reply: write() checks and counts it once, where
+                # writeSequence loops over the list twice.
+                self.proto.transport.write(held[0])
+            else:
+                self.proto.transport.writeSequence(held)

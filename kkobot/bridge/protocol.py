@@ -8,7 +8,6 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineReceiver
-from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from kkobot.bridge import wire, wireforms
@@ -17,6 +16,7 @@ from kkobot.bridge.badlines import BadLines
 from kkobot.bridge.handshake import Handshake
 from kkobot.bridge.linewriter import LineWriter
 from kkobot.bridge.pings import Pings
+from kkobot.bridge.reading import LineReading
 from kkobot.bridge.registry import ClientInfo, ClientRegistry
 from kkobot.bridge.replies import RoomReplies
 from kkobot.events import NO_EVENTS, IServerEvents
@@ -41,7 +41,7 @@ UNVERIFIED_CONTAINERS = 64
 LONG_LINE_SLOTS = 4
 
 
-class BridgeProtocol(LineReceiver, TimeoutMixin):
+class BridgeProtocol(LineReading):
     """
     The server side of one MessengerBotR bridge connection.
 
@@ -63,6 +63,8 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
     # of the last line received, so each is answered as it was written.
     form: wireforms.IWireFormat = wireforms.JSON_LINES
     _introduced = False
+    # Neither closing nor gone: a new line may still be written (read per line out).
+    writable = True
 
     def __init__(self) -> None:
         self.handshake = Handshake(self)
@@ -75,7 +77,6 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         self._gone = False
         self._abortCall: Any = None
         self._longLine = False
-        self._reprocess = False
         # Fires when the connection is gone (the service waits on it when stopping).
         self.closed: defer.Deferred[None] = defer.Deferred()
         self.address = "?"
@@ -91,11 +92,6 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         return self.handshake.verified
 
     @property
-    def writable(self) -> bool:
-        """Neither closing nor gone: a new line may still be written."""
-        return not self._closing and not self._gone
-
-    @property
     def gone(self) -> bool:
         """Whether the connection is lost."""
         return self._gone
@@ -107,7 +103,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         peer = self.transport.getPeer()
         self.address = getattr(peer, "host", str(peer))
         self.MAX_LENGTH = min(factory.maxLineBytes, UNVERIFIED_LINE_BYTES)
-        self.callLater = factory.clock.callLater  # TimeoutMixin's clock
+        self.useClock(factory.clock)
         self.transport.registerProducer(self, True)
         refusal = factory.admitConnection(self)
         if refusal is not None:
@@ -127,6 +123,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self._gone = True
+        self.writable = False
         self.badLines.lost()
         self.closed.callback(None)
         self._endLongLine()
@@ -153,6 +150,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         if self._closing:
             return
         self._closing = True
+        self.writable = False
         self.out.beforeClose()
         # A registered producer keeps loseConnection from ever finishing.
         self.transport.unregisterProducer()
@@ -183,15 +181,6 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
     def resumeProducing(self) -> None:
         self.resume("send-buffer")
 
-    def dataReceived(self, data: bytes) -> None:
-        if self._closing:
-            return
-        LineReceiver.dataReceived(self, data)
-        while self._reprocess and not self._closing:
-            # A long line was allowed after all (lineLengthExceeded): read on.
-            self._reprocess = False
-            LineReceiver.dataReceived(self, b"")
-
     def lineLengthExceeded(self, line: bytes) -> None:
         factory = self.factory
         if not self.handshake.verified and not self._longLine and factory.takeLongLine(self):
@@ -219,7 +208,7 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         verified = self.handshake.verified
         # Until verified the timer is a deadline: no line extends it.
         if verified:
-            self.resetTimeout()
+            self._lastActivity = self._seconds()
         if not line or line.isspace():
             return
         if not verified and wire.tooManyContainers(line, UNVERIFIED_CONTAINERS):
@@ -238,7 +227,12 @@ class BridgeProtocol(LineReceiver, TimeoutMixin):
         if not self._introduced and isinstance(event, (wire.Hello, wire.ChatMessage)):
             self._introduced = True
         try:
-            self.dispatch(event)
+            # A chat message straight to its part: what almost every line is.
+            if type(event) is wire.ChatMessage:
+                if self.handshake.admits(event):
+                    self.replies.chatMessage(event)
+            else:
+                self.dispatch(event)
         except Exception:
             log.failure("[CLIENT] error handling a line from {address}", address=self.address)
             self.sendError(wire.INTERNAL_ERROR, "the server failed on this line")

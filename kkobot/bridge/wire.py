@@ -34,6 +34,34 @@ def encode(event: str, data: Mapping[str, Any]) -> bytes:
         return (_dumps(obj) + "\n").encode("utf-8")
 
 
+# The parts of a text reply around its text, per (room, channel): one reply after
+# another goes to the same few rooms. Bounded; emptied when full.
+_TEXT_ENDS_KEPT = 1024
+_textEnds: dict[tuple[str, str | None], tuple[bytes, bytes]] = {}
+
+
+def encodeText(room: str, channelId: str | None, text: str) -> bytes:
+    """
+    A text `messageResponse`: the bytes L{encode} gives for room, text and
+    channel_id, with only the text encoded per reply.
+    """
+    key = (room, channelId)
+    ends = _textEnds.get(key)
+    try:
+        if ends is None:
+            ends = (
+                b'{"event":"messageResponse","data":{"room":' + orjson.dumps(room) + b',"text":',
+                b',"channel_id":' + orjson.dumps(channelId) + b"}}\n",
+            )
+            if len(_textEnds) >= _TEXT_ENDS_KEPT:
+                _textEnds.clear()
+            _textEnds[key] = ends
+        return b"".join((ends[0], orjson.dumps(text), ends[1]))
+    except orjson.JSONEncodeError:
+        # What orjson refuses gets json's answer, as in encode.
+        return encode("messageResponse", {"room": room, "text": text, "channel_id": channelId})
+
+
 def errorLine(code: str, message: str, nowMillis: int) -> bytes:
     return encode("error", {"code": code, "message": message, "timestamp": nowMillis})
 

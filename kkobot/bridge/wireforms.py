@@ -48,10 +48,12 @@ class JsonLines:
 
     @staticmethod
     def encodeReply(room: str, channelId: str | None, reply: Reply) -> bytes:
-        data: dict[str, Any] = {"room": room, "text": reply.text, "channel_id": channelId}
-        if reply.mediaWaitTime is not None:
-            data["media_wait_time"] = reply.mediaWaitTime
-        return wire.encode("messageResponse", data)
+        if reply.mediaWaitTime is None:
+            return wire.encodeText(room, channelId, reply.text)
+        return wire.encode("messageResponse", {
+            "room": room, "text": reply.text, "channel_id": channelId,
+            "media_wait_time": reply.mediaWaitTime,
+        })
 
 
 @implementer(IWireFormat)

@@ -92,3 +92,20 @@ class NonReadingPeerTests(SynchronousTestCase):
         self.assertEqual(replies, [])
         conn.clock.advance(conn.factory.idleTimeout)
         self.assertEqual(codes(conn), [wire.IDLE_TIMEOUT])
+
+
+class LinesMoveTheIdleDeadlineTests(SynchronousTestCase):
+    def test_eachLineMovesTheDeadlineAndTheLastOneCounts(self) -> None:
+        """A line just before each deadline keeps the connection; idle follows the last line exactly."""
+        conn = Connection()
+        self.addCleanup(conn.close)
+        conn.feed(line(HELLO_320))
+        idle = conn.factory.idleTimeout
+        for i in range(5):
+            conn.clock.advance(idle - 1)
+            self.assertFalse(conn.transport.disconnecting, i)
+            conn.feed(line(analyze("# echo still here")))
+        conn.clock.advance(idle - 0.5)
+        self.assertFalse(conn.transport.disconnecting)
+        conn.clock.advance(0.5)
+        self.assertEqual(codes(conn), [wire.IDLE_TIMEOUT])

@@ -218,6 +218,34 @@ class WrongShapeTests(SynchronousTestCase):
 
         self.assertEqual(outcome(wire.parseChatMessage), outcome(wire._checkedChatMessage))
 
+    @FUZZ
+    @given(st.text(max_size=6), st.one_of(st.none(), st.text(max_size=6)), st.text(max_size=20))
+    @example("r\udc00", "1", "x")
+    @example("r", "1", "a\ud800b")
+    def test_textReplyEncodedAsEncodeDoes(self, room: str, channelId: str | None, text: str) -> None:
+        """The text reply made from cached parts is the line encode() makes, or fails as it does."""
+        def outcome(build):
+            try:
+                return build()
+            except ValueError as e:
+                return type(e)
+
+        expected = outcome(lambda: wire.encode(
+            "messageResponse", {"room": room, "text": text, "channel_id": channelId}))
+        for _ in range(2):
+            self.assertEqual(outcome(lambda: wire.encodeText(room, channelId, text)), expected)
+
+    @FUZZ
+    @given(st.lists(st.sampled_from([b"\\", b'"', b"[", b"{", b"]", b"}", b"u", b"a"]),
+                    max_size=200).map(b"".join))
+    def test_structureSkipsOnlyReplacementsThatChangeNothing(self, line: bytes) -> None:
+        """Escapes are stripped only where a backslash escapes a quote or a backslash: same brackets."""
+        stripped = line.replace(b"\\\\", b"").replace(b'\\"', b"")
+        parts = stripped.split(b'"')
+        expected = None if len(parts) % 2 == 0 else b"".join(parts[::2]).translate(
+            wirejson._OPENERS_AS_ONE, wirejson._NOT_BRACKETS)
+        self.assertEqual(wirejson._structure(line), expected)
+
     def test_longNumberCheckKeepsStringIdsFast(self) -> None:
         self.assertFalse(wirejson._hasLongNumber(jsonLine(analyze("x", logId="3371984461207437313"))))
         self.assertFalse(wirejson._hasLongNumber(b'{"a":"' + b"7" * 60 + b'","b":1}'))
