@@ -219,7 +219,8 @@ class CommandRegistry:
         """The command a message invokes: a C{# name} trigger first, else a passive pattern."""
         parsed = parseInvocation(text)
         if parsed is not None:
-            command = self.lookup(parsed[0])
+            # lookup(), inline: parseInvocation has lower-cased the name already.
+            command = self._commands.get(parsed[0])
             if command is not None:
                 return Invocation(command, parsed[0], parsed[1])
         for pattern, command in self._passive:
