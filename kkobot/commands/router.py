@@ -160,20 +160,14 @@ class MessageRouter:
         command = invocation.command
         name = command.name
         conversations = self.conversations
+        args = invocation.args
+        # Positional, in the dataclass's field order (room ... now, extra, options, rest,
+        # match, isAdmin, client): a class called with keywords costs about three times
+        # as much, its keywords going through a dict on the way to __init__.
         context = CommandContext(
-            room=message.room,
-            channelId=message.channelId,
-            sender=message.sender,
-            userHash=message.userHash,
-            botName=client.botName,
-            isGroupChat=message.isGroupChat,
-            isMention=message.isMention,
-            text=message.text,
-            command=invocation.trigger,
-            args=invocation.args,
-            now=now,
-            match=invocation.match,
-            client=client,
+            message.room, message.channelId, message.sender, message.userHash, client.botName,
+            message.isGroupChat, message.isMention, message.text, invocation.trigger, args,
+            now, {}, {}, args, invocation.match, False, client,
         )
         result = self.dispatcher.invokeNow(command, context)
         ran = context.extra.get("ran")
@@ -228,17 +222,11 @@ class MessageRouter:
         if sent is None:
             sent = self._nowText()
         for reply in replies:
-            self.chatlog.log(
-                ChatRow.forReply(
-                    reply.text,
-                    botName=client.botName,
-                    room=message.room,
-                    channelId=message.channelId,
-                    isGroupChat=message.isGroupChat,
-                    directive=directive,
-                    sent=sent,
-                )
-            )
+            # Positional (text, botName, room, channelId, isGroupChat, directive, sent):
+            # keywords cost a dict per call.
+            self.chatlog.log(ChatRow.forReply(
+                reply.text, client.botName, message.room, message.channelId,
+                message.isGroupChat, directive, sent))
             self.events.messageOut(client.botName, message.room, message.channelId, name)
         return replies
 
