@@ -84,7 +84,7 @@ NO_EVENTS = NoEvents()
 
 def _quiet(sink: object, name: str) -> bool:
     """Whether C{sink}'s C{name} hook is the one it inherits from L{NoEvents} (does nothing)."""
-    return getattr(type(sink), name, None) is getattr(NoEvents, name)
+    return getattr(getattr(sink, name), "__func__", None) is getattr(NoEvents, name)
 
 
 def _guarded(name: str, methods: list, parameters: Iterable[str]):
