@@ -75,7 +75,7 @@ class Dispatcher:
         context.commands = self.commands
         context.clients = self.clients
         context.outbound = self.outbound
-        context.usable = lambda command: self.usable(command, context)
+        context.dispatcher = self  # canUse() asks self.usable(command, context)
         context.services = self.services
 
     def invoke(self, command: Any, context: Any) -> defer.Deferred[list[Reply]]:
