@@ -86,23 +86,10 @@ class MessageRates(NoEvents):
     def _minute(self) -> int:
         return int(self.clock.seconds() // BUCKET_SECONDS)
 
-    def _record(
-        self, botName: str, room: str, channelId: str | None, inbound: int, outbound: int
-    ) -> None:
-        now = self.clock.seconds()
-        if now // BUCKET_SECONDS != self._pendingMinute or len(self._pending) >= self.maxRooms:
-            self._fold()
-            self._pendingMinute = int(now // BUCKET_SECONDS)
-        # Keyed by channel id where the bridge sends one: room names can change.
-        key = (botName, True, channelId) if channelId else (botName, False, room)
-        counts = self._pending.get(key)
-        if counts is None:
-            self._pending[key] = [room, channelId, inbound, outbound, now]
-        else:
-            counts[0] = room
-            counts[2] += inbound
-            counts[3] += outbound
-            counts[4] = now
+    def _roll(self, now: float) -> None:
+        """A new minute began, or too many rooms wait: fold the pending counts."""
+        self._fold()
+        self._pendingMinute = int(now // BUCKET_SECONDS)
 
     def _fold(self) -> None:
         """Move the pending minute's counts into the per-room series."""
@@ -122,11 +109,34 @@ class MessageRates(NoEvents):
         while len(rooms) > self.maxRooms:
             rooms.popitem(last=False)
 
+    # messageIn and messageOut are written out in full, not through a shared helper:
+    # each runs once per message, and the extra call cost as much as the counting.
     def messageIn(self, botName: str, room: str, channelId: str | None, command: str | None) -> None:
-        self._record(botName, room, channelId, 1, 0)
+        now = self.clock.seconds()
+        if now // BUCKET_SECONDS != self._pendingMinute or len(self._pending) >= self.maxRooms:
+            self._roll(now)
+        # Keyed by channel id where the bridge sends one: room names can change.
+        key = (botName, True, channelId) if channelId else (botName, False, room)
+        counts = self._pending.get(key)
+        if counts is None:
+            self._pending[key] = [room, channelId, 1, 0, now]
+        else:
+            counts[0] = room
+            counts[2] += 1
+            counts[4] = now
 
     def messageOut(self, botName: str, room: str, channelId: str | None, command: str | None) -> None:
-        self._record(botName, room, channelId, 0, 1)
+        now = self.clock.seconds()
+        if now // BUCKET_SECONDS != self._pendingMinute or len(self._pending) >= self.maxRooms:
+            self._roll(now)
+        key = (botName, True, channelId) if channelId else (botName, False, room)
+        counts = self._pending.get(key)
+        if counts is None:
+            self._pending[key] = [room, channelId, 0, 1, now]
+        else:
+            counts[0] = room
+            counts[3] += 1
+            counts[4] = now
 
     def roomName(self, botName: str, channelId: str) -> str | None:
         """The latest name seen for a channel of this bot (the phone addresses rooms by name)."""

@@ -43,6 +43,9 @@ class CommandContext:
     # server's parts behind store / ask / config / http / history (PluginServices).
     plugin: Any = field(default=None, repr=False)
     services: Any = field(default=None, repr=False)
+    # Set by the dispatcher: what canUse() asks when no C{usable} is given (the
+    # dispatcher itself, not a closure over this context made for every call).
+    dispatcher: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.rest is None:
@@ -67,7 +70,9 @@ class CommandContext:
         )
 
     def canUse(self, command: Any) -> bool:
-        return True if self.usable is None else self.usable(command)
+        if self.usable is not None:
+            return self.usable(command)
+        return True if self.dispatcher is None else self.dispatcher.usable(command, self)
 
     def _services(self) -> Any:
         return _NO_SERVICES if self.services is None else self.services

@@ -75,7 +75,7 @@ class Dispatcher:
         context.commands = self.commands
         context.clients = self.clients
         context.outbound = self.outbound
-        context.usable = lambda command: self.usable(command, context)
+        context.dispatcher = self  # canUse() asks self.usable(command, context)
         context.services = self.services
 
     def invoke(self, command: Any, context: Any) -> defer.Deferred[list[Reply]]:
@@ -118,7 +118,8 @@ class Dispatcher:
         A Korean reply refusing the call ("" refuses silently), or None to run it;
         a Deferred of that while a shared cooldown store answers.
         """
-        if not self.roomAllowed(command, context):
+        # roomAllowed, inline: most commands name no rooms.
+        if getattr(command, "rooms", None) and not self.roomAllowed(command, context):
             return DISABLED_REPLY
         refused = self.permissions.check(command, context)
         if refused is not None:
@@ -144,7 +145,8 @@ class Dispatcher:
             if refused is not None:
                 return refused.reply if refused.notify else ""
             self.cooldowns.use(command.name, cooldown, context)
-        return self._flood(context)
+        # _flood only concerns passive answers: a `# name` call skips the call.
+        return None if context.match is None else self._flood(context)
 
     def _cooledDown(self, refused: Any, context: Any) -> str | None:
         if refused is not None:

@@ -65,11 +65,23 @@ class Permissions:
 
     def check(self, command: Any, context: Any) -> str | None:
         """A Korean refusal for this invocation, or None when it may run."""
-        if not self.isEnabled(command.name, context.channelId):
-            return DISABLED_REPLY
-        if self.adminOnly(command, context.channelId) and not self.isAdmin(
-            context.channelId, context.userHash
-        ):
+        # isEnabled and adminOnly in one pass: the room's settings are looked up once.
+        channelId = context.channelId
+        adminOnly = getattr(command, "adminOnly", False)
+        if channelId is not None:
+            name = command.name
+            disabled = self.roomDisabled.get(channelId)
+            if disabled and name.lower() in disabled:
+                return DISABLED_REPLY
+            rooms = self.rooms
+            if rooms is not None:
+                settings = rooms.settingsOf(channelId)
+                # Most rooms have no settings at all: nothing to ask them.
+                if settings.disabled or settings.commands:
+                    if settings.isDisabled(name):
+                        return DISABLED_REPLY
+                    adminOnly = adminOnly or settings.adminOnly(name)
+        if adminOnly and not self.isAdmin(channelId, context.userHash):
             return ADMIN_ONLY_REPLY
         return None
 

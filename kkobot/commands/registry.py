@@ -36,13 +36,11 @@ def parseInvocation(text: str) -> tuple[str, str] | None:
     stripped = text.lstrip()
     if not stripped.startswith(PREFIX):
         return None
-    rest = stripped[len(PREFIX):].lstrip()
-    if not rest:
+    # split() skips the blanks after the prefix and between name and arguments itself.
+    parts = stripped[len(PREFIX):].split(None, 1)
+    if not parts:
         return None
-    parts = rest.split(None, 1)
-    name = parts[0].lower()
-    args = parts[1].strip() if len(parts) > 1 else ""
-    return name, args
+    return parts[0].lower(), (parts[1].rstrip() if len(parts) > 1 else "")
 
 
 def directiveFor(name: str) -> str:
@@ -219,7 +217,8 @@ class CommandRegistry:
         """The command a message invokes: a C{# name} trigger first, else a passive pattern."""
         parsed = parseInvocation(text)
         if parsed is not None:
-            command = self.lookup(parsed[0])
+            # lookup(), inline: parseInvocation has lower-cased the name already.
+            command = self._commands.get(parsed[0])
             if command is not None:
                 return Invocation(command, parsed[0], parsed[1])
         for pattern, command in self._passive:

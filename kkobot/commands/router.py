@@ -55,6 +55,8 @@ class MessageRouter:
         self.events = events
         self.dispatcher = dispatcher or Dispatcher(commands, self.permissions, clock)
         self._second: tuple[int, str] = (-1, "")
+        # "# name" by command name: the directive column of every command's rows.
+        self._directives: dict[str, str] = {}
         # Questions waiting for an answer (conversations.py) and the passive answers
         # beyond the registry's patterns (triggers.py); either may be None.
         services = self.dispatcher.services
@@ -63,13 +65,19 @@ class MessageRouter:
         # An IRoomDirectory (kkobot.rooms): new rooms are recorded, and with
         # rooms.approval on only approved rooms are answered; None: every room is.
         self.rooms = rooms
+        # The registry's own match, bound once (matchCommand covers lookup-only registries).
+        match = getattr(commands, "match", None)
+        self._match = match if match is not None else lambda text: matchCommand(commands, text)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds())
 
     def _nowText(self) -> str:
         """The server time column's text; formatted once a second, not per row."""
-        now = self.clock.seconds()
+        return self._textAt(self.clock.seconds())
+
+    def _textAt(self, now: float) -> str:
+        """L{_nowText} for a clock reading the caller already has."""
         second = int(now)
         if second != self._second[0]:
             self._second = (second, datetime.fromtimestamp(second).strftime(CLIENT_TIME_FORMAT))
@@ -83,7 +91,7 @@ class MessageRouter:
         self, client: ClientInfo, message: ChatMessage
     ) -> list[Reply] | defer.Deferred[list[Reply]]:
         """L{handleMessage}; replies known at once come as a list (already logged)."""
-        invocation = matchCommand(self.commands, message.text)
+        invocation = self._match(message.text)
         conversations = self.conversations
         if (
             conversations is not None
@@ -101,10 +109,19 @@ class MessageRouter:
         if invocation is None and self.triggers is not None:
             invocation = self.triggers.match(message)
         command = invocation.command if invocation else None
-        directive = directiveFor(command.name) if command is not None else None
-        self.chatlog.log(ChatRow.fromMessage(message, client.botName, directive, self._nowText()))
+        if command is None:
+            directive = name = None
+        else:
+            name = command.name
+            directive = self._directives.get(name)
+            if directive is None:
+                if len(self._directives) >= 1000:
+                    self._directives.clear()  # operators' triggers come and go: stays bounded
+                directive = self._directives[name] = directiveFor(name)
+        # One clock reading for the row, the command's context and its timing.
+        now = self.clock.seconds()
+        self.chatlog.log(ChatRow.fromMessage(message, client.botName, directive, self._textAt(now)))
         self.messagesSeen += 1
-        name = command.name if command is not None else None
         self.events.messageIn(client.botName, message.room, message.channelId, name)
         # Per message at debug: formatting a line per message would cost a third of
         # the server's CPU at load; logSummary() gives the info-level picture. The
@@ -134,30 +151,24 @@ class MessageRouter:
                     return []
                 # Only before the rooms' first read: the answer waits for it.
                 return allowed.addCallback(
-                    lambda ok: self._run(invocation, client, message, directive) if ok else [])
-        return self._run(invocation, client, message, directive)
+                    lambda ok: self._run(invocation, client, message, directive,
+                                         self.clock.seconds()) if ok else [])
+        return self._run(invocation, client, message, directive, now)
 
     def _run(self, invocation: Any, client: ClientInfo, message: ChatMessage,
-             directive: str | None) -> list[Reply] | defer.Deferred[list[Reply]]:
+             directive: str | None, now: float) -> list[Reply] | defer.Deferred[list[Reply]]:
         command = invocation.command
         name = command.name
         conversations = self.conversations
+        args = invocation.args
+        # Positional, in the dataclass's field order (room ... now, extra, options, rest,
+        # match, isAdmin, client): a class called with keywords costs about three times
+        # as much, its keywords going through a dict on the way to __init__.
         context = CommandContext(
-            room=message.room,
-            channelId=message.channelId,
-            sender=message.sender,
-            userHash=message.userHash,
-            botName=client.botName,
-            isGroupChat=message.isGroupChat,
-            isMention=message.isMention,
-            text=message.text,
-            command=invocation.trigger,
-            args=invocation.args,
-            now=self.clock.seconds(),
-            match=invocation.match,
-            client=client,
+            message.room, message.channelId, message.sender, message.userHash, client.botName,
+            message.isGroupChat, message.isMention, message.text, invocation.trigger, args,
+            now, {}, {}, args, invocation.match, False, client,
         )
-        started = context.now
         result = self.dispatcher.invokeNow(command, context)
         ran = context.extra.get("ran")
         # A list first: isinstance on Deferred goes through ABCMeta in Python.
@@ -165,12 +176,14 @@ class MessageRouter:
             if conversations is not None:
                 result = conversations.detachable(result, context)
             if ran:
-                result.addCallback(self._timed, name, started)
+                result.addCallback(self._timed, name, now)
             result.addCallback(self._logReplies, client, message, directive, name)
             return result
+        # The reading that times the call also dates its replies' rows.
+        done = self.clock.seconds()
         if ran:
-            self.events.commandTimed(name, self.clock.seconds() - started)
-        return self._logReplies(result, client, message, directive, name)
+            self.events.commandTimed(name, done - now)
+        return self._logReplies(result, client, message, directive, name, self._textAt(done))
 
     def _answered(self, client: ClientInfo, message: ChatMessage) -> None:
         self.chatlog.log(ChatRow.fromMessage(message, client.botName, None, self._nowText()))
@@ -203,21 +216,17 @@ class MessageRouter:
         message: ChatMessage,
         directive: str | None,
         name: str | None = None,
+        sent: str | None = None,
     ) -> list[Reply]:
         self.repliesSent += len(replies)
-        sent = self._nowText()
+        if sent is None:
+            sent = self._nowText()
         for reply in replies:
-            self.chatlog.log(
-                ChatRow.forReply(
-                    reply.text,
-                    botName=client.botName,
-                    room=message.room,
-                    channelId=message.channelId,
-                    isGroupChat=message.isGroupChat,
-                    directive=directive,
-                    sent=sent,
-                )
-            )
+            # Positional (text, botName, room, channelId, isGroupChat, directive, sent):
+            # keywords cost a dict per call.
+            self.chatlog.log(ChatRow.forReply(
+                reply.text, client.botName, message.room, message.channelId,
+                message.isGroupChat, directive, sent))
             self.events.messageOut(client.botName, message.room, message.channelId, name)
         return replies
 

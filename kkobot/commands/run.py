@@ -48,10 +48,18 @@ def runCommandNow(
     gets a Deferred (with the timeout) back.
     """
     try:
-        result = _call(command, context)
+        extra = getattr(context, "extra", None)
+        if getattr(command, "options", ()) and not (extra and extra.get("optionsParsed")):
+            result = _call(command, context)
+        else:
+            # _call without the options to parse, inline: this runs for every message.
+            result = command.run(context)
+            if type(result) is not str and isinstance(result, CoroutineType):
+                result = defer.ensureDeferred(result)
         if type(result) is str:
-            # What most commands return; isinstance on Deferred goes through ABCMeta in Python.
-            return normalizeReplies(result)
+            # What most commands return (normalizeReplies' first case, inline); isinstance
+            # on Deferred goes through ABCMeta in Python.
+            return [Reply(result)] if result else []
         if isinstance(result, Failure):
             return _failed(result, command, context, timeout)
         if not isinstance(result, defer.Deferred):
@@ -59,7 +67,6 @@ def runCommandNow(
     except BaseException:
         return _failed(Failure(), command, context, timeout)
     if clock is not None and timeout and not result.called:
-        extra = getattr(context, "extra", None)
         # A question asked before the call returned its Deferred is already waiting.
         deadline = Deadline(result, timeout, clock, pauses=extra.get("waiting", 0) if extra else 0)
         if extra is not None:

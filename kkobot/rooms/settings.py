@@ -53,7 +53,12 @@ class RoomSettings:
         return self.commands.get(command.lower(), {}).get("admin_only") is True
 
     def settingsOf(self, command: str) -> dict[str, Any]:
-        return dict(self.commands.get(command.lower(), {}))
+        """A copy (a plugin may change it) of one command's settings in this room."""
+        commands = self.commands
+        if not commands:
+            return {}
+        found = commands.get(command.lower())
+        return {} if found is None else dict(found)
 
     def changed(
         self,
