@@ -9,6 +9,9 @@ from twisted.internet import defer
 
 from kkobot.chatlog.journal import Cursor, Entry, Journal
 
+# Entry's own __new__ is a Python call that only binds its four fields again.
+_newTuple = tuple.__new__
+
 
 class RowBuffer:
     """
@@ -49,7 +52,7 @@ class RowBuffer:
     def add(self, seq: int, kind: str, values: tuple[Any, ...], payload: bytes) -> bool:
         """One logged row; True when it is the first that does not fit in memory."""
         if len(self.entries) < self.maxRows:
-            self.entries.append(Entry(seq, kind, values, payload[1:-1]))
+            self.entries.append(_newTuple(Entry, (seq, kind, values, payload[1:-1])))
             return False
         self.spilledFrom = seq
         return True
