@@ -41,8 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Other options (--no-auth, --conns, --form) go to signed_path.py. The same lines are "
                "built in both runs; only how many are pushed differs, so setup and building cancel out.")
     p.add_argument("--messages", type=int, default=4000, help="lines pushed in the second run")
+    p.add_argument("--chatlog", choices=["journal", "list"], default="journal",
+                   help="signed_path.py's chat log: the server's journal, barrier and batches "
+                        "(default), or rows kept in a list (the figures before the journal was counted)")
     p.add_argument("--keep", metavar="DIR", help="keep the callgrind output files in DIR")
     a, extra = p.parse_known_args(argv)
+    extra = [*extra, "--chatlog", a.chatlog]
     if shutil.which("valgrind") is None:
         print("valgrind is not installed", file=sys.stderr)
         return 2
@@ -56,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(outDir, ignore_errors=True)
     per = (full - base) / a.messages
     print(f"instructions: setup {base:,}, with {a.messages} messages {full:,}: "
-          f"{per:,.0f} per message ({' '.join(extra) or 'auth on, 50 conns, 3.2 lines'})")
+          f"{per:,.0f} per message ({' '.join(extra)}; default auth on, 50 conns, 3.2 lines)")
     return 0
 
 

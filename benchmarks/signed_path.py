@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 import tempfile
 import time
@@ -13,7 +14,9 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import pymysql  # noqa: E402
 from twisted.internet import defer, task  # noqa: E402
+from twisted.internet.base import ReactorBase  # noqa: E402
 from twisted.internet.address import IPv4Address  # noqa: E402
 from twisted.internet.testing import StringTransport  # noqa: E402
 
@@ -44,7 +47,7 @@ class _UnreachableDatabase:
 
 
 class _ListChatLog:
-    """Rows kept in a list (the journal and the database writer are not measured here)."""
+    """Rows kept in a list (C{--chatlog list}: no journal, no barrier, no database writer)."""
 
     def __init__(self) -> None:
         self.rows: list[Any] = []
@@ -57,14 +60,118 @@ class _ListChatLog:
 
 
 def _inline(func: Any, *args: Any) -> defer.Deferred[Any]:
-    # The replay memory's writes, run at once instead of in a thread.
+    # The replay memory's writes and the journal's fsyncs, run at once instead of in a thread.
     return defer.maybeDeferred(func, *args)
+
+
+class _Cursor(pymysql.cursors.Cursor):
+    """PyMySQL's cursor (its own argument formatting) whose statements stop short of the socket."""
+
+    def execute(self, query: Any, args: Any = None) -> int:
+        if args is not None and query.startswith("INSERT INTO kb_chatlog_batches"):
+            self.connection.rowsTaken += args[3]
+        return super().execute(query, args)
+
+    def _query(self, q: Any) -> int:
+        # The only reads: the journal's last committed seq (none yet) and a batch's end.
+        self._rows = ((None,),) if isinstance(q, str) and q.startswith("SELECT") else None
+        self.rownumber = 0
+        self.rowcount = 1
+        return 1
+
+
+class _Connection(pymysql.connections.Connection):
+    """A PyMySQL connection in its default mode (utf8mb4, backslash escapes) that is never opened."""
+
+    def __init__(self) -> None:
+        super().__init__(defer_connect=True, charset="utf8mb4")
+        self.server_status = 0
+        self.rowsTaken = 0
+
+
+class _InProcessDatabase:
+    """
+    MariaDB as the chat log's writer sees it, run on the calling thread: the batch
+    record and the multi-row INSERT are built as for PyMySQL (through its cursor
+    and escaping) and counted instead of sent, so the batches cost the same
+    instructions every run (no pool thread, no socket). The answer comes on the
+    next reactor turn, as a pool thread's would.
+    """
+
+    engine = "mysql"
+
+    def __init__(self, clock: Any) -> None:
+        from kkobot.chatlog.pings import PING_TABLE
+        from kkobot.db.tablemap import resolve
+
+        self.clock = clock
+        # The ping rows' table as the schema check decides it where kkobot made it
+        # (its own shape; SQLite in memory only answers the question, once, at setup).
+        self.tables: dict[str, Any] = {
+            PING_TABLE.name: resolve(sqlite3.connect(":memory:").cursor(), "sqlite", PING_TABLE),
+        }
+        self.tableErrors: dict[str, Any] = {}
+        self.connection = _Connection()
+
+    def describe(self) -> str:
+        return "the benchmark's in-process database"
+
+    def sql(self, statement: str) -> str:
+        return statement
+
+    def addSchema(self, mysql: str, sqlite: Any) -> None:
+        pass
+
+    def addTable(self, spec: Any) -> None:
+        pass
+
+    def ensureSchema(self) -> defer.Deferred[None]:
+        return defer.succeed(None)
+
+    def runInteraction(self, func: Any, *args: Any, **kw: Any) -> defer.Deferred[Any]:
+        done = defer.maybeDeferred(func, _Cursor(self.connection), *args, **kw)
+        answer: defer.Deferred[Any] = defer.Deferred()
+        self.clock.callLater(0, done.chainDeferred, answer)
+        return answer
+
+
+class _ReactorClock:
+    """
+    C{IReactorTime} with the reactor's own timer code (a heap; L{ReactorBase}'s
+    methods), moved by hand like a C{task.Clock}: a C{callLater} costs what it
+    costs in the server, not C{task.Clock}'s sort of every pending call.
+    """
+
+    callLater = ReactorBase.callLater
+    getDelayedCalls = ReactorBase.getDelayedCalls
+    runUntilCurrent = ReactorBase.runUntilCurrent
+    _moveCallLaterSooner = ReactorBase._moveCallLaterSooner
+    _cancelCallLater = ReactorBase._cancelCallLater
+    _insertNewDelayedCalls = ReactorBase._insertNewDelayedCalls
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._pendingTimedCalls: list[Any] = []
+        self._newTimedCalls: list[Any] = []
+        self._cancellations = 0
+        self.threadCallQueue: list[Any] = []
+        self._justStopped = False
+
+    def seconds(self) -> float:
+        return self.now
+
+    def advance(self, amount: float) -> None:
+        """One reactor turn's timers, C{amount} seconds later."""
+        self.now += amount
+        self.runUntilCurrent()
 
 
 class Workload:
     """C{conns} handshaken, verified bridge connections of bot C{bench} and C{lines} signed `# echo` lines."""
 
-    def __init__(self, conns: int, lines: int, auth: bool, form: str, replayDir: str) -> None:
+    def __init__(
+        self, conns: int, lines: int, auth: bool, form: str, scratch: str, chatlog: str = "journal",
+    ) -> None:
         from kkobot.bridge.auth import HmacAuthenticator
         from kkobot.bridge.devices import DeviceStore
         from kkobot.bridge.limits import ConnectionLimits, LimitedBridgeFactory
@@ -77,16 +184,29 @@ class Workload:
         from kkobot.commands.registry import CommandRegistry
         from kkobot.commands.store import MemoryStorage
 
-        self.clock = task.Clock()
+        self.journaled = chatlog == "journal"
+        # The list keeps task.Clock, so its figures compare with those measured before.
+        self.clock: Any = _ReactorClock() if self.journaled else task.Clock()
         self.clock.advance(START)
-        self.chatlog = _ListChatLog()
+        self.database: _InProcessDatabase | None = None
+        self.chatlog: Any
+        if self.journaled:
+            from kkobot.chatlog.kindlogs import KindLogs
+
+            # As kkobot/service/server.py builds it, with the server's defaults.
+            self.database = _InProcessDatabase(self.clock)
+            self.chatlog = KindLogs.build(self.database, self.clock, os.path.join(scratch, "journal"),
+                                          inThread=_inline)
+            self.chatlog.startService()
+        else:
+            self.chatlog = _ListChatLog()
         registry = ClientRegistry()
         commands = CommandRegistry(None)
         parts = buildCommandParts(
             commands=commands, chatlog=self.chatlog, clients=registry,
             outbound=Outbound(registry, self.chatlog, self.clock), clock=self.clock, cfg={},
             get=lambda key, default: default, storage=MemoryStorage(),
-            history=MemoryChatHistory(self.chatlog), http=object(), permissions=Permissions({}),
+            history=MemoryChatHistory(_ListChatLog()), http=object(), permissions=Permissions({}),
             sighup=False,
         )
         parts.service.startService()
@@ -94,7 +214,7 @@ class Workload:
         self.replays = None
         if auth:
             devices = DeviceStore(_UnreachableDatabase(), self.clock, autoApprove=True)
-            self.replays = ReplayFile(replayDir, self.clock, 300.0, run=_inline)
+            self.replays = ReplayFile(os.path.join(scratch, "replay"), self.clock, 300.0, run=_inline)
             self.replays.startService()
             authenticator = HmacAuthenticator(
                 {BOT: (SECRET, SALT)}.get, devices, self.clock, window=300.0, replays=self.replays
@@ -102,7 +222,10 @@ class Workload:
         self.factory = LimitedBridgeFactory(
             parts.router, ConnectionLimits(self.clock), registry=registry,
             authenticator=authenticator, clock=self.clock,
+            gate=self.chatlog if self.journaled else None,
         )
+        if self.journaled:
+            self.chatlog.setPressureValve(self.factory.pauseAll, self.factory.resumeAll)
         self.form = form
         self.conns = [self._connect(i) for i in range(conns)]
         self.lines = self._build(lines)
@@ -142,19 +265,38 @@ class Workload:
         return out
 
     def push(self, count: int) -> int:
-        """Send the first C{count} lines (the clock moves 0.1 s every 100 lines); the replies received."""
+        """
+        Send the first C{count} lines (the clock moves 0.1 s every 100 lines); the
+        replies received. With the journal every line is a reactor turn of its own:
+        its rows are written (the turn's callLater(0)) before its reply goes out.
+        """
         conns = self.conns
         advance = self.clock.advance
+        turns = self.journaled
         replies = 0
         for n, (i, line) in enumerate(self.lines[:count], 1):
             proto, transport = conns[i]
             proto.dataReceived(line)
             if n % 100 == 0:
                 advance(0.1)
+            elif turns:
+                advance(0)
+        if turns:
+            # The last batch leaves, as its timer would have it, and is answered a turn later.
+            advance(0.1)
+            advance(0)
         for proto, transport in conns:
             replies += transport.value().count(b"messageResponse")
             transport.clear()
         return replies
+
+    def stored(self) -> int | None:
+        """Chat rows written to the database (None for the list); every row taken once."""
+        if self.database is None:
+            return None
+        written = self.chatlog.rowsWritten
+        assert self.database.connection.rowsTaken == written + self.chatlog.pingRowsWritten
+        return written
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,12 +307,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--conns", type=int, default=50)
     p.add_argument("--no-auth", action="store_true", help="no HMAC auth (the open authenticator)")
     p.add_argument("--form", choices=["3.2", "3.3"], default="3.2")
+    p.add_argument("--chatlog", choices=["journal", "list"], default="journal",
+                   help="journal: the server's chat log (journal, reply barrier, batches to an "
+                        "in-process database); list: rows kept in a list, as before")
     p.add_argument("--profile", metavar="FILE", help="cProfile the pushing into FILE (pstats)")
     p.add_argument("--top", type=int, default=30, help="with --profile: lines of the summary printed")
     a = p.parse_args(argv)
     prebuild = max(a.prebuild or a.messages, a.messages)
     with tempfile.TemporaryDirectory(prefix="kkobot-signed-path-") as tmp:
-        w = Workload(a.conns, prebuild, not a.no_auth, a.form, os.path.join(tmp, "replay"))
+        w = Workload(a.conns, prebuild, not a.no_auth, a.form, tmp, a.chatlog)
         cpu0 = time.process_time()
         if a.profile:
             import cProfile
@@ -183,8 +328,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             replies = w.push(a.messages)
         cpu = time.process_time() - cpu0
+        stored = w.stored()
     print(f"messages {a.messages} replies {replies} conns {a.conns} auth {'off' if a.no_auth else 'on'} "
-          f"form {a.form}: {cpu * 1e6 / max(a.messages, 1):.1f} us CPU/msg")
+          f"form {a.form} chatlog {a.chatlog}: {cpu * 1e6 / max(a.messages, 1):.1f} us CPU/msg")
+    if stored is not None:
+        print(f"chat rows in the database {stored} of {2 * a.messages}")
+        if stored != 2 * a.messages:
+            return 1
     return 0 if replies == a.messages else 1
 
 

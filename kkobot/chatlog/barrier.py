@@ -43,33 +43,35 @@ class JournalGate:
         self.retryInterval = 1.0
         self.full = False
         self.syncing: defer.Deferred[None] | None = None
-        self._call: IDelayedCall | None = None
+        # The turn's write (callLater(0)) or, with a full disk, the next try; None
+        # when neither is scheduled (L{rowQueued} then schedules the write).
+        self.call: IDelayedCall | None = None
         self._waiting: list[Callable[[], None]] = []
 
     def rowQueued(self) -> None:
         """A row was queued: every row of this reactor turn goes out in one write."""
-        if self._call is None:
+        if self.call is None:
             # Before any reply that waits in afterJournaled() does.
-            self._call = self.clock.callLater(0, self.flush)
+            self.call = self.clock.callLater(0, self.flush)
 
     @property
     def pending(self) -> bool:
         """True while logged rows are not yet written to the journal."""
-        return self.journal.queued
+        return bool(self.journal.lines)
 
     def afterJournaled(self, release: Callable[[], None]) -> None:
         """
         Call C{release()} once every row logged so far is in the journal (now, if it
         is; later, if the disk is full, after the journal takes them again).
         """
-        if self.journal.queued:
+        if self.journal.lines:
             self._waiting.append(release)
         else:
             release()
 
     def flush(self) -> None:
         """Write the rows logged so far to the journal, then release what waited on them."""
-        call, self._call = self._call, None
+        call, self.call = self.call, None
         if call is not None and call.active():
             call.cancel()
         try:
@@ -101,7 +103,7 @@ class JournalGate:
             )
             self.pressure.pause("journal")
         if self._isRunning():
-            self._call = self.clock.callLater(self.retryInterval, self.flush)
+            self.call = self.clock.callLater(self.retryInterval, self.flush)
 
     def sync(self) -> None:
         """fsync what was written since the last fsync, in a thread (one at a time)."""

@@ -9,6 +9,9 @@ from twisted.internet import defer
 
 from kkobot.chatlog.journal import Cursor, Entry, Journal
 
+# Entry's own __new__ is a Python call that only binds its four fields again.
+_newTuple = tuple.__new__
+
 
 class RowBuffer:
     """
@@ -49,7 +52,7 @@ class RowBuffer:
     def add(self, seq: int, kind: str, values: tuple[Any, ...], payload: bytes) -> bool:
         """One logged row; True when it is the first that does not fit in memory."""
         if len(self.entries) < self.maxRows:
-            self.entries.append(Entry(seq, kind, values, payload[1:-1]))
+            self.entries.append(_newTuple(Entry, (seq, kind, values, payload[1:-1])))
             return False
         self.spilledFrom = seq
         return True
@@ -57,7 +60,13 @@ class RowBuffer:
     def take(self, count: int) -> list[Entry]:
         """The next C{count} rows, for a batch."""
         entries = self.entries
-        return [entries.popleft() for _ in range(count)]
+        if count >= len(entries):
+            # Usually the whole buffer (a timed batch): one copy, not a pop per row.
+            batch = list(entries)
+            entries.clear()
+            return batch
+        popleft = entries.popleft
+        return [popleft() for _ in range(count)]
 
     def putBack(self, batch: list[Entry]) -> None:
         """Rows of a batch that did not go through: first in line again, in order."""

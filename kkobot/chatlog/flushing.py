@@ -65,7 +65,8 @@ class Flusher:
         # written, batches are replays of the journal.
         self.replaying = False
         self.inFlight: defer.Deferred[None] | None = None
-        self._timer: IDelayedCall | None = None
+        # The next batch's callLater(flushInterval), when one is scheduled.
+        self.timer: IDelayedCall | None = None
         self._waiters: list[defer.Deferred[bool]] = []
 
     # -- when the next batch goes
@@ -79,18 +80,18 @@ class Flusher:
             and self.ready
         ):
             self.kick()
-        elif self._timer is None:
-            self._timer = self.clock.callLater(self.flushInterval, self.kick)
+        elif self.timer is None:
+            self.timer = self.clock.callLater(self.flushInterval, self.kick)
 
     def soon(self) -> None:
         """Within C{flushInterval} (rows journaled since the last fsync began)."""
-        if self._timer is None and self.service.running:
-            self._timer = self.clock.callLater(self.flushInterval, self.kick)
+        if self.timer is None and self.service.running:
+            self.timer = self.clock.callLater(self.flushInterval, self.kick)
 
     def cancelTimer(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        self.timer = None
 
     def prepared(self, committed: int) -> None:
         """The schema is there and the database has every row up to C{committed}."""
@@ -209,8 +210,8 @@ class Flusher:
             self.retries.atOnce = False
             self.kick()
         elif backlog:
-            if self._timer is None:
-                self._timer = self.clock.callLater(self.flushInterval, self.kick)
+            if self.timer is None:
+                self.timer = self.clock.callLater(self.flushInterval, self.kick)
         else:
             self.replaying = False
             self.notifyIfIdle()

@@ -58,7 +58,18 @@ def encodeValues(values: tuple[Any, ...]) -> bytes:
 def encodeLine(seq: int, kind: str, values: tuple[Any, ...], payload: bytes | None = None) -> bytes:
     if payload is None:
         payload = encodeValues(values)
-    return b"%d\t%s\t%s\n" % (seq, kind.encode("ascii"), payload)
+    return _lineFormat(kind) % (seq, payload)
+
+
+# kind -> b"%d\t<kind>\t%s\n": a line is one formatting of its seq and payload.
+_lineFormats: dict[str, bytes] = {}
+
+
+def _lineFormat(kind: str) -> bytes:
+    form = _lineFormats.get(kind)
+    if form is None:
+        form = _lineFormats[kind] = b"%d\t" + kind.encode("ascii").replace(b"%", b"%%") + b"\t%s\n"
+    return form
 
 
 class Journal:
@@ -84,7 +95,8 @@ class Journal:
         self.totalBytes = 0
         self._fd: int | None = None
         self._retired: list[int] = []
-        self._queued: list[bytes] = []
+        # Lines added and not yet written (L{flush}); non-empty is L{queued}.
+        self.lines: list[bytes] = []
         self.dirty = False
 
     # -- opening
@@ -163,14 +175,19 @@ class Journal:
         """Queue one row for the next L{flush} (C{payload}: its L{encodeValues}, if made); return its seq."""
         assert self._fd is not None, "journal not open"
         seq = self.nextSeq
-        self._queued.append(encodeLine(seq, kind, values, payload))
+        if payload is None:
+            payload = encodeValues(values)
+        form = _lineFormats.get(kind)
+        if form is None:
+            form = _lineFormat(kind)
+        self.lines.append(form % (seq, payload))
         self.nextSeq = seq + 1
         return seq
 
     @property
     def queued(self) -> bool:
         """True while rows are added but not yet flushed to the OS."""
-        return bool(self._queued)
+        return bool(self.lines)
 
     def flush(self) -> None:
         """
@@ -179,12 +196,12 @@ class Journal:
         On an C{OSError} (a full disk) whatever part of them reached the file is cut
         off again, the rows stay queued for the next flush, and the error is raised.
         """
-        if not self._queued:
+        if not self.lines:
             return
         assert self._fd is not None, "journal not open"
-        lines = self._queued
+        lines = self.lines
         data = b"".join(lines)
-        self._queued = []
+        self.lines = []
         active = self.segments[-1]
         try:
             written = _write(self._fd, data)
@@ -197,7 +214,7 @@ class Journal:
             except OSError:
                 log.failure("[DB] could not cut a partial write from journal {dir}",
                             dir=self.directory)
-            self._queued = lines
+            self.lines = lines
             raise
         size = self._sizes[active] + len(data)
         self._sizes[active] = size
@@ -264,7 +281,7 @@ class Journal:
                 self.flush()
             except OSError:
                 # A full disk at exit: the chat log has said what that costs.
-                self._queued = []
+                self.lines = []
         for fd in self._retired:
             os.close(fd)
         self._retired = []

@@ -40,6 +40,8 @@ class KindLogs(MultiService):
         MultiService.__init__(self)
         self.logs = list(logs)
         self._byKind = {log.kind: log for log in self.logs}
+        self._logOf = {log.kind: log.log for log in self.logs}
+        self._gates = [log.gate for log in self.logs]
         self.chat = self._byKind[ChatRow.KIND]
         for log in self.logs:
             log.setServiceParent(self)
@@ -70,7 +72,7 @@ class KindLogs(MultiService):
     # -- IChatLog
 
     def log(self, row: Any) -> None:
-        self._byKind[row.KIND].log(row)
+        self._logOf[row.KIND](row)
 
     def flush(self) -> defer.Deferred[bool]:
         """Fires True once every kind has written what was logged so far."""
@@ -82,17 +84,30 @@ class KindLogs(MultiService):
 
     @property
     def journalPending(self) -> bool:
-        for log in self.logs:
-            if log.journalPending:
+        # Asked for every line a connection writes: the journals' queues, read directly.
+        for gate in self._gates:
+            if gate.journal.lines:
                 return True
         return False
 
     def afterJournaled(self, release: Callable[[], None]) -> None:
         """C{release()} once the rows logged so far, of every kind, are in their journals."""
-        waiting = [log for log in self.logs if log.journalPending]
-        if not waiting:
+        pending = None
+        for gate in self._gates:
+            if gate.journal.lines:
+                if pending is not None:
+                    self._afterEach(release)
+                    return
+                pending = gate
+        if pending is None:
             release()
-            return
+        else:
+            # One kind's rows wait (a message and its reply are both chat rows): its
+            # gate releases the line itself.
+            pending.afterJournaled(release)
+
+    def _afterEach(self, release: Callable[[], None]) -> None:
+        waiting = [gate for gate in self._gates if gate.journal.lines]
         left = [len(waiting)]
 
         def one() -> None:
@@ -100,8 +115,8 @@ class KindLogs(MultiService):
             if left[0] == 0:
                 release()
 
-        for log in waiting:
-            log.afterJournaled(one)
+        for gate in waiting:
+            gate.afterJournaled(one)
 
     def flushJournal(self) -> None:
         for log in self.logs:

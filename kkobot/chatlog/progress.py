@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from kkobot.chatlog.journal import Entry, Journal
 from kkobot.chatlog.rows import ChatRow
 from kkobot.chatlog.setaside import SetAside
 from kkobot.events import IServerEvents
+
+_kindOf = attrgetter("kind")
 
 
 class Progress:
@@ -34,7 +38,7 @@ class Progress:
     def written(self, batch: list[Entry], seconds: float, replayed: bool) -> None:
         """C{batch} is in the database, C{seconds} after it left."""
         # kb_chat_logs rows only: the operators' count; ping rows are counted apart.
-        chat = sum(1 for entry in batch if entry.kind == ChatRow.KIND)
+        chat = list(map(_kindOf, batch)).count(ChatRow.KIND)
         self.rowsWritten += chat
         self.pingRowsWritten += len(batch) - chat
         self.events.rowsWritten(chat, seconds)

@@ -23,6 +23,8 @@ WIDTHS = {
 
 CLIENT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
+_newTuple = tuple.__new__
+
 # Two letters or digits (str.isalnum: in a str pattern, \w less the underscore is
 # exactly that) besides laughter and crying jamo, which alone do not make a message
 # meaningful; one C scan instead of a Python loop over every character.
@@ -156,7 +158,9 @@ class ChatRow(NamedTuple):
         userHash = message.userHash or ""
         logId = message.logId
         channelId = message.channelId or ""
-        return cls(
+        # tuple.__new__ with the values in column order: the namedtuple's own
+        # __new__ is a Python call that only binds the 17 arguments again.
+        return _newTuple(cls, (
             channelId if len(channelId) <= 50 else channelId[:50],
             userHash if len(userHash) <= 100 else userHash[:100],
             room if room is None or len(room) <= 255 else room[:255],
@@ -172,7 +176,7 @@ class ChatRow(NamedTuple):
             clientTimeText(message.timestamp),
             received if type(received) is str else _timeText(received),
             0, 0, 0,
-        )
+        ))
 
     @classmethod
     def forReply(
@@ -189,7 +193,7 @@ class ChatRow(NamedTuple):
         """The row for a message our bot sent."""
         channelId = channelId or ""
         userHash, sender, bot = _botColumns(botName)
-        return cls(
+        return _newTuple(cls, (
             channelId if len(channelId) <= 50 else channelId[:50],
             userHash,
             room if room is None or len(room) <= 255 else room[:255],
@@ -205,7 +209,7 @@ class ChatRow(NamedTuple):
             None,
             sent if type(sent) is str else _timeText(sent),
             1, 1, 1 if scheduled else 0,
-        )
+        ))
 
     @classmethod
     def clipped(cls, **values: Any) -> ChatRow:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any
 
 from twisted.internet import defer
@@ -43,6 +44,10 @@ SELECT_BATCH_END = (
     "SELECT last_seq FROM kb_chatlog_batches WHERE journal_id = %s AND first_seq = %s"
 )
 
+_kindOf = attrgetter("kind")
+_valuesOf = attrgetter("values")
+_encodedOf = attrgetter("encoded")
+
 # Kinds whose table may be an operator's own of another shape (kkobot.db.tablemap):
 # kind -> the table spec. kb_chat_logs is always the operators' DDL as it is.
 MAPPED = {PingRow.KIND: PING_TABLE}
@@ -68,8 +73,8 @@ class RowWriter:
         project = self.project
         encoded: list[bytes | None] | None = None
         if project is None:
-            rows = [entry.values for entry in entries]
-            encoded = [entry.encoded for entry in entries]
+            rows = list(map(_valuesOf, entries))
+            encoded = list(map(_encodedOf, entries))
         else:
             rows = [project(entry.values) for entry in entries]
         if self._multi is None:
@@ -171,9 +176,15 @@ class BatchWriter:
         One transaction for C{batch}; fails with L{AlreadyCommitted} when its record
         is there already. Raises at once when a kind's table is not decided yet.
         """
-        rowsByKind: dict[str, list[Entry]] = {}
-        for entry in batch:
-            rowsByKind.setdefault(entry.kind, []).append(entry)
+        kinds = set(map(_kindOf, batch))
+        rowsByKind: dict[str, list[Entry]]
+        if len(kinds) == 1:
+            # A log's batch holds its own kind (older journals may mix them).
+            rowsByKind = {kinds.pop(): batch}
+        else:
+            rowsByKind = {}
+            for entry in batch:
+                rowsByKind.setdefault(entry.kind, []).append(entry)
         key = (journalId, batch[0].seq, batch[-1].seq, len(batch))
         writers = {kind: self._writer(kind) for kind in rowsByKind}
         return self.database.runInteraction(
