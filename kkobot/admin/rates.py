@@ -109,9 +109,14 @@ class MessageRates(NoEvents):
         while len(rooms) > self.maxRooms:
             rooms.popitem(last=False)
 
-    # messageIn and messageOut are written out in full, not through a shared helper:
-    # each runs once per message, and the extra call cost as much as the counting.
     def messageIn(self, botName: str, room: str, channelId: str | None, command: str | None) -> None:
+        self._count(botName, room, channelId, 2)
+
+    def messageOut(self, botName: str, room: str, channelId: str | None, command: str | None) -> None:
+        self._count(botName, room, channelId, 3)
+
+    def _count(self, botName: str, room: str, channelId: str | None, slot: int) -> None:
+        """One message in (C{slot} 2) or out (3) for the room, in this minute's pending counts."""
         now = self.clock.seconds()
         if now // BUCKET_SECONDS != self._pendingMinute or len(self._pending) >= self.maxRooms:
             self._roll(now)
@@ -119,24 +124,11 @@ class MessageRates(NoEvents):
         key = (botName, True, channelId) if channelId else (botName, False, room)
         counts = self._pending.get(key)
         if counts is None:
-            self._pending[key] = [room, channelId, 1, 0, now]
+            counts = self._pending[key] = [room, channelId, 0, 0, now]
         else:
             counts[0] = room
-            counts[2] += 1
             counts[4] = now
-
-    def messageOut(self, botName: str, room: str, channelId: str | None, command: str | None) -> None:
-        now = self.clock.seconds()
-        if now // BUCKET_SECONDS != self._pendingMinute or len(self._pending) >= self.maxRooms:
-            self._roll(now)
-        key = (botName, True, channelId) if channelId else (botName, False, room)
-        counts = self._pending.get(key)
-        if counts is None:
-            self._pending[key] = [room, channelId, 0, 1, now]
-        else:
-            counts[0] = room
-            counts[3] += 1
-            counts[4] = now
+        counts[slot] += 1
 
     def roomName(self, botName: str, channelId: str) -> str | None:
         """The latest name seen for a channel of this bot (the phone addresses rooms by name)."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import Any, Callable
 
-import orjson
-from orjson import JSONEncodeError
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
@@ -15,7 +13,7 @@ from zope.interface import implementer
 from kkobot.chatlog.barrier import JournalGate
 from kkobot.chatlog.buffer import RowBuffer
 from kkobot.chatlog.flushing import Flusher
-from kkobot.chatlog.journal import Entry, Journal, encodeValues
+from kkobot.chatlog.journal import Journal, encodeValues
 from kkobot.chatlog.pressure import Pressure
 from kkobot.chatlog.progress import Progress
 from kkobot.chatlog.retry import RetryPolicy
@@ -29,9 +27,6 @@ from kkobot.interfaces import IChatLog
 from kkobot.logs import Logger
 
 log = Logger()
-
-_dumps = orjson.dumps
-_newTuple = tuple.__new__
 
 # Names other modules import from here; the rows, the SQL and the set-aside file
 # have modules of their own.
@@ -182,32 +177,18 @@ class ChatLog(Service):
     # -- logging: the per-message hot path
 
     def log(self, row: Any) -> None:
-        # Two rows a message: what the gate, the buffer and the flusher do for most
-        # rows is written out here (a method call each cost more than the checks).
         values = row.values()
         kind = row.KIND
-        try:
-            payload = _dumps(values)
-        except JSONEncodeError:
-            payload = encodeValues(values)
+        payload = encodeValues(values)
         seq = self.journal.add(kind, values, payload)
-        gate = self.gate
-        if gate.call is None:
-            gate.rowQueued()
+        self.gate.rowQueued()
         buffer = self.buffer
-        entries = buffer.entries
         if buffer.spilledFrom is None:
-            if len(entries) < buffer.maxRows:
-                # RowBuffer.add's common case: the row waits in memory.
-                entries.append(_newTuple(Entry, (seq, kind, values, payload[1:-1])))
-            elif buffer.add(seq, kind, values, payload):
+            if buffer.add(seq, kind, values, payload):
                 self.pressure.check()
         elif not self.pressure.paused and self.journal.totalBytes >= self.pressure.maxJournalBytes:
             self.pressure.check()
-        flusher = self.flusher
-        # Flusher.rowAdded does nothing while a batch is timed and not yet full.
-        if flusher.timer is None or len(entries) >= flusher.batchSize:
-            flusher.rowAdded()
+        self.flusher.rowAdded()
 
     # -- the journal barrier: nothing answered leaves before its rows are journaled
 
