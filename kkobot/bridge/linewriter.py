@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kkobot.bridge.sending import Send, senderFor
 from kkobot.commands import Reply
 
 if TYPE_CHECKING:
@@ -20,6 +21,11 @@ class LineWriter:
         self.proto = proto
         # Lines waiting for the journal write of the rows they answer (None: none wait).
         self._held: list[bytes] | None = None
+        self._send: Send | None = None
+
+    def connected(self) -> None:
+        """The transport is there: choose how lines reach it (L{senderFor})."""
+        self._send = senderFor(self.proto.transport)
 
     def nowMillis(self) -> int:
         return int(self.proto.factory.clock.seconds() * 1000)
@@ -66,14 +72,10 @@ class LineWriter:
             self._held = [data]
             gate.afterJournaled(self._release)
         else:
-            self.proto.transport.write(data)
+            (self._send or self.proto.transport.write)(data)
 
     def _release(self) -> None:
         held, self._held = self._held, None
         if held and not self.proto.gone:
-            if len(held) == 1:
-                # Almost always one reply: write() checks and counts it once, where
-                # writeSequence loops over the list twice.
-                self.proto.transport.write(held[0])
-            else:
-                self.proto.transport.writeSequence(held)
+            send = self._send or self.proto.transport.write
+            send(held[0] if len(held) == 1 else b"".join(held))

@@ -105,6 +105,7 @@ class BridgeProtocol(LineReading):
         self.MAX_LENGTH = min(factory.maxLineBytes, UNVERIFIED_LINE_BYTES)
         self.useClock(factory.clock)
         self.transport.registerProducer(self, True)
+        self.out.connected()
         refusal = factory.admitConnection(self)
         if refusal is not None:
             log.warn(

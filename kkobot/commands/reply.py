@@ -29,7 +29,9 @@ class Reply:
     @classmethod
     def media(cls, *urls: str, waitTime: int | None = None) -> Reply:
         """Images by URL: C{MEDIA_URL:url1|||url2}; C{waitTime} in ms."""
-        return cls("MEDIA_URL:" + "|||".join(urls), waitTime)
+        # A "|" of a URL is written %7C (the same URL to a web server): a URL ending
+        # in "|" would otherwise move the "|||" that separates it from the next.
+        return cls("MEDIA_URL:" + "|||".join(url.replace("|", "%7C") for url in urls), waitTime)
 
     @classmethod
     def image(cls, *payloads: bytes | str, waitTime: int | None = None) -> Reply:

@@ -456,6 +456,7 @@ class RoundTrip33Tests(SynchronousTestCase):
 
     @FUZZ
     @given(st.lists(st.text(max_size=40), min_size=1, max_size=3), st.booleans())
+    @example(["|", ""], False)  # a URL ending in "|" before the "|||" separator
     def test_mediaUrlsStayWithinTheRawPart(self, paths: list[str], secure: bool) -> None:
         urls = [("https://" if secure else "http://") + "img.example/" + p for p in paths]
         if not all(storable(wire.Hello(u, u)) for u in urls):

@@ -190,7 +190,9 @@ class BatchTests(ChatLogTestBase):
         class Socket(StringTransport):
             # What the journal holds at the moment each line is handed to the socket.
             def write(self, data: bytes) -> None:
-                journalAtWrite.append((data, [json.loads(v)[4] for _, _, v in test.journalLines()]))
+                journal = [json.loads(v)[4] for _, _, v in test.journalLines()]
+                for piece in data.splitlines(keepends=True):
+                    journalAtWrite.append((piece, journal))
                 StringTransport.write(self, data)
 
             def writeSequence(self, seq: list[bytes]) -> None:
