@@ -65,7 +65,7 @@ class ChatLog(Service):
         database: Any,
         clock: IReactorTime,
         journal: Journal,
-        batchSize: int = 500,
+        batchSize: int = 2000,
         flushInterval: float = 0.05,
         retryInterval: float = 5.0,
         maxBufferRows: int = 20_000,

@@ -93,9 +93,9 @@ class MultiRowInsert:
         limit = txn.max_stmt_length
         prefix = self.prefix.encode(encoding)
         if encoded is not None and encoding == "utf8":
-            values = jsonRowsLiteral(encoded)
-            if values is not None and len(prefix) + len(values) <= limit:
-                return txn.execute(prefix + values)
+            count = self._fromJson(txn, prefix, encoded, limit)
+            if count is not None:
+                return count
         sql = bytearray(prefix)
         count = 0
         first = True
@@ -111,3 +111,21 @@ class MultiRowInsert:
             sql += value
         count += txn.execute(sql)
         return count
+
+    def _fromJson(self, txn: Any, prefix: bytes, encoded: Sequence[bytes], limit: int) -> int | None:
+        """
+        The rows from their journal bytes (L{jsonRowsLiteral}), a batch whose statement
+        would pass C{limit} cut in halves until each fits (long texts in a large batch
+        stay off the per-value path); None when a row needs L{rowLiteral}.
+        """
+        values = jsonRowsLiteral(encoded)
+        if values is None:
+            return None
+        if len(prefix) + len(values) <= limit or len(encoded) == 1:
+            return txn.execute(prefix + values)
+        # A part of rows that need no rowLiteral needs none either.
+        half = len(encoded) // 2
+        first = self._fromJson(txn, prefix, encoded[:half], limit)
+        rest = self._fromJson(txn, prefix, encoded[half:], limit)
+        assert first is not None and rest is not None
+        return first + rest

@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "server.max_line_bytes": 1048576,
     "server.handshake_timeout": 30,
     "plugins.dropin_dir": "plugins",
-    "chatlog.batch_size": 500,
+    "chatlog.batch_size": 2000,
     "chatlog.flush_interval": 0.05,
     "log.summary_interval": 60,
     # Several instances behind one Redis (docs/cluster.md); "" means one process, no Redis.

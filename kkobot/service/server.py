@@ -62,7 +62,7 @@ class KkobotService(MultiService):
             reactor,
             resolved.journalDir,
             segmentBytes=resolved.get("chatlog.journal_segment_bytes", 8 * 1024 * 1024),
-            batchSize=resolved.get("chatlog.batch_size", 500),
+            batchSize=resolved.get("chatlog.batch_size", 2000),
             flushInterval=resolved.get("chatlog.flush_interval", 0.05),
             maxBufferRows=resolved.get("chatlog.max_buffer_rows", 20_000),
             maxJournalBytes=resolved.get("chatlog.max_journal_bytes", 512 * 1024 * 1024),
