@@ -14,6 +14,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import loadgen, targets  # noqa: E402
+from benchmarks.rounds import run_rounds  # noqa: E402
 from benchmarks.targets import Target, TargetError  # noqa: E402
 
 # Sized so each scenario lasts about a second against bare on this machine (35k msg/s at
@@ -136,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--auth", choices=["on", "off", "both"], default="on",
                    help="kkobot target: HMAC auth required, every message signed (on, the default), "
                         "off, or both (one server of each, in turn)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run bare (with --with-bare) and the kkobot server(s) in turn this many "
+                        "times, a fresh server each time, and report the medians")
     p.add_argument("--no-auth", dest="auth", action="store_const", const="off",
                    help="the same as --auth off (the figure before auth was measured)")
     a = p.parse_args(argv)
@@ -148,15 +152,22 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--with-bare runs `# echo` only; compare --command runs with a plain kkobot run")
     if a.plugins:
         a.plugins = os.path.abspath(a.plugins)
+    modes = {"on": [True], "off": [False], "both": [True, False]}[a.auth]
+    if a.target != "kkobot":
+        modes = [None]
+    if a.rounds > 1:
+        def runBare() -> list[dict[str, Any]] | None:
+            return _run_target("bare", a, Scenario.parse_list(a.scenarios), None, ["3.2"], a.server_cmd)
+
+        return run_rounds(a, modes, runBare, _runServer, _present)
     if a.with_bare and a.target != "bare":
         bare = _run_target("bare", a, Scenario.parse_list(a.scenarios), None, ["3.2"], a.server_cmd)
         if bare is None:
             return 2
     else:
         bare = None
-    modes = {"on": [True], "off": [False], "both": [True, False]}[a.auth]
     status, docs = 0, []
-    for n, authOn in enumerate(modes if a.target == "kkobot" else [None]):
+    for n, authOn in enumerate(modes):
         code, doc = _runOne(a, bare, authOn, showBare=n == 0)
         status = max(status, code)
         if doc is not None:
@@ -171,6 +182,17 @@ def _runOne(
     a: argparse.Namespace, bare: list[dict[str, Any]] | None, authOn: bool | None, showBare: bool
 ) -> tuple[int, dict[str, Any] | None]:
     """One server (kkobot with auth on or off; bare or external: None) through every scenario; exit status, JSON report."""
+    ran = _runServer(a, authOn)
+    if ran is None:
+        return 2, None  # _run_target reported why (and printed its JSON)
+    reports, authLabel, withDb = ran
+    return _present(a, reports, bare, authLabel, withDb, showBare)
+
+
+def _runServer(
+    a: argparse.Namespace, authOn: bool | None
+) -> tuple[list[dict[str, Any]], str, bool] | None:
+    """Start one server, run every scenario, stop it: its reports, its auth label, whether rows were counted."""
     from benchmarks.mysqlbench import Auth, MysqlBench, SqliteBench
 
     db = setup = None
@@ -197,9 +219,17 @@ def _runOne(
         if setup is not None:
             setup.drop()
     if reports is None:
-        return 2, None  # _run_target reported why (and printed its JSON)
+        return None
     for r in reports:
         r["auth"] = authLabel
+    return reports, authLabel, db is not None
+
+
+def _present(
+    a: argparse.Namespace, reports: list[dict[str, Any]], bare: list[dict[str, Any]] | None,
+    authLabel: str, withDb: bool, showBare: bool,
+) -> tuple[int, dict[str, Any]]:
+    """Compare with bare, print the tables and lines; exit status and JSON report."""
     scenarios = Scenario.parse_list(a.scenarios)
     # Each form's run is compared with bare's run of the same scenario (bare speaks 3.2).
     pairs = [(r, b) for r in reports for b in (bare or []) if b["base_scenario"] == r["base_scenario"]]
@@ -220,7 +250,7 @@ def _runOne(
         + [("machine busy %", "machine_busy_pct")]
         + ([("db cpu us/msg", "db_cpu_us_per_msg"), ("rows before", "rows_before"),
             ("rows after", "rows_after"), ("rows expected", "rows_expected")]
-           if db is not None else [])
+           if withDb else [])
         + ([("bare msg/s", "bare_msg_s"), ("kkobot/bare", "ratio_vs_bare"),
             ("bare srv cpu us/msg", "bare_server_cpu_us_per_msg"),
             ("srv cpu kkobot/bare", "cpu_ratio_vs_bare")] if bare else []),
@@ -231,7 +261,9 @@ def _runOne(
         print(loadgen.format_table(bare, [("srv cpu us/msg", "server_cpu_us_per_msg"),
                                           ("loadgen cpu us/msg", "client_cpu_us_per_msg"),
                                           ("machine busy %", "machine_busy_pct")]), file=out)
-    print(f"target: {a.target}{' + MariaDB' if db else ''}; auth: {authLabel}", file=out)
+    rounds = reports[0].get("rounds") if reports else None
+    print(f"target: {a.target}{' + MariaDB' if withDb else ''}; auth: {authLabel}"
+          + (f"; medians of {rounds} interleaved rounds" if rounds else ""), file=out)
     print(table, file=out)
     for r in reports:
         line = f"{r['scenario']} (auth {authLabel}): server CPU {r['server_cpu_us_per_msg']} us/msg"

@@ -38,7 +38,7 @@ class JournalGate:
         self.pressure = pressure
         self._inThread = inThread
         self._isRunning = isRunning
-        # Called when rows were written after the fsync under way began.
+        # Called when rows were written (or segments trimmed) after the fsync under way began.
         self._onDirty = onDirty
         self.retryInterval = 1.0
         self.full = False
@@ -102,27 +102,31 @@ class JournalGate:
                 error=error,
             )
             self.pressure.pause("journal")
+        if self.journal.trimmed:
+            # Segments the database has taken: deleting them is what frees the space.
+            self.sync()
         if self._isRunning():
             self.call = self.clock.callLater(self.retryInterval, self.flush)
 
     def sync(self) -> None:
         """fsync what was written since the last fsync, in a thread (one at a time)."""
-        if self.syncing is not None or not (self.journal.dirty or self.journal.queued):
+        journal = self.journal
+        if self.syncing is not None or not (journal.dirty or journal.queued or journal.trimmed):
             return
-        fds = self.journal.syncTargets()
-        d = self._inThread(self.journal.syncFds, fds)
+        targets = self.journal.syncTargets()
+        d = self._inThread(self.journal.syncFds, targets)
         d.addErrback(
             lambda f: log.failure("[DB] fsync of journal {dir} failed", f,
                                   dir=self.journal.directory)
         )
-        d.addBoth(self._synced, fds)
+        d.addBoth(self._synced, targets[0])
         if self.syncing is None and not d.called:
             self.syncing = d
 
     def _synced(self, _: Any, fds: list[int]) -> None:
         self.syncing = None
         self.journal.synced(fds)
-        if self.journal.dirty:
+        if self.journal.dirty or self.journal.trimmed:
             self._onDirty()
 
     def close(self, written: bool, committed: int, backlog: int, what: str, database: str) -> None:

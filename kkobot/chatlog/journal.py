@@ -79,9 +79,12 @@ class Journal:
     L{add} queues a row and L{flush} writes every queued row with one C{os.write}
     (a SIGKILL cannot lose them once flushed: they are in the kernel); L{append} is
     both at once; L{syncTargets} + L{syncFds} (in a thread) + L{synced} make them durable
-    against power loss, one C{fsync} per batch. A segment is deleted by L{trim} once
-    every row in it is committed elsewhere. Not thread-safe: append, rotate and trim
-    run on the reactor thread; only L{syncFds} and L{read} may run in a worker thread.
+    against power loss, one C{fsync} per batch. A segment is dropped by L{trim} once
+    every row in it is committed elsewhere, and its file deleted by the next
+    L{syncFds}: deleting megabytes, like the directory's fsync after a new segment,
+    takes milliseconds that the reactor thread does not wait for. Not thread-safe:
+    append, rotate and trim run on the reactor thread; only L{syncFds} and L{read}
+    may run in a worker thread.
     """
 
     def __init__(self, directory: str, segmentBytes: int = 8 * 1024 * 1024) -> None:
@@ -95,6 +98,11 @@ class Journal:
         self.totalBytes = 0
         self._fd: int | None = None
         self._retired: list[int] = []
+        # The directory, fsynced with the next batch once a segment was created in it.
+        self._dirFd: int | None = None
+        self._dirDirty = False
+        # Files of trimmed segments, deleted by the next syncFds (or at close).
+        self._doomed: list[str] = []
         # Lines added and not yet written (L{flush}); non-empty is L{queued}.
         self.lines: list[bytes] = []
         self.dirty = False
@@ -133,7 +141,11 @@ class Journal:
                 nextSeq = max(nextSeq, last + 1)
         self.nextSeq = nextSeq
         self.totalBytes = sum(self._sizes.values())
+        self._dirFd = os.open(self.directory, os.O_RDONLY | os.O_CLOEXEC)
         self._startSegment()
+        # At the start the directory is made durable at once (nothing waits yet).
+        fsyncDirectory(self.directory)
+        self._dirDirty = False
 
     @property
     def hasRows(self) -> bool:
@@ -161,7 +173,9 @@ class Journal:
         self._fd = os.open(self._path(start), flags, 0o600)
         self.totalBytes -= self._sizes.get(start, 0)
         self._sizes[start] = 0
-        fsyncDirectory(self.directory)
+        # Its name is durable with the next fsync of the directory (L{syncTargets}),
+        # before any row in it counts as durable.
+        self._dirDirty = True
 
     # -- writing
 
@@ -183,6 +197,11 @@ class Journal:
         self.lines.append(form % (seq, payload))
         self.nextSeq = seq + 1
         return seq
+
+    @property
+    def trimmed(self) -> bool:
+        """True while files of trimmed segments wait for the next L{syncFds} to delete them."""
+        return bool(self._doomed)
 
     @property
     def queued(self) -> bool:
@@ -235,8 +254,11 @@ class Journal:
 
     # -- group commit
 
-    def syncTargets(self) -> list[int]:
-        """The fds to fsync for everything written so far (then call L{synced})."""
+    def syncTargets(self) -> tuple[list[int], list[str]]:
+        """
+        The fds to fsync for everything written so far, and the trimmed segments'
+        files to delete: L{syncFds} takes both (then call L{synced} with the fds).
+        """
         try:
             self.flush()
         except OSError:
@@ -246,13 +268,21 @@ class Journal:
         fds = list(self._retired)
         if self._fd is not None:
             fds.append(self._fd)
-        return fds
+        if self._dirDirty and self._dirFd is not None:
+            self._dirDirty = False
+            fds.append(self._dirFd)
+        doomed, self._doomed = self._doomed, []
+        return fds, doomed
 
     @staticmethod
-    def syncFds(fds: list[int]) -> None:
-        """Blocking: run in a thread."""
-        for fd in fds:
-            os.fsync(fd)
+    def syncFds(targets: tuple[list[int], list[str]]) -> None:
+        """Blocking: run in a thread. fsync the fds, delete the files."""
+        fds, doomed = targets
+        try:
+            for fd in fds:
+                os.fsync(fd)
+        finally:
+            _remove(doomed)
 
     def synced(self, fds: list[int]) -> None:
         for fd in fds:
@@ -263,15 +293,12 @@ class Journal:
     # -- trimming
 
     def trim(self, committed: int) -> int:
-        """Delete segments whose every row has seq <= committed; return how many."""
+        """Drop segments whose every row has seq <= committed (their files go with the next sync); return how many."""
         removed = 0
         while len(self.segments) > 1 and self.segments[1] - 1 <= committed:
             start = self.segments.pop(0)
             self.totalBytes -= self._sizes.pop(start, 0)
-            try:
-                os.unlink(self._path(start))
-            except FileNotFoundError:
-                pass
+            self._doomed.append(self._path(start))
             removed += 1
         return removed
 
@@ -288,6 +315,11 @@ class Journal:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self._dirFd is not None:
+            os.close(self._dirFd)
+            self._dirFd = None
+        doomed, self._doomed = self._doomed, []
+        _remove(doomed)
 
     # -- reading (safe in a worker thread, given a snapshot taken on the reactor)
 
@@ -322,6 +354,14 @@ class Journal:
                 if len(out) >= limit:
                     return out, position, False
         return out, position, True
+
+
+def _remove(paths: list[str]) -> None:
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 def _entries(

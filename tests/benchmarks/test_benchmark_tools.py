@@ -403,3 +403,26 @@ def test_loadgen_speaks_33() -> None:
     assert report["replies"] == 10 and report["form"] == "3.3"
     assert report["seen"][0] == "handshake" and report["seen"].count("message") == 10
     assert "pong" in report["seen"]
+
+
+def _report(name: str, msgs: int, rate: float, p99: float, errors: int, rowsAfter: int) -> dict:
+    return {"scenario": name, "base_scenario": name, "msgs": msgs, "throughput_msg_s": rate,
+            "p99_ms": p99, "errors": errors, "rows_after": rowsAfter, "auth": "off"}
+
+
+def test_roundsReportTheMedianOfEachFigure():
+    from benchmarks.rounds import median_reports
+
+    rounds = [
+        [_report("50c W=1", 100, 9000.0, 12.0, 0, 200), _report("1c W=1", 10, 3000.0, 0.5, 0, 220)],
+        [_report("50c W=1", 100, 13000.0, 9.0, 2, 420), _report("1c W=1", 10, 3100.0, 0.9, 0, 440)],
+        [_report("50c W=1", 100, 12000.0, 30.0, 0, 640), _report("1c W=1", 10, 2000.0, 0.4, 0, 660)],
+    ]
+    merged = {r["scenario"]: r for r in median_reports(rounds)}
+    fifty = merged["50c W=1"]
+    # One slow round (9,000 msg/s) and one p99 outlier (30 ms) do not decide the figures.
+    assert fifty["throughput_msg_s"] == 12000.0 and fifty["p99_ms"] == 12.0
+    assert fifty["msgs"] == 100 and type(fifty["msgs"]) is int
+    # Errors of any round show; the row counts are the last round's own.
+    assert fifty["errors"] == 2 and fifty["rows_after"] == 640
+    assert merged["1c W=1"]["throughput_msg_s"] == 3000.0 and merged["1c W=1"]["rounds"] == 3
