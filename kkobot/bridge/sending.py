@@ -11,7 +11,7 @@ Send = Callable[[bytes], None]
 
 # The buffer state read below is FileDescriptor's own; a Twisted without it gets
 # the plain write path, which is always correct.
-_STATE = ("dataBuffer", "_tempDataBuffer", "_writeDisconnected", "TLS", "socket")
+_STATE = ("dataBuffer", "_tempDataBuffer", "_writeDisconnected", "_aborting", "TLS", "socket")
 
 
 def senderFor(transport: Any) -> Send:
@@ -37,7 +37,7 @@ def senderFor(transport: Any) -> Send:
 
 def _sendAtOnce(t: Any, data: bytes) -> None:
     if (t.dataBuffer or t._tempDataBuffer or t.TLS or t.disconnecting
-            or t._writeDisconnected or not t.connected):
+            or t._writeDisconnected or t._aborting or not t.connected):
         t.write(data)
         return
     try:

@@ -47,8 +47,12 @@ class SendOverTcpTests(TestCase):
         self.addCleanup(self.peer.close)
         self.server = yield factory.connected
         self.server.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        self.addCleanup(self.server.transport.abortConnection)
+        self.addCleanup(self.closeServer)
         self.peer.settimeout(10)
+
+    def closeServer(self) -> None:
+        if self.server.transport.connected:
+            self.server.transport.abortConnection()
 
     def receive(self, size: int) -> bytes:
         data = b""
@@ -104,6 +108,30 @@ class SendOverTcpTests(TestCase):
         # Up to 100 bytes: the peer's read ends at the close.
         received = yield _inThreadReceive(self, 100)
         self.assertEqual(received, b"before\nafter\n")
+
+
+    def test_abortedConnectionSendsNothingMore(self):
+        """After abortConnection no line reaches the socket, as with transport.write."""
+        transport = self.server.transport
+        sock = transport.socket
+        sent: list[bytes] = []
+
+        class Recording:
+            # The socket's own methods, with send() noted (a socket's attributes are read-only).
+            def __getattr__(self, name):
+                return getattr(sock, name)
+
+            def send(self, data):
+                sent.append(bytes(data))
+                return sock.send(data)
+
+        transport.socket = Recording()
+        self.addCleanup(setattr, transport, "socket", sock)
+        send = senderFor(transport)
+        send(b"before\n")
+        transport.abortConnection()
+        send(b"after\n")
+        self.assertEqual(sent, [b"before\n"])
 
 
 def _inThreadReceive(case: SendOverTcpTests, size: int) -> defer.Deferred[bytes]:
