@@ -38,7 +38,7 @@ def count(messages: int, prebuild: int, extra: list[str], outDir: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__,
-        epilog="Other options (--no-auth, --conns, --form) go to signed_path.py. The same lines are "
+        epilog="Other options (--no-auth, --no-events, --conns, --form) go to signed_path.py. The same lines are "
                "built in both runs; only how many are pushed differs, so setup and building cancel out.")
     p.add_argument("--messages", type=int, default=4000, help="lines pushed in the second run")
     p.add_argument("--chatlog", choices=["journal", "list"], default="journal",

@@ -171,6 +171,7 @@ class Workload:
 
     def __init__(
         self, conns: int, lines: int, auth: bool, form: str, scratch: str, chatlog: str = "journal",
+        events: bool = True,
     ) -> None:
         from kkobot.bridge.auth import HmacAuthenticator
         from kkobot.bridge.devices import DeviceStore
@@ -183,11 +184,21 @@ class Workload:
         from kkobot.commands.permissions import Permissions
         from kkobot.commands.registry import CommandRegistry
         from kkobot.commands.store import MemoryStorage
+        from kkobot.events import NO_EVENTS
+
+        sinks: Any = NO_EVENTS
 
         self.journaled = chatlog == "journal"
         # The list keeps task.Clock, so its figures compare with those measured before.
         self.clock: Any = _ReactorClock() if self.journaled else task.Clock()
         self.clock.advance(START)
+        if events:
+            from kkobot.admin.metrics import Metrics
+            from kkobot.admin.rates import MessageRates
+            from kkobot.events import EventFanout
+
+            # As kkobot/service/server.py builds them: metrics and the status page's rates.
+            sinks = EventFanout([Metrics(), MessageRates(self.clock)])
         self.database: _InProcessDatabase | None = None
         self.chatlog: Any
         if self.journaled:
@@ -196,7 +207,7 @@ class Workload:
             # As kkobot/service/server.py builds it, with the server's defaults.
             self.database = _InProcessDatabase(self.clock)
             self.chatlog = KindLogs.build(self.database, self.clock, os.path.join(scratch, "journal"),
-                                          inThread=_inline)
+                                          events=sinks, inThread=_inline)
             self.chatlog.startService()
         else:
             self.chatlog = _ListChatLog()
@@ -207,7 +218,7 @@ class Workload:
             outbound=Outbound(registry, self.chatlog, self.clock), clock=self.clock, cfg={},
             get=lambda key, default: default, storage=MemoryStorage(),
             history=MemoryChatHistory(_ListChatLog()), http=object(), permissions=Permissions({}),
-            sighup=False,
+            sighup=False, events=sinks,
         )
         parts.service.startService()
         authenticator = None
@@ -222,7 +233,7 @@ class Workload:
         self.factory = LimitedBridgeFactory(
             parts.router, ConnectionLimits(self.clock), registry=registry,
             authenticator=authenticator, clock=self.clock,
-            gate=self.chatlog if self.journaled else None,
+            gate=self.chatlog if self.journaled else None, events=sinks,
         )
         if self.journaled:
             self.chatlog.setPressureValve(self.factory.pauseAll, self.factory.resumeAll)
@@ -310,12 +321,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chatlog", choices=["journal", "list"], default="journal",
                    help="journal: the server's chat log (journal, reply barrier, batches to an "
                         "in-process database); list: rows kept in a list, as before")
+    p.add_argument("--no-events", action="store_true",
+                   help="no metrics or message-rate hooks (the workload before they were counted)")
     p.add_argument("--profile", metavar="FILE", help="cProfile the pushing into FILE (pstats)")
     p.add_argument("--top", type=int, default=30, help="with --profile: lines of the summary printed")
     a = p.parse_args(argv)
     prebuild = max(a.prebuild or a.messages, a.messages)
     with tempfile.TemporaryDirectory(prefix="kkobot-signed-path-") as tmp:
-        w = Workload(a.conns, prebuild, not a.no_auth, a.form, tmp, a.chatlog)
+        w = Workload(a.conns, prebuild, not a.no_auth, a.form, tmp, a.chatlog, not a.no_events)
         cpu0 = time.process_time()
         if a.profile:
             import cProfile
@@ -330,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu = time.process_time() - cpu0
         stored = w.stored()
     print(f"messages {a.messages} replies {replies} conns {a.conns} auth {'off' if a.no_auth else 'on'} "
-          f"form {a.form} chatlog {a.chatlog}: {cpu * 1e6 / max(a.messages, 1):.1f} us CPU/msg")
+          f"form {a.form} chatlog {a.chatlog} events {'off' if a.no_events else 'on'}: {cpu * 1e6 / max(a.messages, 1):.1f} us CPU/msg")
     if stored is not None:
         print(f"chat rows in the database {stored} of {2 * a.messages}")
         if stored != 2 * a.messages:
