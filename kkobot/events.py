@@ -28,6 +28,13 @@ class IServerEvents(Interface):
     def commandTimed(command, seconds):
         """A command finished after C{seconds}."""
 
+    def messageAnswered(botName, room, channelId, command, seconds, replies):
+        """
+        A chat message arrived and its command answered at once with C{replies}
+        message(s): what L{messageIn}, L{commandTimed} (when C{seconds} is not None)
+        and C{replies} times L{messageOut} report, in one call (the common case).
+        """
+
     def errorSent(code):
         """An C{error} event with C{code} went to a client."""
 
@@ -60,6 +67,15 @@ class NoEvents:
     def commandTimed(self, command: str, seconds: float) -> None:
         pass
 
+    def messageAnswered(self, botName: str, room: str, channelId: str | None, command: str | None,
+                        seconds: float | None, replies: int) -> None:
+        # Sinks that count only the single events get them from here.
+        self.messageIn(botName, room, channelId, command)
+        if seconds is not None and command is not None:
+            self.commandTimed(command, seconds)
+        for _ in range(replies):
+            self.messageOut(botName, room, channelId, command)
+
     def errorSent(self, code: str) -> None:
         pass
 
@@ -82,9 +98,14 @@ class NoEvents:
 NO_EVENTS = NoEvents()
 
 
+# A hook whose inherited version passes the event on to these.
+_COMBINED = {"messageAnswered": ("messageIn", "commandTimed", "messageOut")}
+
+
 def _quiet(sink: object, name: str) -> bool:
     """Whether C{sink}'s C{name} hook is the one it inherits from L{NoEvents} (does nothing)."""
-    return getattr(getattr(sink, name), "__func__", None) is getattr(NoEvents, name)
+    inherited = getattr(getattr(sink, name), "__func__", None) is getattr(NoEvents, name)
+    return inherited and all(_quiet(sink, part) for part in _COMBINED.get(name, ()))
 
 
 def _guarded(name: str, methods: list, parameters: Iterable[str]):

@@ -193,6 +193,17 @@ class Metrics:
         counts = self.messagesOut
         counts[key] = counts.get(key, 0) + 1
 
+    def messageAnswered(self, botName: str, room: str, channelId: str | None, command: str | None,
+                        seconds: float | None, replies: int) -> None:
+        key = (botName, command or "")
+        counts = self.messagesIn
+        counts[key] = counts.get(key, 0) + 1
+        if replies:
+            counts = self.messagesOut
+            counts[key] = counts.get(key, 0) + replies
+        if seconds is not None and command is not None:
+            self.commandTimed(command, seconds)
+
     def commandTimed(self, command: str, seconds: float) -> None:
         counts = self.commandLatency.get(command)
         if counts is None:

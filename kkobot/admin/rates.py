@@ -110,13 +110,17 @@ class MessageRates(NoEvents):
             rooms.popitem(last=False)
 
     def messageIn(self, botName: str, room: str, channelId: str | None, command: str | None) -> None:
-        self._count(botName, room, channelId, 2)
+        self._count(botName, room, channelId, 1, 0)
 
     def messageOut(self, botName: str, room: str, channelId: str | None, command: str | None) -> None:
-        self._count(botName, room, channelId, 3)
+        self._count(botName, room, channelId, 0, 1)
 
-    def _count(self, botName: str, room: str, channelId: str | None, slot: int) -> None:
-        """One message in (C{slot} 2) or out (3) for the room, in this minute's pending counts."""
+    def messageAnswered(self, botName: str, room: str, channelId: str | None, command: str | None,
+                        seconds: float | None, replies: int) -> None:
+        self._count(botName, room, channelId, 1, replies)
+
+    def _count(self, botName: str, room: str, channelId: str | None, inbound: int, outbound: int) -> None:
+        """Messages in and out of the room, in this minute's pending counts."""
         now = self.clock.seconds()
         if now // BUCKET_SECONDS != self._pendingMinute or len(self._pending) >= self.maxRooms:
             self._roll(now)
@@ -128,7 +132,8 @@ class MessageRates(NoEvents):
         else:
             counts[0] = room
             counts[4] = now
-        counts[slot] += 1
+        counts[2] += inbound
+        counts[3] += outbound
 
     def roomName(self, botName: str, channelId: str) -> str | None:
         """The latest name seen for a channel of this bot (the phone addresses rooms by name)."""

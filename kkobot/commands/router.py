@@ -122,7 +122,7 @@ class MessageRouter:
         now = self.clock.seconds()
         self.chatlog.log(ChatRow.fromMessage(message, client.botName, directive, self._textAt(now)))
         self.messagesSeen += 1
-        self.events.messageIn(client.botName, message.room, message.channelId, name)
+        # messageIn is reported below: with the replies in one event when answered at once.
         # Per message at debug: formatting a line per message would cost a third of
         # the server's CPU at load; logSummary() gives the info-level picture. The
         # level is checked first so the arguments are not even built.
@@ -136,27 +136,32 @@ class MessageRouter:
             )
             log.debug("[MSG] text: {text}", text=message.text)
         if not client.approved:
+            self.events.messageIn(client.botName, message.room, message.channelId, name)
             return []
         rooms = self.rooms
         if rooms is not None:
             # Only approved devices' rooms are recorded: a pending phone cannot fill kb_rooms.
             rooms.seen(client.botName, message.channelId or message.room, message.room)
         if command is None:
+            self.events.messageIn(client.botName, message.room, message.channelId, name)
             return []
         assert invocation is not None
         if rooms is not None:
             allowed = rooms.answers(message.channelId or message.room)
             if allowed is not True:
+                self.events.messageIn(client.botName, message.room, message.channelId, name)
                 if allowed is False:
                     return []
                 # Only before the rooms' first read: the answer waits for it.
                 return allowed.addCallback(
                     lambda ok: self._run(invocation, client, message, directive,
-                                         self.clock.seconds()) if ok else [])
+                                         self.clock.seconds(), True) if ok else [])
         return self._run(invocation, client, message, directive, now)
 
     def _run(self, invocation: Any, client: ClientInfo, message: ChatMessage,
-             directive: str | None, now: float) -> list[Reply] | defer.Deferred[list[Reply]]:
+             directive: str | None, now: float,
+             reported: bool = False) -> list[Reply] | defer.Deferred[list[Reply]]:
+        """The command's replies (logged); C{reported}: messageIn was reported already."""
         command = invocation.command
         name = command.name
         conversations = self.conversations
@@ -169,10 +174,17 @@ class MessageRouter:
             message.isGroupChat, message.isMention, message.text, invocation.trigger, args,
             now, {}, {}, args, invocation.match, False, client,
         )
-        result = self.dispatcher.invokeNow(command, context)
+        try:
+            result = self.dispatcher.invokeNow(command, context)
+        except BaseException:
+            if not reported:
+                self.events.messageIn(client.botName, message.room, message.channelId, name)
+            raise
         ran = context.extra.get("ran")
         # A list first: isinstance on Deferred goes through ABCMeta in Python.
         if type(result) is not list and isinstance(result, defer.Deferred):
+            if not reported:
+                self.events.messageIn(client.botName, message.room, message.channelId, name)
             if conversations is not None:
                 result = conversations.detachable(result, context)
             if ran:
@@ -181,6 +193,11 @@ class MessageRouter:
             return result
         # The reading that times the call also dates its replies' rows.
         done = self.clock.seconds()
+        if not reported:
+            self.events.messageAnswered(client.botName, message.room, message.channelId, name,
+                                        done - now if ran else None, len(result))
+            return self._logReplies(result, client, message, directive, name, self._textAt(done),
+                                    False)
         if ran:
             self.events.commandTimed(name, done - now)
         return self._logReplies(result, client, message, directive, name, self._textAt(done))
@@ -217,7 +234,9 @@ class MessageRouter:
         directive: str | None,
         name: str | None = None,
         sent: str | None = None,
+        report: bool = True,
     ) -> list[Reply]:
+        """Each reply's row; C{report}: a messageOut event for each (not yet reported)."""
         self.repliesSent += len(replies)
         if sent is None:
             sent = self._nowText()
@@ -227,7 +246,8 @@ class MessageRouter:
             self.chatlog.log(ChatRow.forReply(
                 reply.text, client.botName, message.room, message.channelId,
                 message.isGroupChat, directive, sent))
-            self.events.messageOut(client.botName, message.room, message.channelId, name)
+            if report:
+                self.events.messageOut(client.botName, message.room, message.channelId, name)
         return replies
 
     def handlePing(self, client: ClientInfo, ping: Ping, rttMillis: Any) -> None:

@@ -20,6 +20,19 @@ class Recorder(NoEvents):
     def commandTimed(self, command: str, seconds: float) -> None:
         self.heard.append(("timed", command, seconds))
 
+    def messageOut(self, botName: str, room: str, channelId: str | None, command: str | None) -> None:
+        self.heard.append(("out", botName, room, channelId, command))
+
+
+class Combined(NoEvents):
+    """Counts an answered message in one call."""
+
+    def __init__(self) -> None:
+        self.answered: list[tuple[Any, ...]] = []
+
+    def messageAnswered(self, botName, room, channelId, command, seconds, replies) -> None:
+        self.answered.append((botName, room, channelId, command, seconds, replies))
+
 
 class Broken(NoEvents):
     def messageIn(self, botName: str, room: str, channelId: str | None, command: str | None) -> None:
@@ -61,3 +74,18 @@ class EventFanoutTests(SynchronousTestCase):
         sink.commandTimed = lambda command, seconds: heard.append(seconds)  # type: ignore[method-assign]
         EventFanout([sink]).commandTimed("echo", 0.25)
         self.assertEqual(heard, [0.25])
+
+    def test_anAnsweredMessageReachesSinksOfTheSingleEvents(self) -> None:
+        """A sink counting messageIn, commandTimed and messageOut hears an answered message as those."""
+        single, combined = Recorder(), Combined()
+        fanout = EventFanout([single, combined, NoEvents()])
+        fanout.messageAnswered("kkobot", "방", "1", "echo", 0.5, 2)
+        fanout.messageAnswered("kkobot", "방", None, "help", None, 0)
+        self.assertEqual(single.heard, [
+            ("in", "kkobot", "방", "1", "echo"), ("timed", "echo", 0.5),
+            ("out", "kkobot", "방", "1", "echo"), ("out", "kkobot", "방", "1", "echo"),
+            ("in", "kkobot", "방", None, "help"),
+        ])
+        self.assertEqual(combined.answered, [("kkobot", "방", "1", "echo", 0.5, 2),
+                                             ("kkobot", "방", None, "help", None, 0)])
+

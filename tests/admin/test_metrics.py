@@ -25,6 +25,31 @@ class MetricsTests(SynchronousTestCase):
         self.assertIsNone(metricValue(body, "kkobot_messages_sent_total", bot="kkobot"))
         self.assertIn(b"# TYPE kkobot_messages_received_total counter", body)
 
+    def test_anAnsweredMessageCountsAsItsSingleEvents(self) -> None:
+        single, combined = Metrics(), Metrics()
+        for m in (single, combined):
+            m.messageIn("other", "방", None, None)
+        single.messageIn("kkobot", "방", "1", "echo")
+        single.commandTimed("echo", 0.003)
+        single.messageOut("kkobot", "방", "1", "echo")
+        single.messageOut("kkobot", "방", "1", "echo")
+        combined.messageAnswered("kkobot", "방", "1", "echo", 0.003, 2)
+        combined.messageAnswered("kkobot", "방", "1", None, None, 0)
+        single.messageIn("kkobot", "방", "1", None)
+        expected, body = single.render(), combined.render()
+        for name, labels in [
+            ("kkobot_messages_received_total", {"bot": "kkobot", "command": "echo"}),
+            ("kkobot_messages_received_total", {"bot": "kkobot", "command": ""}),
+            ("kkobot_messages_received_total", {"bot": "other", "command": ""}),
+            ("kkobot_messages_sent_total", {"bot": "kkobot", "command": "echo"}),
+            ("kkobot_command_duration_seconds_bucket", {"command": "echo", "le": "0.005"}),
+            ("kkobot_command_duration_seconds_count", {"command": "echo"}),
+            ("kkobot_command_duration_seconds_sum", {"command": "echo"}),
+        ]:
+            self.assertEqual(metricValue(body, name, **labels), metricValue(expected, name, **labels),
+                             (name, labels))
+        self.assertEqual(metricValue(body, "kkobot_messages_sent_total", bot="kkobot", command="echo"), 2)
+
     def test_commandLatencyBuckets(self) -> None:
         m = self.metrics
         for seconds in (0.001, 0.003, 0.003, 20.0):

@@ -29,6 +29,14 @@ class MessageRatesTests(SynchronousTestCase):
         self.assertEqual(minutes[-2:], [(2, 2), (1, 0)])
         self.assertEqual(sum(a + b for a, b in minutes), 5)
 
+    def test_anAnsweredMessageCountsAsInAndOut(self) -> None:
+        self.exchange("방", "1", replies=2)
+        self.rates.messageAnswered("kkobot", "방", "1", "echo", 0.01, 2)
+        self.rates.messageAnswered("kkobot", "방", "1", None, None, 0)
+        self.assertEqual(self.rates.perMinute()[-1], (3, 4))
+        [room] = self.rates.rooms()
+        self.assertEqual((room.room, room.received, room.sent), ("방", 3, 4))
+
     def test_anHourLaterTheCountsAreGone(self) -> None:
         self.exchange("방", "1")
         self.clock.advance(60 * WINDOW_BUCKETS)
