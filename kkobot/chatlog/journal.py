@@ -10,7 +10,9 @@ from typing import Any, Iterator, NamedTuple
 
 import orjson
 
-from kkobot.files import PRIVATE_DIR, PRIVATE_FILE, ensureDirectory, fsyncDirectory, tighten
+from kkobot.files import (
+    PRIVATE_DIR, PRIVATE_FILE, ensureDirectory, fsyncDirectory, tighten, writeAtomically,
+)
 from kkobot.logs import Logger
 
 log = Logger()
@@ -124,7 +126,7 @@ class Journal:
             # A new directory is a new journal: its seqs cannot collide with the
             # batches an older (deleted) journal left in the database.
             self.journalId = uuid.uuid4().hex
-            _writeDurably(idPath, self.journalId.encode("ascii"))
+            writeAtomically(idPath, self.journalId.encode("ascii"), PRIVATE_FILE)
         starts = sorted(
             int(name[: -len(SUFFIX)])
             for name in os.listdir(self.directory)
@@ -393,15 +395,3 @@ def _entries(
     if tail:
         # A torn last line (power loss before fsync, or a write cut by a crash).
         log.warn("[DB] journal {path}: ignoring a torn last line", path=path)
-
-
-
-def _writeDurably(path: str, data: bytes) -> None:
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE_FILE)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsyncDirectory(os.path.dirname(path) or ".")
