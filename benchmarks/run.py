@@ -155,13 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     modes = {"on": [True], "off": [False], "both": [True, False]}[a.auth]
     if a.target != "kkobot":
         modes = [None]
-    if a.rounds > 1:
-        def runBare() -> list[dict[str, Any]] | None:
-            return _run_target("bare", a, Scenario.parse_list(a.scenarios), None, ["3.2"], a.server_cmd)
 
+    def runBare() -> list[dict[str, Any]] | None:
+        return _run_target("bare", a, Scenario.parse_list(a.scenarios), None, ["3.2"], a.server_cmd)
+
+    if a.rounds > 1:
         return run_rounds(a, modes, runBare, _runServer, _present)
     if a.with_bare and a.target != "bare":
-        bare = _run_target("bare", a, Scenario.parse_list(a.scenarios), None, ["3.2"], a.server_cmd)
+        bare = runBare()
         if bare is None:
             return 2
     else:

@@ -136,20 +136,20 @@ class MessageRouter:
             )
             log.debug("[MSG] text: {text}", text=message.text)
         if not client.approved:
-            self.events.messageIn(client.botName, message.room, message.channelId, name)
+            self._messageIn(client, message, name)
             return []
         rooms = self.rooms
         if rooms is not None:
             # Only approved devices' rooms are recorded: a pending phone cannot fill kb_rooms.
             rooms.seen(client.botName, message.channelId or message.room, message.room)
         if command is None:
-            self.events.messageIn(client.botName, message.room, message.channelId, name)
+            self._messageIn(client, message, name)
             return []
         assert invocation is not None
         if rooms is not None:
             allowed = rooms.answers(message.channelId or message.room)
             if allowed is not True:
-                self.events.messageIn(client.botName, message.room, message.channelId, name)
+                self._messageIn(client, message, name)
                 if allowed is False:
                     return []
                 # Only before the rooms' first read: the answer waits for it.
@@ -178,13 +178,13 @@ class MessageRouter:
             result = self.dispatcher.invokeNow(command, context)
         except BaseException:
             if not reported:
-                self.events.messageIn(client.botName, message.room, message.channelId, name)
+                self._messageIn(client, message, name)
             raise
         ran = context.extra.get("ran")
         # A list first: isinstance on Deferred goes through ABCMeta in Python.
         if type(result) is not list and isinstance(result, defer.Deferred):
             if not reported:
-                self.events.messageIn(client.botName, message.room, message.channelId, name)
+                self._messageIn(client, message, name)
             if conversations is not None:
                 result = conversations.detachable(result, context)
             if ran:
@@ -202,10 +202,14 @@ class MessageRouter:
             self.events.commandTimed(name, done - now)
         return self._logReplies(result, client, message, directive, name, self._textAt(done))
 
+    def _messageIn(self, client: ClientInfo, message: ChatMessage, name: str | None) -> None:
+        """The message arrived, reported alone (not answered at once: L{_run} reports both)."""
+        self.events.messageIn(client.botName, message.room, message.channelId, name)
+
     def _answered(self, client: ClientInfo, message: ChatMessage) -> None:
         self.chatlog.log(ChatRow.fromMessage(message, client.botName, None, self._nowText()))
         self.messagesSeen += 1
-        self.events.messageIn(client.botName, message.room, message.channelId, None)
+        self._messageIn(client, message, None)
         if logs.level() is LogLevel.debug:
             log.debug("[MSG] {bot} | {room} | {sender} | an answer to a question",
                       bot=client.botName, room=message.room, sender=message.sender)
