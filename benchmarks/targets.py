@@ -62,7 +62,16 @@ def _child_setup(nofile: int) -> None:
 
 def cpu_seconds(pid: int) -> float:
     """User+system CPU time of the whole process (all threads), from /proc/<pid>/stat."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
+    return _statCpu(Path(f"/proc/{pid}/stat"))
+
+
+def main_thread_cpu_seconds(pid: int) -> float:
+    """User+system CPU time of the process's main thread (the reactor's, in a Twisted server)."""
+    return _statCpu(Path(f"/proc/{pid}/task/{pid}/stat"))
+
+
+def _statCpu(path: Path) -> float:
+    stat = path.read_text()
     # comm (field 2) may hold spaces and parentheses: split after the last ')'.
     fields = stat[stat.rindex(")") + 2 :].split()
     utime, stime = int(fields[11]), int(fields[12])

@@ -7,10 +7,13 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import selectors
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -426,3 +429,27 @@ def test_roundsReportTheMedianOfEachFigure():
     # Errors of any round show; the row counts are the last round's own.
     assert fifty["errors"] == 2 and fifty["rows_after"] == 640
     assert merged["1c W=1"]["throughput_msg_s"] == 3000.0 and merged["1c W=1"]["rounds"] == 3
+
+
+def test_main_thread_cpu_leaves_out_the_other_threads() -> None:
+    # A helper thread burns CPU while the main thread waits: the process's figure
+    # grows by it, the main thread's does not.
+    pid = os.getpid()
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+    mainBefore, wholeBefore = targets.main_thread_cpu_seconds(pid), targets.cpu_seconds(pid)
+    done = threading.Event()
+
+    def burn() -> None:
+        end = time.process_time() + 0.3
+        while time.process_time() < end:
+            pass
+        done.set()
+
+    helper = threading.Thread(target=burn)
+    helper.start()
+    done.wait()
+    helper.join()
+    mainSpent = targets.main_thread_cpu_seconds(pid) - mainBefore
+    wholeSpent = targets.cpu_seconds(pid) - wholeBefore
+    assert wholeSpent >= 0.25
+    assert mainSpent <= 0.05 + 2 * tick
